@@ -1,0 +1,125 @@
+"""Tests of lfads_runs.io.fitlog: LFADS fitlog.csv text, byte for byte."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lfads_runs.exceptions import DataError, MissingOutputError
+from lfads_runs.io.fitlog import (
+    FitLogRow,
+    append_fitlog_line,
+    format_fitlog_line,
+    read_fitlog_rows,
+)
+
+TF_CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
+N_ROWS = {"shared_stitch2": 34, "shared_ctrl1": 51, "shared_gauss1": 63, "shared_extin1": 61}
+
+
+@pytest.mark.parametrize("case", TF_CASES)
+def test_fixture_lines_reproduced_byte_for_byte(tf_fixtures, tmp_path, case):
+    """Parsing then formatting every TF fitlog.csv row gives the file's exact bytes, also via append."""
+    src = tf_fixtures / case / "lfadsOutput" / "fitlog.csv"
+    rows = read_fitlog_rows(src)
+    assert len(rows) == N_ROWS[case]
+    assert [r.epoch for r in rows] == list(range(len(rows)))
+    raw = src.read_bytes()
+    assert "".join(format_fitlog_line(r) + "\n" for r in rows).encode() == raw
+    out = tmp_path / "fitlog.csv"
+    for r in rows:
+        append_fitlog_line(out, r)
+    assert out.read_bytes() == raw
+
+
+def test_known_values(tf_fixtures):
+    """The last stitch2 row holds the values quoted in the fixture README."""
+    rows = read_fitlog_rows(tf_fixtures / "shared_stitch2" / "lfadsOutput" / "fitlog.csv")
+    assert rows[-1] == FitLogRow(
+        epoch=33, step=340, total_train=869.59, total_valid=869.34, recon_train=854.32,
+        recon_valid=854.91, kl_train=7.24, kl_valid=6.35, l2=8.06473, kl_weight=1.0,
+        l2_weight=1.0,
+    )  # fmt: skip
+    assert rows[0].kl_weight == 0.45 and rows[0].has_validation
+
+
+def test_train_only_line_has_16_tokens(tmp_path):
+    """Without validation data the LFADS 16-token line (6 spaces before l2) is written and read."""
+    row = FitLogRow(
+        epoch=3, step=40, total_train=12.345, total_valid=None, recon_train=10.0,
+        recon_valid=None, kl_train=2.0, kl_valid=None, l2=0.123456, kl_weight=0.5,
+        l2_weight=1.0,
+    )  # fmt: skip
+    line = format_fitlog_line(row)
+    assert line == (
+        "epoch,3, step,40, total,12.35, recon,10.00, kl,2.00,       "
+        "l2,0.12346, klweight,0.50, l2weight,1.00"
+    )
+    assert len(line.split(",")) == 16
+    path = tmp_path / "fitlog.csv"
+    append_fitlog_line(path, row)
+    (back,) = read_fitlog_rows(path)
+    assert back.total_valid is None and not back.has_validation
+    assert format_fitlog_line(back) == line
+
+
+def test_partial_validation_fields_rejected():
+    """A row with some but not all validation fields set cannot be formatted."""
+    row = FitLogRow(
+        epoch=0, step=1, total_train=1.0, total_valid=1.0, recon_train=1.0, recon_valid=None,
+        kl_train=1.0, kl_valid=1.0, l2=0.0, kl_weight=1.0, l2_weight=1.0,
+    )  # fmt: skip
+    with pytest.raises(DataError, match="recon_valid|all be set"):
+        format_fitlog_line(row)
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "what"),
+    [
+        ("epoch,1, step,2, total,3.00", "19 comma-separated"),
+        ("epoch,1, step,2, total,1,2, recon,1,2, kl,1,2, l2,1, klweight,x, l2weight,1", "number"),
+        ("epoch,1, stop,2, total,1,2, recon,1,2, kl,1,2, l2,1, klweight,1, l2weight,1", "'step'"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tf_fixtures, tmp_path, bad_line, what):
+    """A malformed line raises DataError naming the file and its 1-based line number."""
+    good = (tf_fixtures / "shared_ctrl1" / "lfadsOutput" / "fitlog.csv").read_text()
+    path = tmp_path / "fitlog.csv"
+    lines = good.splitlines()
+    path.write_text("\n".join(lines[:2] + [bad_line] + lines[2:]) + "\n")
+    with pytest.raises(DataError, match="line 3") as info:
+        read_fitlog_rows(path)
+    assert str(path) in str(info.value) and what in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    """A missing fit log raises MissingOutputError."""
+    with pytest.raises(MissingOutputError, match="fitlog.csv"):
+        read_fitlog_rows(tmp_path / "fitlog.csv")
+
+
+cost = st.floats(min_value=-1e6, max_value=1e7, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    epoch=st.integers(0, 10**5), step=st.integers(0, 10**9), costs=st.lists(cost, min_size=6,
+    max_size=6), l2=st.floats(0, 1e4).map(lambda x: round(x, 5)), w=st.floats(0, 1).map(
+    lambda x: round(x, 2)), valid=st.booleans(),
+)  # fmt: skip
+def test_format_parse_round_trip(tmp_path_factory, epoch, step, costs, l2, w, valid):
+    """Any row with printed precision survives format -> parse unchanged."""
+    row = FitLogRow(
+        epoch=epoch, step=step, total_train=costs[0], total_valid=costs[1],
+        recon_train=costs[2], recon_valid=costs[3], kl_train=costs[4], kl_valid=costs[5],
+        l2=l2, kl_weight=w, l2_weight=1.0,
+    )  # fmt: skip
+    if not valid:
+        row = attrs.evolve(row, total_valid=None, recon_valid=None, kl_valid=None)
+    path = tmp_path_factory.mktemp("fl") / "fitlog.csv"
+    path.write_text(format_fitlog_line(row) + "\n")
+    (back,) = read_fitlog_rows(path)
+    assert format_fitlog_line(back) == format_fitlog_line(row)
+    assert back.step == step and back.has_validation == valid
