@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from lfads_runs.io.fitlog import (
     format_fitlog_line,
     read_fitlog_rows,
 )
+from lfads_runs.results.fitlog import FITLOG_FIELDS, FitLog, read_fit_log
 
 TF_CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
 N_ROWS = {"shared_stitch2": 34, "shared_ctrl1": 51, "shared_gauss1": 63, "shared_extin1": 61}
@@ -123,3 +125,72 @@ def test_format_parse_round_trip(tmp_path_factory, epoch, step, costs, l2, w, va
     (back,) = read_fitlog_rows(path)
     assert format_fitlog_line(back) == format_fitlog_line(row)
     assert back.step == step and back.has_validation == valid
+
+
+# --- lfads_runs.results.fitlog -------------------------------------------------------------
+
+
+def _lve_checkpoint_step(case_dir):
+    """Step of the latest checkpoint named in LFADS's checkpoint_lve pointer file."""
+    for line in (case_dir / "lfadsOutput" / "checkpoint_lve").read_text().splitlines():
+        if line.startswith("model_checkpoint_path:"):
+            return int(line.rsplit("-", 1)[1].rstrip('"'))
+    raise AssertionError("no model_checkpoint_path")
+
+
+@pytest.mark.parametrize("case", TF_CASES)
+def test_fit_log_on_fixtures(tf_fixtures, case):
+    """FitLog reads each TF fitlog; its LVE row is the step of LFADS's last lve checkpoint here."""
+    path = tf_fixtures / case / "lfadsOutput" / "fitlog.csv"
+    log = read_fit_log(path)
+    rows = read_fitlog_rows(path)
+    assert log.n_epochs == len(rows) == N_ROWS[case]
+    assert log.steps.dtype == np.int64 and log.total_valid.dtype == np.float64
+    assert log.has_validation and log.learning_rate is None and log.path == path
+    assert log.to_rows() == rows
+    i = log.lve_index
+    eligible = (log.kl_weight == 1) & (log.l2_weight == 1)
+    assert eligible[i] and log.total_valid[i] == log.total_valid[eligible].min()
+    assert log.step_lve == log.steps[i] == _lve_checkpoint_step(tf_fixtures / case)
+    assert log.total_valid_lve == log.total_valid[i]
+    assert log.kl_train_lve == rows[i].kl_train and log.l2_lve == rows[i].l2
+    assert set(log.as_dict()) == set(FITLOG_FIELDS)
+    assert f"{log.n_epochs} epochs" in repr(log) and f"step {log.step_lve}" in repr(log)
+
+
+def _row(step, total_valid, w=1.0):
+    return FitLogRow(
+        epoch=step, step=step, total_train=1.0, total_valid=total_valid, recon_train=1.0,
+        recon_valid=None if total_valid is None else 1.0, kl_train=0.5,
+        kl_valid=None if total_valid is None else 0.5, l2=0.1, kl_weight=w, l2_weight=w,
+    )  # fmt: skip
+
+
+def test_lve_rule_first_minimum_and_no_eligible_row():
+    """LVE is the first minimum among weight-1 rows; with none eligible it is None (not row 1)."""
+    log = FitLog.from_rows(
+        [_row(1, 5.0, 0.5), _row(2, 9.0), _row(3, 7.0), _row(4, 7.0), _row(5, 8.0)]
+    )
+    assert log.lve_index == 2 and log.step_lve == 3 and log.total_valid_lve == 7.0
+    ramping = FitLog.from_rows([_row(1, 5.0, 0.5), _row(2, 4.0, 0.99)])
+    assert ramping.lve_index is None and ramping.step_lve is None
+    assert "no LVE row" in repr(ramping)
+
+
+def test_train_only_log_and_learning_rate():
+    """16-token rows give NaN validation and no LVE; a learning-rate record is kept and checked."""
+    log = FitLog.from_rows([_row(1, None), _row(2, None)], learning_rate=[0.01, 0.007])
+    assert not log.has_validation and np.isnan(log.total_valid).all()
+    assert log.lve_index is None
+    np.testing.assert_array_equal(log.as_dict()["learning_rate"], [0.01, 0.007])
+    assert log.to_rows()[0].total_valid is None
+    with pytest.raises(DataError, match="learning_rate"):
+        FitLog.from_rows([_row(1, 2.0)], learning_rate=[0.01, 0.02])
+
+
+def test_read_fit_log_with_learning_rate(tf_fixtures):
+    """read_fit_log attaches a per-epoch learning rate and reports it at the LVE row."""
+    path = tf_fixtures / "shared_stitch2" / "lfadsOutput" / "fitlog.csv"
+    lr = np.linspace(0.01, 0.004, 34)
+    log = read_fit_log(path, learning_rate=lr)
+    assert log.learning_rate_lve == lr[log.lve_index]
