@@ -1,0 +1,1 @@
+"""Data preparation: loading recordings, binning, splitting, alignment and synthetic data."""
