@@ -7,5 +7,18 @@ lfads-run-manager used ``dim x time x trials``).
 from __future__ import annotations
 
 from .fitlog import FitLog, read_fit_log
+from .posterior_means import (
+    PosteriorMeans,
+    concatenate_over_trials,
+    posterior_means_from_arrays,
+    read_posterior_means,
+)
 
-__all__ = ["FitLog", "read_fit_log"]
+__all__ = [
+    "FitLog",
+    "PosteriorMeans",
+    "concatenate_over_trials",
+    "posterior_means_from_arrays",
+    "read_fit_log",
+    "read_posterior_means",
+]
