@@ -1,9 +1,19 @@
-"""lfads_runs: run collections for LFADS, compatible with MATLAB lfads-run-manager."""
+"""lfads_runs: run collections for LFADS, compatible with MATLAB lfads-run-manager.
+
+The management layer imports with the core dependencies only; the PyTorch
+engine (:mod:`lfads_runs.engine`) and the plots (:mod:`lfads_runs.plots`) load
+on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+from .collection import Run, RunCollection, RunSpec
+from .config import load_config
+from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     CheckpointError,
     ConfigError,
@@ -19,16 +29,28 @@ from .exceptions import (
 )
 from .hparams import Hyperparameters
 from .model_spec import DatasetSpec, ModelSpec
+from .params import RunParams, param_field
 
 try:
     __version__ = version("lfads_runs")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
+_LAZY_SUBMODULES = {"engine", "plots"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'lfads_runs' has no attribute {name!r}")
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "Dataset",
+    "DatasetCollection",
     "DatasetSpec",
     "Hyperparameters",
     "LfadsRunsError",
@@ -38,7 +60,13 @@ __all__ = [
     "ModelParamsError",
     "ModelParamsUnavailable",
     "ModelSpec",
+    "Run",
+    "RunCollection",
     "RunFailedError",
     "RunNotFoundError",
+    "RunParams",
+    "RunSpec",
     "__version__",
+    "load_config",
+    "param_field",
 ]

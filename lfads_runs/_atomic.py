@@ -94,8 +94,9 @@ def atomic_write_json(dst: str | os.PathLike, obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, timeout: float | None = None,
-              poll: float = 0.05) -> Iterator[None]:
+def file_lock(
+    path: str | os.PathLike, timeout: float | None = None, poll: float = 0.05
+) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block.
 
     Keep the block short. ``timeout=None`` waits forever.

@@ -66,7 +66,7 @@ def _downsize(cls: str, arr: np.ndarray) -> str:
         return "uint16"
     if cls == "uint64" and hi <= 4294967295:
         return "uint32"
-    if cls in ("int32", "int64") and -32768 <= lo and hi <= 32767:
+    if cls in ("int32", "int64") and lo >= -32768 and hi <= 32767:
         return "int16"
     if cls == "int64" and lo >= -2147483648 and hi < 2147483647:
         return "int32"

@@ -303,8 +303,9 @@ class CollectionLayout:
         """Existing ``param_*`` folders, sorted by name."""
         if not self.path.is_dir():
             return []
-        return sorted(p for p in self.path.iterdir() if p.is_dir() and p.name.startswith(
-            PARAM_PREFIX))
+        return sorted(
+            p for p in self.path.iterdir() if p.is_dir() and p.name.startswith(PARAM_PREFIX)
+        )
 
 
 def _prefixed(h: str, prefix: str) -> str:

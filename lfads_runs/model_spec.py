@@ -101,9 +101,14 @@ class ModelSpec:
             raise ValueError(f"duplicate dataset names: {names}")
         if self.num_steps < 2:
             raise ValueError(f"LFADS needs more than one time step, got T={self.num_steps}")
-        if self.hps.feedback_factors_or_rates == "rates" and self.has_controller:
-            if self.hps.do_feed_factors_to_controller and len(self.datasets) > 1:
-                raise ValueError("rate feedback to the controller needs exactly one dataset")
+        h = self.hps
+        if (
+            h.feedback_factors_or_rates == "rates"
+            and self.has_controller
+            and h.do_feed_factors_to_controller
+            and len(self.datasets) > 1
+        ):
+            raise ValueError("rate feedback to the controller needs exactly one dataset")
 
     @classmethod
     def build(
@@ -204,11 +209,25 @@ class ModelSpec:
             for d in self.datasets:
                 base = f"LFADS/x_2_infac_{d.name}"
                 init = "alignment" if d.has_alignment_matrix else "normal"
-                yield V(f"{base}/W", (d.n_neurons, h.factors_dim), h.do_train_readin, "readin",
-                        d.name, init=init, init_scale=_normal(d.n_neurons), io=h.do_train_readin)
-                yield V(f"{base}/b", (1, h.factors_dim), h.do_train_readin, "readin", d.name,
-                        init="alignment" if d.has_alignment_matrix else "zeros",
-                        io=h.do_train_readin)
+                yield V(
+                    f"{base}/W",
+                    (d.n_neurons, h.factors_dim),
+                    h.do_train_readin,
+                    "readin",
+                    d.name,
+                    init=init,
+                    init_scale=_normal(d.n_neurons),
+                    io=h.do_train_readin,
+                )
+                yield V(
+                    f"{base}/b",
+                    (1, h.factors_dim),
+                    h.do_train_readin,
+                    "readin",
+                    d.name,
+                    init="alignment" if d.has_alignment_matrix else "zeros",
+                    io=h.do_train_readin,
+                )
         e_in = self.encoder_input_dim
         if self.has_ic_encoder:
             H = h.ic_enc_dim
@@ -219,12 +238,22 @@ class ModelSpec:
                 yield V(f"{base}/W", (2 * H, h.ic_dim), True, "g0", init_scale=_normal(2 * H))
                 yield V(f"{base}/b", (1, h.ic_dim), True, "g0", init="zeros")
             yield V("LFADS/z/prior_g0/mean", (1, h.ic_dim), True, "g0", init="zeros")
-            yield V("LFADS/z/prior_g0/logvar", (1, h.ic_dim),
-                    h.ic_prior_var_max > h.ic_prior_var_min, "g0", init="const",
-                    init_scale=math.log(h.ic_prior_var_scale))
+            yield V(
+                "LFADS/z/prior_g0/logvar",
+                (1, h.ic_dim),
+                h.ic_prior_var_max > h.ic_prior_var_min,
+                "g0",
+                init="const",
+                init_scale=math.log(h.ic_prior_var_scale),
+            )
             if self.has_g0_to_gen:
-                yield V("LFADS/gen/g0_2_gen_ic/W", (h.ic_dim, h.gen_dim), True, "g0",
-                        init_scale=_normal(h.ic_dim))
+                yield V(
+                    "LFADS/gen/g0_2_gen_ic/W",
+                    (h.ic_dim, h.gen_dim),
+                    True,
+                    "g0",
+                    init_scale=_normal(h.ic_dim),
+                )
                 yield V("LFADS/gen/g0_2_gen_ic/b", (1, h.gen_dim), True, "g0", init="zeros")
         else:
             yield V("LFADS/gen/g0", (1, h.gen_dim), True, "g0", init="zeros")
@@ -235,20 +264,43 @@ class ModelSpec:
                 yield from self._gru("ci_enc_rev", "ci_enc_t0_rev", e_in, H)
             C, U = h.con_dim, h.co_dim
             yield V("LFADS/con/c0", (1, C), True, "con", init="zeros")
-            yield from self._gengru("con", self.controller_input_dim, C,
-                                    h.cell_weight_scale, h.cell_weight_scale)
+            yield from self._gengru(
+                "con", self.controller_input_dim, C, h.cell_weight_scale, h.cell_weight_scale
+            )
             for what in ("mean", "logvar"):
                 base = f"LFADS/con/con_to_post_co/{what}"
                 yield V(f"{base}/W", (C, U), True, "co", init_scale=_normal(C))
                 yield V(f"{base}/b", (1, U), True, "co", init="zeros")
-            yield V("LFADS/z/u_prior_ar1/logevars", (1, U), h.do_train_prior_ar_nvar, "co",
-                    init="const", init_scale=math.log(h.prior_ar_nvar))
-            yield V("LFADS/z/u_prior_ar1/logatau", (1, U), h.do_train_prior_ar_atau, "co",
-                    init="const", init_scale=math.log(h.prior_ar_atau))
-        yield from self._gengru("gen", self.gen_input_dim, h.gen_dim,
-                                h.gen_cell_input_weight_scale, h.gen_cell_rec_weight_scale)
-        yield V("LFADS/gen/gen_2_fac/W", (h.gen_dim, h.factors_dim), True, "gen",
-                init_scale=_normal(h.gen_dim))
+            yield V(
+                "LFADS/z/u_prior_ar1/logevars",
+                (1, U),
+                h.do_train_prior_ar_nvar,
+                "co",
+                init="const",
+                init_scale=math.log(h.prior_ar_nvar),
+            )
+            yield V(
+                "LFADS/z/u_prior_ar1/logatau",
+                (1, U),
+                h.do_train_prior_ar_atau,
+                "co",
+                init="const",
+                init_scale=math.log(h.prior_ar_atau),
+            )
+        yield from self._gengru(
+            "gen",
+            self.gen_input_dim,
+            h.gen_dim,
+            h.gen_cell_input_weight_scale,
+            h.gen_cell_rec_weight_scale,
+        )
+        yield V(
+            "LFADS/gen/gen_2_fac/W",
+            (h.gen_dim, h.factors_dim),
+            True,
+            "gen",
+            init_scale=_normal(h.gen_dim),
+        )
         F = h.factors_dim
         for d in self.datasets:
             init = "alignment" if d.has_alignment_matrix else "normal"
@@ -256,48 +308,110 @@ class ModelSpec:
                 if self.has_readout_identity(d):
                     continue
                 base = f"LFADS/glm/fac_2_logrates_{d.name}"
-                yield V(f"{base}/W", (F, d.n_neurons), True, "readout", d.name, init=init,
-                        init_scale=_normal(F), io=True)
-                yield V(f"{base}/b", (1, d.n_neurons), True, "readout", d.name,
-                        init="alignment" if d.has_alignment_matrix else "zeros", io=True)
+                yield V(
+                    f"{base}/W",
+                    (F, d.n_neurons),
+                    True,
+                    "readout",
+                    d.name,
+                    init=init,
+                    init_scale=_normal(F),
+                    io=True,
+                )
+                yield V(
+                    f"{base}/b",
+                    (1, d.n_neurons),
+                    True,
+                    "readout",
+                    d.name,
+                    init="alignment" if d.has_alignment_matrix else "zeros",
+                    io=True,
+                )
             else:
                 base = f"LFADS/glm/fac_2_means_{d.name}"
-                yield V(f"{base}/W", (F, d.n_neurons), True, "readout", d.name, init=init,
-                        init_scale=_normal(F), io=True)
-                yield V(f"{base}/b", (1, d.n_neurons), True, "readout", d.name,
-                        init="alignment" if d.has_alignment_matrix else "zeros", io=True)
+                yield V(
+                    f"{base}/W",
+                    (F, d.n_neurons),
+                    True,
+                    "readout",
+                    d.name,
+                    init=init,
+                    init_scale=_normal(F),
+                    io=True,
+                )
+                yield V(
+                    f"{base}/b",
+                    (1, d.n_neurons),
+                    True,
+                    "readout",
+                    d.name,
+                    init="alignment" if d.has_alignment_matrix else "zeros",
+                    io=True,
+                )
                 base = f"LFADS/glm/fac_2_logvars_{d.name}"
-                yield V(f"{base}/W", (F, d.n_neurons), True, "readout", d.name, init="zeros",
-                        io=True)
-                yield V(f"{base}/b", (1, d.n_neurons), True, "readout", d.name, init="const",
-                        init_scale=1.0, io=True)
+                yield V(
+                    f"{base}/W", (F, d.n_neurons), True, "readout", d.name, init="zeros", io=True
+                )
+                yield V(
+                    f"{base}/b",
+                    (1, d.n_neurons),
+                    True,
+                    "readout",
+                    d.name,
+                    init="const",
+                    init_scale=1.0,
+                    io=True,
+                )
 
     def _gru(self, scope: str, t0: str, n_in: int, H: int) -> Iterable[VarSpec]:
         s = self.hps.cell_weight_scale
         yield VarSpec(f"LFADS/{scope}/{t0}", (1, H), True, scope, init="zeros")
-        yield VarSpec(f"LFADS/{scope}/GRU/Gates/xh_2_ru/W", (n_in + H, 2 * H), True, scope,
-                      init_scale=_normal(n_in + H, s))
-        yield VarSpec(f"LFADS/{scope}/GRU/Gates/xh_2_ru/b", (1, 2 * H), True, scope,
-                      init="zeros")
-        yield VarSpec(f"LFADS/{scope}/GRU/Candidate/xrh_2_c/W", (n_in + H, H), True, scope,
-                      init_scale=_normal(n_in + H))
-        yield VarSpec(f"LFADS/{scope}/GRU/Candidate/xrh_2_c/b", (1, H), True, scope,
-                      init="zeros")
+        yield VarSpec(
+            f"LFADS/{scope}/GRU/Gates/xh_2_ru/W",
+            (n_in + H, 2 * H),
+            True,
+            scope,
+            init_scale=_normal(n_in + H, s),
+        )
+        yield VarSpec(f"LFADS/{scope}/GRU/Gates/xh_2_ru/b", (1, 2 * H), True, scope, init="zeros")
+        yield VarSpec(
+            f"LFADS/{scope}/GRU/Candidate/xrh_2_c/W",
+            (n_in + H, H),
+            True,
+            scope,
+            init_scale=_normal(n_in + H),
+        )
+        yield VarSpec(f"LFADS/{scope}/GRU/Candidate/xrh_2_c/b", (1, H), True, scope, init="zeros")
 
-    def _gengru(self, scope: str, n_in: int, H: int, s_in: float, s_rec: float
-                ) -> Iterable[VarSpec]:
+    def _gengru(
+        self, scope: str, n_in: int, H: int, s_in: float, s_rec: float
+    ) -> Iterable[VarSpec]:
         base = f"LFADS/{scope}/GenGRU"
         if n_in > 0:
-            yield VarSpec(f"{base}/Gates/x_2_ru/W", (n_in, 2 * H), True, scope,
-                          init_scale=_normal(n_in, s_in))
-        yield VarSpec(f"{base}/Gates/h_2_ru/W", (H, 2 * H), True, scope, l2=scope,
-                      init_scale=_normal(H, s_rec))
+            yield VarSpec(
+                f"{base}/Gates/x_2_ru/W", (n_in, 2 * H), True, scope, init_scale=_normal(n_in, s_in)
+            )
+        yield VarSpec(
+            f"{base}/Gates/h_2_ru/W",
+            (H, 2 * H),
+            True,
+            scope,
+            l2=scope,
+            init_scale=_normal(H, s_rec),
+        )
         yield VarSpec(f"{base}/Gates/h_2_ru/b", (1, 2 * H), True, scope, l2=scope, init="zeros")
         if n_in > 0:
-            yield VarSpec(f"{base}/Candidate/x_2_c/W", (n_in, H), True, scope,
-                          init_scale=_normal(n_in, s_in))
-        yield VarSpec(f"{base}/Candidate/rh_2_c/W", (H, H), True, scope, l2=scope,
-                      init_scale=_normal(H, s_rec))
+            yield VarSpec(
+                f"{base}/Candidate/x_2_c/W", (n_in, H), True, scope, init_scale=_normal(n_in, s_in)
+            )
+        yield VarSpec(
+            f"{base}/Candidate/rh_2_c/W",
+            (H, H),
+            True,
+            scope,
+            l2=scope,
+            init_scale=_normal(H, s_rec),
+        )
         yield VarSpec(f"{base}/Candidate/rh_2_c/b", (1, H), True, scope, l2=scope, init="zeros")
 
     # ---------------------------------------------------------------- updates
@@ -338,8 +452,9 @@ class ModelSpec:
         return {v.name: v for v in self.variables}
 
 
-def dataset_specs(names: Sequence[str], n_neurons: Sequence[int],
-                  alignment: Sequence[bool] | None = None) -> tuple[DatasetSpec, ...]:
+def dataset_specs(
+    names: Sequence[str], n_neurons: Sequence[int], alignment: Sequence[bool] | None = None
+) -> tuple[DatasetSpec, ...]:
     """Convenience constructor for a list of datasets."""
     alignment = alignment or [False] * len(names)
     return tuple(DatasetSpec(n, d, a) for n, d, a in zip(names, n_neurons, alignment, strict=True))

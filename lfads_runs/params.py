@@ -89,8 +89,18 @@ class ParamField:
 
 
 # ---------------------------------------------------------------- coercion
-_BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False,
-               "y": True, "n": False, "1": True, "0": False}
+_BOOL_WORDS = {
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "on": True,
+    "off": False,
+    "y": True,
+    "n": False,
+    "1": True,
+    "0": False,
+}
 
 
 def _coerce(cls: str, value: Any, *, untyped: bool = False) -> Any:
@@ -149,11 +159,21 @@ def _coerce(cls: str, value: Any, *, untyped: bool = False) -> Any:
     raise ValueError(f"unknown MATLAB class {cls}")
 
 
-def param_field(matlab: str | None, cls: str, default: Any, doc: str = "", *,
-                hidden: bool = False, scale: str | None = None,
-                choices: Sequence[str] | None = None, minimum: float | None = None,
-                exclusive_min: bool = False, untyped: bool = False, extension: bool = False,
-                root: bool = False) -> Any:
+def param_field(
+    matlab: str | None,
+    cls: str,
+    default: Any,
+    doc: str = "",
+    *,
+    hidden: bool = False,
+    scale: str | None = None,
+    choices: Sequence[str] | None = None,
+    minimum: float | None = None,
+    exclusive_min: bool = False,
+    untyped: bool = False,
+    extension: bool = False,
+    root: bool = False,
+) -> Any:
     """Declare a RunParams property (use it in subclasses to add your own).
 
     ``matlab`` is the MATLAB property name (``None``: same as the Python name),
@@ -168,11 +188,23 @@ def param_field(matlab: str | None, cls: str, default: Any, doc: str = "", *,
         except ValueError as exc:
             raise ConfigError(f"invalid value for {field.name}: {exc}") from None
 
-    meta = dict(matlab_name=matlab, matlab_class=cls, doc=doc, hidden=hidden, scale=scale,
-                choices=tuple(choices) if choices else None, minimum=minimum,
-                exclusive_min=exclusive_min, extension=extension, root=root)
-    return attrs.field(default=default, converter=attrs.Converter(convert, takes_field=True),
-                       metadata={"lfads": meta})
+    meta = dict(
+        matlab_name=matlab,
+        matlab_class=cls,
+        doc=doc,
+        hidden=hidden,
+        scale=scale,
+        choices=tuple(choices) if choices else None,
+        minimum=minimum,
+        exclusive_min=exclusive_min,
+        extension=extension,
+        root=root,
+    )
+    return attrs.field(
+        default=default,
+        converter=attrs.Converter(convert, takes_field=True),
+        metadata={"lfads": meta},
+    )
 
 
 def _p(*args: Any, **kw: Any) -> Any:
@@ -190,130 +222,199 @@ class RunParams:
     """
 
     name: str = _p("name", "char", "", "display name only; never hashed")
-    version: int = _p("version", "uint32", DEFAULT_VERSION,
-                      "RunParams version; < 20171107 leaves c_factors_dim out of the data hash")
-    spike_bin_ms: float = _p("spikeBinMs", "double", 2.0, "output bin width in ms",
-                             minimum=0, exclusive_min=True)
+    version: int = _p(
+        "version",
+        "uint32",
+        DEFAULT_VERSION,
+        "RunParams version; < 20171107 leaves c_factors_dim out of the data hash",
+    )
+    spike_bin_ms: float = _p(
+        "spikeBinMs", "double", 2.0, "output bin width in ms", minimum=0, exclusive_min=True
+    )
     c_allow_gpu_growth: bool = _p(None, "logical", True, "let TensorFlow grow GPU memory")
     c_max_ckpt_to_keep: int = _p(None, "uint16", 5, "regular checkpoints kept", minimum=1)
-    c_max_ckpt_to_keep_lve: int = _p(None, "uint16", 5, "lowest-validation-error checkpoints kept",
-                                     minimum=1)
+    c_max_ckpt_to_keep_lve: int = _p(
+        None, "uint16", 5, "lowest-validation-error checkpoints kept", minimum=1
+    )
     c_device: str = _p(None, "char", "/gpu:0", "TensorFlow device string")
-    c_learning_rate_init: float = _p(None, "double", 0.01, "initial learning rate",
-                                     minimum=0, exclusive_min=True)
-    c_learning_rate_decay_factor: float = _p(None, "double", 0.98,
-                                             "learning-rate decay factor", minimum=0,
-                                             exclusive_min=True)
-    c_learning_rate_n_to_compare: int = _p(None, "uint16", 6,
-                                           "epochs compared for learning-rate decay", minimum=1)
-    c_learning_rate_stop: float = _p(None, "double", 0.00001,
-                                     "training stops when the learning rate falls below this",
-                                     minimum=0)
-    c_max_grad_norm: float = _p(None, "double", 200.0, "global gradient-norm clip", minimum=0,
-                                exclusive_min=True)
-    train_to_test_ratio: int = _p("trainToTestRatio", "uint16", 4,
-                                  "train/valid split: every (ratio+1)-th trial is validation",
-                                  minimum=1)
+    c_learning_rate_init: float = _p(
+        None, "double", 0.01, "initial learning rate", minimum=0, exclusive_min=True
+    )
+    c_learning_rate_decay_factor: float = _p(
+        None, "double", 0.98, "learning-rate decay factor", minimum=0, exclusive_min=True
+    )
+    c_learning_rate_n_to_compare: int = _p(
+        None, "uint16", 6, "epochs compared for learning-rate decay", minimum=1
+    )
+    c_learning_rate_stop: float = _p(
+        None, "double", 0.00001, "training stops when the learning rate falls below this", minimum=0
+    )
+    c_max_grad_norm: float = _p(
+        None, "double", 200.0, "global gradient-norm clip", minimum=0, exclusive_min=True
+    )
+    train_to_test_ratio: int = _p(
+        "trainToTestRatio",
+        "uint16",
+        4,
+        "train/valid split: every (ratio+1)-th trial is validation",
+        minimum=1,
+    )
     c_batch_size: int = _p(None, "uint16", 256, "trials per batch", minimum=1)
-    c_cell_clip_value: float = _p(None, "double", 5.0, "recurrent state clip", minimum=0,
-                                  exclusive_min=True)
+    c_cell_clip_value: float = _p(
+        None, "double", 5.0, "recurrent state clip", minimum=0, exclusive_min=True
+    )
     c_temporal_spike_jitter_width: int = _p(None, "uint16", 0, "spike jitter width in bins")
-    c_keep_prob: float = _p(None, "double", 0.95, "dropout keep probability", minimum=0,
-                            exclusive_min=True)
+    c_keep_prob: float = _p(
+        None, "double", 0.95, "dropout keep probability", minimum=0, exclusive_min=True
+    )
     c_l2_gen_scale: float = _p(None, "double", 500.0, "L2 scale of the generator", minimum=0)
     c_l2_con_scale: float = _p(None, "double", 500.0, "L2 scale of the controller", minimum=0)
-    c_co_mean_corr_scale: float = _p(None, "double", 0.0,
-                                     "correlation cost of controller outputs", minimum=0)
-    c_kl_ic_weight: float = _p(None, "double", 1.0, "KL weight of the initial condition",
-                               minimum=0)
+    c_co_mean_corr_scale: float = _p(
+        None, "double", 0.0, "correlation cost of controller outputs", minimum=0
+    )
+    c_kl_ic_weight: float = _p(None, "double", 1.0, "KL weight of the initial condition", minimum=0)
     c_kl_co_weight: float = _p(None, "double", 1.0, "KL weight of the inferred inputs", minimum=0)
     c_kl_start_step: int = _p(None, "uint32", 0, "step where the KL ramp starts", scale="start")
     c_kl_increase_steps: int = _p(None, "uint32", 900, "steps of the KL ramp", scale="increase")
     c_l2_start_step: int = _p(None, "uint32", 0, "step where the L2 ramp starts", scale="start")
     c_l2_increase_steps: int = _p(None, "uint32", 900, "steps of the L2 ramp", scale="increase")
     scale_increase_steps_with_datasets: bool = _p(
-        "scaleIncreaseStepsWithDatasets", "logical", True,
-        "multiply the ramp lengths by the number of datasets")
+        "scaleIncreaseStepsWithDatasets",
+        "logical",
+        True,
+        "multiply the ramp lengths by the number of datasets",
+    )
     scale_start_step_with_datasets: bool = _p(
-        "scaleStartStepWithDatasets", "logical", True,
-        "multiply the ramp start steps by the number of datasets")
+        "scaleStartStepWithDatasets",
+        "logical",
+        True,
+        "multiply the ramp start steps by the number of datasets",
+    )
     c_ext_input_dim: int = _p(None, "uint16", 0, "external input dimension")
-    c_inject_ext_input_to_gen: bool = _p(None, "logical", False,
-                                         "feed external inputs to the generator")
+    c_inject_ext_input_to_gen: bool = _p(
+        None, "logical", False, "feed external inputs to the generator"
+    )
     c_co_dim: int = _p(None, "uint16", 4, "controller outputs (inferred inputs); 0 = none")
-    c_prior_ar_atau: float = _p(None, "double", 10.0, "AR(1) prior time constant (bins)",
-                                minimum=0, exclusive_min=True)
+    c_prior_ar_atau: float = _p(
+        None, "double", 10.0, "AR(1) prior time constant (bins)", minimum=0, exclusive_min=True
+    )
     c_do_train_prior_ar_atau: bool = _p(None, "logical", True, "train the AR(1) time constant")
-    c_prior_ar_nvar: float = _p(None, "double", 0.1, "AR(1) prior noise variance", minimum=0,
-                                exclusive_min=True)
+    c_prior_ar_nvar: float = _p(
+        None, "double", 0.1, "AR(1) prior noise variance", minimum=0, exclusive_min=True
+    )
     c_do_train_prior_ar_nvar: bool = _p(None, "logical", True, "train the AR(1) noise variance")
-    c_do_causal_controller: bool = _p(None, "logical", False, "causal controller (no reverse encoder)")
-    c_do_feed_factors_to_controller: bool = _p(None, "logical", True,
-                                               "feed factors (or rates) back to the controller")
-    c_feedback_factors_or_rates: str = _p(None, "char", "factors", "controller feedback",
-                                          choices=("factors", "rates"))
+    c_do_causal_controller: bool = _p(
+        None, "logical", False, "causal controller (no reverse encoder)"
+    )
+    c_do_feed_factors_to_controller: bool = _p(
+        None, "logical", True, "feed factors (or rates) back to the controller"
+    )
+    c_feedback_factors_or_rates: str = _p(
+        None, "char", "factors", "controller feedback", choices=("factors", "rates")
+    )
     c_controller_input_lag: int = _p(None, "uint16", 1, "controller input lag in bins")
     c_ci_enc_dim: int = _p(None, "uint16", 128, "controller-input encoder units", minimum=1)
     c_con_dim: int = _p(None, "uint16", 128, "controller units", minimum=1)
-    c_co_prior_var_scale: float = _p(None, "double", 0.1,
-                                     "accepted but unused by LFADS", untyped=True)
-    c_num_steps_for_gen_ic: int = _p(None, "uint32", 4294967295,
-                                     "time steps the IC encoder reads (capped at T)", minimum=1)
+    c_co_prior_var_scale: float = _p(
+        None, "double", 0.1, "accepted but unused by LFADS", untyped=True
+    )
+    c_num_steps_for_gen_ic: int = _p(
+        None, "uint32", 4294967295, "time steps the IC encoder reads (capped at T)", minimum=1
+    )
     c_ic_dim: int = _p(None, "uint16", 64, "dimension of g0; 0 = learned generator start state")
     c_ic_enc_dim: int = _p(None, "uint16", 128, "IC encoder units", minimum=1)
     c_ic_prior_var_min: float = _p(None, "double", 0.1, "g0 prior variance minimum", minimum=0)
-    c_ic_prior_var_scale: float = _p(None, "double", 0.1, "g0 prior variance initial value",
-                                     minimum=0, exclusive_min=True)
+    c_ic_prior_var_scale: float = _p(
+        None, "double", 0.1, "g0 prior variance initial value", minimum=0, exclusive_min=True
+    )
     c_ic_prior_var_max: float = _p(None, "double", 0.1, "g0 prior variance maximum", minimum=0)
-    c_ic_post_var_min: float = _p(None, "double", 0.0001, "g0 posterior variance floor",
-                                  minimum=0)
-    c_cell_weight_scale: float = _p(None, "double", 1.0, "encoder/controller weight scale",
-                                    minimum=0, exclusive_min=True)
+    c_ic_post_var_min: float = _p(None, "double", 0.0001, "g0 posterior variance floor", minimum=0)
+    c_cell_weight_scale: float = _p(
+        None, "double", 1.0, "encoder/controller weight scale", minimum=0, exclusive_min=True
+    )
     c_gen_dim: int = _p(None, "uint16", 100, "generator units", minimum=1)
-    c_gen_cell_input_weight_scale: float = _p(None, "double", 1.0,
-                                              "generator input weight scale", minimum=0)
-    c_gen_cell_rec_weight_scale: float = _p(None, "double", 1.0,
-                                            "generator recurrent weight scale", minimum=0)
+    c_gen_cell_input_weight_scale: float = _p(
+        None, "double", 1.0, "generator input weight scale", minimum=0
+    )
+    c_gen_cell_rec_weight_scale: float = _p(
+        None, "double", 1.0, "generator recurrent weight scale", minimum=0
+    )
     c_factors_dim: int = _p(None, "uint16", 50, "factors", minimum=1)
-    c_output_dist: str = _p(None, "char", "poisson", "observation model",
-                            choices=("poisson", "gaussian"))
+    c_output_dist: str = _p(
+        None, "char", "poisson", "observation model", choices=("poisson", "gaussian")
+    )
     c_do_train_readin: bool = _p(None, "logical", True, "train the read-in matrices")
-    use_alignment_matrix: bool = _p("useAlignmentMatrix", "logical", False,
-                                    "PCA alignment matrices for multi-dataset (stitched) runs")
+    use_alignment_matrix: bool = _p(
+        "useAlignmentMatrix",
+        "logical",
+        False,
+        "PCA alignment matrices for multi-dataset (stitched) runs",
+    )
     use_single_dataset_alignment_matrix: bool = _p(
-        "useSingleDatasetAlignmentMatrix", "logical", False, "PCA read-in for single-dataset runs")
-    alignment_approach: str = _p("alignmentApproach", "char", "regressGlobalPCs",
-                                 "alignment regression",
-                                 choices=("regressGlobalPCs", "ridgeRegressGlobalPCs"))
-    alignment_extra_args: tuple = _p("alignmentExtraArgs", "cell", (),
-                                     "extra arguments for the alignment tool")
-    posterior_mean_kind: str = _p("posterior_mean_kind", "char", "posterior_sample_and_average",
-                                  "posterior kind used for posterior means",
-                                  choices=("posterior_sample_and_average", "posterior_push_mean"))
-    num_samples_posterior: float = _p("num_samples_posterior", "double", 512.0,
-                                      "posterior samples per trial", minimum=1, untyped=True)
+        "useSingleDatasetAlignmentMatrix", "logical", False, "PCA read-in for single-dataset runs"
+    )
+    alignment_approach: str = _p(
+        "alignmentApproach",
+        "char",
+        "regressGlobalPCs",
+        "alignment regression",
+        choices=("regressGlobalPCs", "ridgeRegressGlobalPCs"),
+    )
+    alignment_extra_args: tuple = _p(
+        "alignmentExtraArgs", "cell", (), "extra arguments for the alignment tool"
+    )
+    posterior_mean_kind: str = _p(
+        "posterior_mean_kind",
+        "char",
+        "posterior_sample_and_average",
+        "posterior kind used for posterior means",
+        choices=("posterior_sample_and_average", "posterior_push_mean"),
+    )
+    num_samples_posterior: float = _p(
+        "num_samples_posterior",
+        "double",
+        512.0,
+        "posterior samples per trial",
+        minimum=1,
+        untyped=True,
+    )
     c_tf_debug_cli: bool = _p(None, "logical", False, "TensorFlow debugger CLI (tfdebug branch)")
-    c_tf_debug_tensorboard: bool = _p(None, "logical", False,
-                                      "TensorFlow debugger in TensorBoard (tfdebug branch)")
-    c_tf_debug_tensorboard_hostport: str = _p(None, "char", "localhost:6064",
-                                              "TensorBoard debugger host:port")
-    c_tf_debug_dump_root: str = _p(None, "char", "", "debugger dump folder; omitted while empty",
-                                   untyped=True)
+    c_tf_debug_tensorboard: bool = _p(
+        None, "logical", False, "TensorFlow debugger in TensorBoard (tfdebug branch)"
+    )
+    c_tf_debug_tensorboard_hostport: str = _p(
+        None, "char", "localhost:6064", "TensorBoard debugger host:port"
+    )
+    c_tf_debug_dump_root: str = _p(
+        None, "char", "", "debugger dump folder; omitted while empty", untyped=True
+    )
     c_debug_verbose: bool = _p(None, "logical", False, "verbose debugging", untyped=True)
-    c_debug_reduce_timesteps_to: float | None = _p(None, "double", None,
-                                                   "debug: truncate time steps; omitted while empty",
-                                                   untyped=True)
+    c_debug_reduce_timesteps_to: float | None = _p(
+        None, "double", None, "debug: truncate time steps; omitted while empty", untyped=True
+    )
     c_debug_print_each_step: bool = _p(None, "logical", False, "print every step", untyped=True)
     c_in_factors_dim: int = _p(None, "uint16", 50, "retired", hidden=True)
     set_in_factors_match_data_for_single_dataset: bool = _p(
-        "setInFactorsMatchDataForSingleDataset", "logical", False, "retired", hidden=True)
+        "setInFactorsMatchDataForSingleDataset", "logical", False, "retired", hidden=True
+    )
     # lfads_runs extensions: unset (None) by default, so they are hashed only when set.
-    max_epochs: int | None = _p("c_max_epochs", "uint32", None,
-                                "lfads_runs: stop after this many epochs", minimum=1,
-                                extension=True)
-    max_train_seconds: float | None = _p("c_max_train_seconds", "double", None,
-                                         "lfads_runs: stop training after this many seconds",
-                                         minimum=0, exclusive_min=True, extension=True)
+    max_epochs: int | None = _p(
+        "c_max_epochs",
+        "uint32",
+        None,
+        "lfads_runs: stop after this many epochs",
+        minimum=1,
+        extension=True,
+    )
+    max_train_seconds: float | None = _p(
+        "c_max_train_seconds",
+        "double",
+        None,
+        "lfads_runs: stop training after this many seconds",
+        minimum=0,
+        exclusive_min=True,
+        extension=True,
+    )
 
     _fields_cache: ClassVar[dict[type, tuple[ParamField, ...]]] = {}
 
@@ -335,8 +436,9 @@ class RunParams:
         if self.c_ic_prior_var_min > self.c_ic_prior_var_max:
             problems.append("c_ic_prior_var_min must be <= c_ic_prior_var_max")
         elif not self.c_ic_prior_var_min <= self.c_ic_prior_var_scale <= self.c_ic_prior_var_max:
-            problems.append("c_ic_prior_var_scale must lie between c_ic_prior_var_min and "
-                            "c_ic_prior_var_max")
+            problems.append(
+                "c_ic_prior_var_scale must lie between c_ic_prior_var_min and c_ic_prior_var_max"
+            )
         if problems:
             raise ConfigError("invalid RunParams: " + "; ".join(problems))
 
@@ -374,8 +476,9 @@ class RunParams:
         return _construct(type(self), current)
 
     @classmethod
-    def sweep(cls, base: RunParams | Mapping[str, Any] | None = None,
-              **grids: Sequence[Any]) -> list[RunParams]:
+    def sweep(
+        cls, base: RunParams | Mapping[str, Any] | None = None, **grids: Sequence[Any]
+    ) -> list[RunParams]:
         """All combinations of ``grids`` applied to ``base``; the first property varies fastest.
 
         Like MATLAB ``RunParams.generateSweep('p1', v1, 'p2', v2)`` flattened in
@@ -464,9 +567,11 @@ class RunParams:
     def summary_text(self, indent: str = "", index: int | None = None) -> str:
         """Like MATLAB ``generateSummaryText``: header, differences, every property."""
         idx = "" if index is None else f"{index} "
-        lines = [f'{indent}[{idx}{self.param_hash} {self.data_hash}] '
-                 f'{type(self).__name__} "{self.name}"',
-                 f"{indent}  {self.short_differences()}"]
+        lines = [
+            f"{indent}[{idx}{self.param_hash} {self.data_hash}] "
+            f'{type(self).__name__} "{self.name}"',
+            f"{indent}  {self.short_differences()}",
+        ]
         for f in param_fields(type(self)):
             if f.name in ("name",):
                 continue
@@ -478,8 +583,9 @@ class RunParams:
         out = {}
         for f in param_fields(type(self)):
             v = getattr(self, f.name)
-            out[f.name if names == "python" else f.matlab_name] = list(v) if isinstance(
-                v, tuple) else v
+            out[f.name if names == "python" else f.matlab_name] = (
+                list(v) if isinstance(v, tuple) else v
+            )
         return out
 
     def __repr__(self) -> str:
@@ -547,9 +653,18 @@ def param_fields(cls: type = RunParams) -> tuple[ParamField, ...]:
         for a in attrs.fields(cls):
             meta = dict(a.metadata.get("lfads", {}))
             if not meta:  # a subclass field declared with plain attrs.field
-                meta = dict(matlab_name=a.name, matlab_class=_guess_class(a.default), doc="",
-                            hidden=False, scale=None, choices=None, minimum=None,
-                            exclusive_min=False, extension=False, root=False)
+                meta = dict(
+                    matlab_name=a.name,
+                    matlab_class=_guess_class(a.default),
+                    doc="",
+                    hidden=False,
+                    scale=None,
+                    choices=None,
+                    minimum=None,
+                    exclusive_min=False,
+                    extension=False,
+                    root=False,
+                )
             meta["matlab_name"] = meta["matlab_name"] or a.name
             out.append(ParamField(name=a.name, default=a.default, **meta))
         cache[cls] = tuple(out)

@@ -1,0 +1,78 @@
+"""The ``lfads-runs`` click group and what every subcommand shares.
+
+Subcommands only parse options and format results; the work happens in the
+library. Exit codes: 0 success, 1 some runs failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..exceptions import ConfigError, LfadsRunsError, RunNotFoundError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lfads_runs")
+def cli() -> None:
+    """Manage LFADS run collections: prepare inputs, train, load results."""
+
+
+def load_collection(config: str | Path):
+    from ..collection import RunCollection
+
+    return RunCollection.from_yaml(config)
+
+
+def config_argument(f):
+    return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(f)
+
+
+def select_runs(rc, run_specs: tuple[str, ...], params: tuple[str, ...]):
+    """Runs chosen by ``--run-spec`` names and ``--param`` indices or hashes (all by default)."""
+    spec_q = list(run_specs) or None
+    param_q = [int(p) if p.isdigit() else p for p in params] or None
+    found = rc.find_runs(spec_q, param_q)
+    return found if isinstance(found, list) else [found]
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``lfads-runs``; returns the exit code."""
+    from . import _commands  # noqa: F401  (registers the subcommands)
+
+    try:
+        rv = cli.main(args=argv, prog_name="lfads-runs", standalone_mode=False)
+    except click.exceptions.Abort:
+        err("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except (ConfigError, RunNotFoundError) as exc:
+        err(f"error: {exc}")
+        return EXIT_USAGE
+    except LfadsRunsError as exc:
+        err(f"error: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+def run_main() -> None:
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""Run collections: run specs x parameter sets, with MATLAB lfads-run-manager semantics.
+
+A :class:`RunCollection` is the folder ``<root>/<name>``; its runs form a matrix
+of run specs (rows) by parameter sets (columns). :meth:`RunCollection.find_runs`
+follows MATLAB ``findRuns`` (1-based indices, column-major order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import layout as L
+from ._atomic import atomic_write_json, atomic_write_text
+from .datasets import Dataset, DatasetCollection
+from .exceptions import ConfigError, RunNotFoundError
+from .names import check_name
+from .params import RunParams
+
+if TYPE_CHECKING:
+    from .status import CollectionStatus
+
+__all__ = ["RunSpec", "Run", "RunCollection"]
+
+
+@attrs.frozen
+class RunSpec:
+    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``)."""
+
+    name: str = attrs.field(converter=lambda n: check_name(n, "run spec name"))
+    datasets: tuple[str, ...] = attrs.field(
+        converter=lambda ds: tuple(d.name if isinstance(d, Dataset) else d for d in ds)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if not self.datasets:
+            raise ConfigError(f"run spec {self.name!r} has no datasets")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ConfigError(f"run spec {self.name!r} lists a dataset twice: {self.datasets}")
+
+
+class Run:
+    """One run spec x one parameter set (MATLAB ``LFADS.Run``).
+
+    Owns every path of the run (through :class:`~lfads_runs.layout.RunPaths`) and
+    the actions on it: preparing inputs, training, loading results.
+    """
+
+    def __init__(
+        self, collection: RunCollection, run_spec: RunSpec, params: RunParams, param_index: int
+    ):
+        self.collection = collection
+        self.run_spec = run_spec
+        self.params = params
+        self.param_index = param_index  #: 1-based column in ``collection.runs``
+        self.paths: L.RunPaths = collection.layout.run_paths(
+            run_spec.name, params.param_hash, params.data_hash
+        )
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ identity
+    @property
+    def name(self) -> str:
+        return self.run_spec.name
+
+    @property
+    def datasets(self) -> tuple[Dataset, ...]:
+        return self.collection.datasets.select(self.run_spec.datasets)
+
+    @property
+    def dataset_names(self) -> tuple[str, ...]:
+        return self.run_spec.datasets
+
+    @property
+    def n_datasets(self) -> int:
+        return len(self.run_spec.datasets)
+
+    @property
+    def param_hash(self) -> str:
+        return self.params.param_hash
+
+    @property
+    def data_hash(self) -> str:
+        return self.params.data_hash
+
+    @property
+    def run_spec_index(self) -> int:
+        """1-based row in ``collection.runs``."""
+        return self.collection.run_specs.index(self.run_spec) + 1
+
+    @property
+    def linear_index(self) -> int:
+        """1-based column-major index into ``collection.runs`` (MATLAB linear index)."""
+        n_specs = len(self.collection.run_specs)
+        return (self.param_index - 1) * n_specs + self.run_spec_index
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({self.name!r}, {self.param_hash}, param_index={self.param_index}, "
+            f"datasets={list(self.dataset_names)})"
+        )
+
+    # ------------------------------------------------------------ paths
+    @property
+    def path(self) -> Path:
+        return self.paths.path
+
+    @property
+    def path_common_data(self) -> Path:
+        return self.paths.path_common_data
+
+    @property
+    def path_lfads_input(self) -> Path:
+        return self.paths.path_lfads_input
+
+    @property
+    def path_lfads_output(self) -> Path:
+        return self.paths.path_lfads_output
+
+    @property
+    def file_model_params(self) -> Path:
+        return self.paths.file_model_params
+
+    @property
+    def file_fitlog(self) -> Path:
+        return self.paths.file_fitlog
+
+    @property
+    def file_log(self) -> Path:
+        """``lfads.out``: the run's combined stdout/stderr."""
+        return self.paths.log_file
+
+    @property
+    def file_done(self) -> Path:
+        return self.paths.done_marker
+
+    @property
+    def file_train_script(self) -> Path:
+        return self.paths.train_script
+
+    @property
+    def file_posterior_script(self) -> Path:
+        return self.paths.posterior_script
+
+    @property
+    def file_write_params_script(self) -> Path:
+        return self.paths.write_params_script
+
+    @property
+    def input_files(self) -> dict[str, Path]:
+        """``lfadsInput/lfads_<ds>.h5`` for each dataset."""
+        return {ds: self.paths.input_file(ds) for ds in self.dataset_names}
+
+    @property
+    def input_info_files(self) -> dict[str, Path]:
+        return {ds: self.paths.input_info_file(ds) for ds in self.dataset_names}
+
+    def posterior_files(self, kind: str | None = None) -> dict[str, dict[str, Path]]:
+        """``{dataset: {"train": path, "valid": path}}`` of the posterior-mean files."""
+        kind = kind or self.params.posterior_mean_kind
+        return {
+            ds: {split: self.paths.posterior_file(ds, split, kind) for split in L.SPLITS}
+            for ds in self.dataset_names
+        }
+
+    @property
+    def is_done(self) -> bool:
+        return self.paths.done_marker.exists()
+
+
+def _as_params(p: RunParams | Mapping[str, Any]) -> RunParams:
+    return p if isinstance(p, RunParams) else RunParams.from_mapping(p)
+
+
+class RunCollection:
+    """A folder ``<root>/<name>`` of LFADS runs: run specs x parameter sets.
+
+    Parameters
+    ----------
+    root, name
+        The collection folder is ``root/name``.
+    datasets
+        A :class:`DatasetCollection` or an iterable of :class:`Dataset`.
+    run_specs
+        Run specs (their datasets by name); order = rows of :attr:`runs`.
+    params
+        Parameter sets; order = columns of :attr:`runs`. Two with the same
+        param hash are an error.
+    version
+        Layout version (YYYYMMDD, default 20171107); older values select the
+        legacy flat ``data_<hash>/`` layout.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        name: str,
+        datasets: DatasetCollection | Iterable[Dataset],
+        run_specs: Iterable[RunSpec],
+        params: Iterable[RunParams | Mapping[str, Any]],
+        version: int = L.CURRENT_VERSION,
+        comment: str = "",
+        options: Mapping[str, Any] | None = None,
+        source: Path | None = None,
+    ):
+        self.name = check_name(name, "collection name")
+        self.root = Path(root)
+        self.version = int(version)
+        self.comment = comment
+        self.options: dict[str, Any] = dict(options or {})
+        self.source = source  #: the YAML file this collection came from, if any
+        try:
+            self.layout = L.CollectionLayout(self.root, self.name, self.version)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.datasets = (
+            datasets
+            if isinstance(datasets, DatasetCollection)
+            else DatasetCollection(None, tuple(datasets))
+        )
+        self._run_specs: list[RunSpec] = []
+        self._params: list[RunParams] = []
+        for spec in run_specs:
+            self._add_run_spec(spec, replace=False)
+        for p in params:
+            self._add_params(_as_params(p), replace=False)
+        self._runs: tuple[tuple[Run, ...], ...] | None = None
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunCollection:
+        """Build a collection from a YAML file (see :mod:`lfads_runs.config`)."""
+        from .config import load_config
+
+        return load_config(path)
+
+    def _add_run_spec(self, spec: RunSpec, replace: bool) -> None:
+        for ds in spec.datasets:
+            if ds not in self.datasets:
+                raise ConfigError(
+                    f"run spec {spec.name!r} names unknown dataset {ds!r}; "
+                    f"datasets are: {', '.join(self.datasets.names)}"
+                )
+        for i, existing in enumerate(self._run_specs):
+            if existing.name == spec.name:
+                if not replace:
+                    raise ConfigError(f"duplicate run spec name {spec.name!r}")
+                self._run_specs[i] = spec
+                return
+        self._run_specs.append(spec)
+
+    def _add_params(self, params: RunParams, replace: bool) -> None:
+        for i, existing in enumerate(self._params):
+            if existing.param_hash == params.param_hash:
+                if not replace:
+                    raise ConfigError(
+                        f"parameter sets {i + 1} and {len(self._params) + 1} are identical "
+                        f"({params.param_hash}: {params.short_differences()})"
+                    )
+                self._params[i] = params
+                return
+        self._params.append(params)
+
+    def add_run_spec(self, *specs: RunSpec) -> None:
+        """Add run specs; one with the name of an existing spec replaces it (MATLAB ``addRunSpec``)."""
+        for s in specs:
+            self._add_run_spec(s, replace=True)
+        self._runs = None
+
+    def add_params(self, *params: RunParams | Mapping[str, Any]) -> None:
+        """Add parameter sets; one with an existing param hash replaces it (MATLAB ``addParams``)."""
+        for p in params:
+            self._add_params(_as_params(p), replace=True)
+        self._runs = None
+
+    # ------------------------------------------------------------ contents
+    @property
+    def path(self) -> Path:
+        return self.layout.path
+
+    @property
+    def run_specs(self) -> tuple[RunSpec, ...]:
+        return tuple(self._run_specs)
+
+    @property
+    def params(self) -> tuple[RunParams, ...]:
+        return tuple(self._params)
+
+    @property
+    def runs(self) -> tuple[tuple[Run, ...], ...]:
+        """``runs[i][j]``: run spec ``i`` x parameter set ``j`` (0-based here)."""
+        if self._runs is None:
+            self._runs = tuple(
+                tuple(Run(self, spec, p, j + 1) for j, p in enumerate(self._params))
+                for spec in self._run_specs
+            )
+        return self._runs
+
+    @property
+    def all_runs(self) -> list[Run]:
+        """Every run in MATLAB linear (column-major) order: run specs vary fastest."""
+        return [
+            self.runs[i][j] for j in range(len(self._params)) for i in range(len(self._run_specs))
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"RunCollection({self.name!r} at {self.path}, {len(self._run_specs)} run specs x "
+            f"{len(self._params)} parameter sets, version {self.version})"
+        )
+
+    # ------------------------------------------------------------ lookup
+    def find_runs(self, run_spec: Any = None, param: Any = None) -> Run | list[Run]:
+        """Find runs like MATLAB ``rc.findRuns(runSpecSearch, paramSearch)``.
+
+        ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index,
+        or a list of those / a boolean mask. ``param``: ``None`` (all), a 1-based index,
+        ``"param_XXXXXX"`` or ``"XXXXXX"``, a :class:`RunParams`, or a list / mask.
+        Two scalars give one :class:`Run`; otherwise a list in MATLAB order.
+        """
+        rows = self._select(run_spec, "run spec", self._match_spec, len(self._run_specs))
+        cols = self._select(param, "parameter set", self._match_params, len(self._params))
+        found = [self.runs[i][j] for j in cols for i in rows]
+        if _is_scalar(run_spec) and _is_scalar(param):
+            return found[0]
+        return found
+
+    def _select(self, query: Any, what: str, match, n: int) -> list[int]:
+        if (
+            query is None
+            or (isinstance(query, str) and query == "")
+            or (isinstance(query, list | tuple) and len(query) == 0)
+        ):
+            return list(range(n))
+        items = list(query) if isinstance(query, list | tuple) else [query]
+        if items and all(isinstance(x, bool) for x in items):
+            if len(items) != n:
+                raise RunNotFoundError(f"a {what} mask needs {n} entries, got {len(items)}")
+            return [i for i, x in enumerate(items) if x]
+        out = []
+        for item in items:
+            idx = match(item)
+            if idx is None:
+                raise RunNotFoundError(self._miss_message(what, item))
+            out.append(idx)
+        return out
+
+    def _match_spec(self, item: Any) -> int | None:
+        if isinstance(item, RunSpec):
+            return next((i for i, s in enumerate(self._run_specs) if s == item), None)
+        if isinstance(item, str):
+            return next((i for i, s in enumerate(self._run_specs) if s.name == item), None)
+        if isinstance(item, int) and not isinstance(item, bool):
+            return item - 1 if 1 <= item <= len(self._run_specs) else None
+        return None
+
+    def _match_params(self, item: Any) -> int | None:
+        if isinstance(item, RunParams):
+            return next(
+                (
+                    i
+                    for i, p in enumerate(self._params)
+                    if type(p) is type(item) and p.param_hash == item.param_hash
+                ),
+                None,
+            )
+        if isinstance(item, str):
+            key = item if item.startswith(L.PARAM_PREFIX) else L.PARAM_PREFIX + item
+            return next((i for i, p in enumerate(self._params) if p.param_hash == key), None)
+        if isinstance(item, int) and not isinstance(item, bool):
+            return item - 1 if 1 <= item <= len(self._params) else None
+        return None
+
+    def _miss_message(self, what: str, item: Any) -> str:
+        if what == "run spec":
+            have = ", ".join(f"{i + 1}: {s.name}" for i, s in enumerate(self._run_specs))
+        else:
+            have = ", ".join(f"{i + 1}: {p.param_hash}" for i, p in enumerate(self._params))
+        return f"no {what} matches {item!r} in collection {self.name!r}; available: {have}"
+
+    def run(self, run_spec: Any, param: Any) -> Run:
+        """Exactly one run (like :meth:`find_runs` with two scalars)."""
+        found = self.find_runs(run_spec, param)
+        if isinstance(found, list):
+            raise RunNotFoundError("run() needs a single run spec and a single parameter set")
+        return found
+
+    # ------------------------------------------------------------ files on disk
+    def require_param_folder(self, params: RunParams) -> Path:
+        """Create ``param_<P>/`` with its ``params.json``; detect hash collisions.
+
+        The first writer records the full parameters and both hashes; later calls
+        compare, so two different parameter sets sharing the 36-bit MATLAB hash
+        are reported instead of silently sharing a folder.
+        """
+        folder = self.layout.param_folder(params.param_hash)
+        record = params_record(params)
+        file = folder / L.PARAMS_JSON
+        if file.exists():
+            try:
+                existing = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot read {file}: {exc}") from None
+            if existing.get("differences") != record["differences"]:
+                raise ConfigError(
+                    f"hash collision: {folder} holds parameters {existing.get('differences')} "
+                    f"but {record['differences']} have the same hash {params.param_hash}"
+                )
+            return folder
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(file, record)
+        return folder
+
+    def summary_text(self) -> str:
+        """Collection summary like MATLAB's ``summary.txt``."""
+        lines = [
+            f"LFADS.RunCollection {self.name!r}",
+            f"  path: {self.path}",
+            f"  version: {self.version}",
+        ]
+        if self.comment:
+            lines.append(f"  comment: {self.comment}")
+        lines.append(f"  datasets ({len(self.datasets)}):")
+        for i, d in enumerate(self.datasets, 1):
+            lines.append(f"    [{i}] {d.name}" + (f"  {d.path}" if d.path else ""))
+        lines.append(f"  run specs ({len(self._run_specs)}):")
+        for i, s in enumerate(self._run_specs, 1):
+            lines.append(f"    [{i}] {s.name}: {', '.join(s.datasets)}")
+        lines.append(f"  parameter settings ({len(self._params)}):")
+        for i, p in enumerate(self._params, 1):
+            lines.append(p.summary_text(indent="    ", index=i))
+        return "\n".join(lines) + "\n"
+
+    def write_summary(self) -> Path:
+        """Write ``summary.txt`` (text written verbatim, unlike MATLAB's printf)."""
+        atomic_write_text(self.layout.summary_file, self.summary_text())
+        return self.layout.summary_file
+
+    def status(self) -> CollectionStatus:
+        """What exists on disk for every run, and ``param_*`` folders the config does not name."""
+        from .status import collection_status
+
+        return collection_status(self)
+
+
+def params_record(params: RunParams) -> dict[str, Any]:
+    """The content of ``params.json``: full parameters and both hashes."""
+    import lfads_runs
+
+    return {
+        "param_hash": params.param_hash,
+        "data_hash": params.data_hash,
+        "class": f"{type(params).__module__}.{type(params).__qualname__}",
+        "differences": _jsonable(params.differences()),
+        "params": _jsonable(params.as_dict()),
+        "lfads_runs_version": lfads_runs.__version__,
+    }
+
+
+def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _is_scalar(q: Any) -> bool:
+    return isinstance(q, str | int | RunSpec | RunParams) and not (isinstance(q, str) and q == "")

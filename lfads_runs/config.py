@@ -1,0 +1,409 @@
+"""Run collections from YAML files.
+
+Loading a configuration never touches the disk beyond reading the YAML file.
+Every mistake raises one :class:`~lfads_runs.ConfigError` naming the file, the
+key path and the line. The format::
+
+    name: lorenz_example        # collection folder: <root>/<name>
+    root: ./runs                # relative to this file (default: this file's folder)
+    version: 20171107           # optional layout version
+    comment: free text          # optional
+    datasets:
+      path: ./data              # optional base folder of the dataset files
+      items:
+        - {name: dataset001, file: dataset001.h5}
+        - {name: dataset002, file: dataset002.h5, keys: {counts: spikes}}
+    run_specs:
+      - {name: all, datasets: [dataset001, dataset002]}     # or datasets: all
+      - {name: single_dataset001, datasets: [dataset001]}
+    params:                     # each entry: only what differs from the defaults
+      - {c_factors_dim: 8, c_co_dim: 0, useAlignmentMatrix: true}
+    sweep:                      # optional (or a list of them): appended after params
+      base: {c_co_dim: 0}
+      grid: {c_factors_dim: [2, 4, 6, 8]}   # first key varies fastest
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._yaml import Marks, YamlError, load_yaml
+from .collection import RunCollection, RunSpec
+from .datasets import Dataset, DatasetCollection
+from .exceptions import ConfigError
+from .layout import CURRENT_VERSION
+from .params import RunParams
+
+__all__ = ["load_config", "CONFIG_KEYS", "SECTION_KEYS", "DATASET_KEYS"]
+
+CONFIG_KEYS = {
+    "name": "collection name: the folder <root>/<name>",
+    "root": "folder holding the collection, relative to the YAML file (default: its folder)",
+    "version": "layout version YYYYMMDD (default 20171107; older = legacy flat data_ layout)",
+    "comment": "free text shown in summary.txt",
+    "datasets": "the datasets: {path: base folder, items: [...]} or a list of items",
+    "run_specs": "list of {name, datasets: [names] | all}",
+    "params": "list of parameter sets, each only what differs from the defaults",
+    "sweep": "{base: {...}, grid: {property: [values]}} or a list of them",
+    "params_class": "'package.module:Class', a RunParams subclass with extra properties",
+    "train": "how runs are trained (engine, device, executor, gpus, ...)",
+    "slurm": "Slurm options for the slurm executor",
+    "ray": "Ray options for the ray executor",
+    "scripts": "options of the shell scripts for the original TensorFlow LFADS",
+    "dump_command": "external command that writes lfadsOutput/model_params",
+}
+
+SECTION_KEYS: dict[str, dict[str, str]] = {
+    "train": {
+        "engine": "torch (our engine, default) or external (the original run_lfads.py scripts)",
+        "device": "cpu, cuda or cuda:N (default: cuda when available, else cpu)",
+        "seed": "random seed of the engine",
+        "executor": "local (default), slurm or ray",
+        "gpus": "GPU ids to use, e.g. [0, 1]",
+        "runs_per_gpu": "runs sharing one GPU (default 1)",
+        "max_parallel": "runs at once on a CPU-only machine",
+        "threads": "torch threads per run",
+        "posterior_samples": "samples per trial for posterior_sample_and_average",
+    },
+    "slurm": {
+        "partition": "Slurm partition",
+        "time": "time limit in minutes",
+        "gpus_per_node": "GPUs per job",
+        "mem_gb": "memory per job in GB",
+        "cpus_per_task": "CPUs per job",
+        "account": "Slurm account",
+        "qos": "quality of service",
+        "constraint": "node constraint",
+        "folder": "submitit log folder (default <collection>/slurm_logs)",
+        "additional": "extra sbatch parameters (mapping)",
+    },
+    "ray": {
+        "address": "Ray cluster address (default: start a local instance)",
+        "num_gpus": "GPUs per run (fractions allowed)",
+        "num_cpus": "CPUs per run",
+    },
+    "scripts": {
+        "run_lfads_py": "path of run_lfads.py (default $(which run_lfads.py))",
+        "python": "python executable in the scripts (default python)",
+        "virtualenv": "environment activated by the scripts",
+        "prepend_path": "add run_lfads.py's folder to PATH in the scripts",
+    },
+}
+
+DATASET_KEYS = {
+    "name": "dataset name (default: the file stem)",
+    "file": "data file, relative to datasets.path",
+    "loader": "'package.module:function' returning the data",
+    "format": "npz, h5, mat or nwb (default: from the file extension)",
+    "keys": "names of the arrays in the file, e.g. {counts: spikes}",
+    "bin_ms": "bin width of the stored counts in ms",
+    "nwb": "NWB binning options {align_to, start_ms, stop_ms, bin_ms, ...}",
+    "metadata": "free-form information",
+}
+
+
+class _Ctx:
+    """Where we are in the file, for error messages."""
+
+    def __init__(self, file: Path, marks: Marks):
+        self.file = file
+        self.marks = marks
+
+    def error(self, path: tuple, message: str) -> ConfigError:
+        line = None
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.marks:
+                line = self.marks[path[:n]]
+                break
+        where = _path_text(path) or "top level"
+        at = f" (line {line})" if line else ""
+        return ConfigError(f"{self.file}: {where}{at}: {message}")
+
+    def mapping(self, value: Any, path: tuple, allowed: Mapping[str, str] | None) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {_kind(value)}")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    raise self.error(
+                        path + (key,),
+                        f"unknown key {key!r}"
+                        + _suggest(str(key), allowed)
+                        + f"; valid keys: {', '.join(sorted(allowed))}",
+                    )
+        return value
+
+    def seq(self, value: Any, path: tuple) -> list:
+        if not isinstance(value, list):
+            raise self.error(path, f"expected a list, got {_kind(value)}")
+        return value
+
+    def string(self, value: Any, path: tuple) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.error(path, f"expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def integer(self, value: Any, path: tuple, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path, f"expected an integer, got {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise self.error(path, f"must be >= {minimum}, got {value}")
+        return value
+
+
+def _path_text(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "nothing (null)"
+    return f"{type(v).__name__} {v!r}" if not isinstance(v, dict | list) else type(v).__name__
+
+
+def _suggest(key: str, allowed) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_config(path: str | Path) -> RunCollection:
+    """Read a YAML configuration into a :class:`RunCollection` (nothing is written)."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise ConfigError(f"{file}: configuration file not found")
+    try:
+        data, marks = load_yaml(file)
+    except YamlError as exc:
+        at = f" (line {exc.line})" if exc.line else ""
+        raise ConfigError(f"{file}{at}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    ctx = _Ctx(file, marks)
+    if not isinstance(data, dict):
+        raise ctx.error((), f"the top level must be a mapping of keys, got {_kind(data)}")
+    ctx.mapping(data, (), CONFIG_KEYS)
+    for key in ("name", "datasets", "run_specs"):
+        if key not in data:
+            raise ctx.error((), f"missing required key {key!r} ({CONFIG_KEYS[key]})")
+    name = ctx.string(data["name"], ("name",))
+    root = (file.parent / ctx.string(data.get("root", "."), ("root",))).resolve()
+    version = ctx.integer(data.get("version", CURRENT_VERSION), ("version",), minimum=1)
+    comment = data.get("comment", "")
+    if not isinstance(comment, str):
+        raise ctx.error(("comment",), f"expected a string, got {_kind(comment)}")
+    datasets = _datasets(ctx, data["datasets"], file.parent)
+    run_specs = _run_specs(ctx, data["run_specs"], datasets)
+    params_cls = _params_class(ctx, data.get("params_class"))
+    params = _params(ctx, data, params_cls)
+    options: dict[str, Any] = {}
+    for section, keys in SECTION_KEYS.items():
+        if section in data and data[section] is not None:
+            options[section] = dict(ctx.mapping(data[section], (section,), keys))
+    if "dump_command" in data:
+        dc = data["dump_command"]
+        if not (
+            isinstance(dc, str) or (isinstance(dc, list) and all(isinstance(x, str) for x in dc))
+        ):
+            raise ctx.error(("dump_command",), "expected a command string or a list of strings")
+        options["dump_command"] = dc
+    try:
+        return RunCollection(
+            root,
+            name,
+            datasets,
+            run_specs,
+            [p for _, p in params],
+            version=version,
+            comment=comment,
+            options=options,
+            source=file,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+
+
+def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
+    path: tuple = ("datasets",)
+    folder = base
+    if isinstance(value, dict):
+        ctx.mapping(value, path, {"path": "base folder", "items": "list of datasets"})
+        if "path" in value:
+            folder = (base / ctx.string(value["path"], path + ("path",))).resolve()
+        if "items" not in value:
+            raise ctx.error(path, "missing key 'items' (the list of datasets)")
+        items = value["items"]
+        path = path + ("items",)
+    else:
+        items = value
+    items = ctx.seq(items, path)
+    if not items:
+        raise ctx.error(path, "no datasets given")
+    out: list[Dataset] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        ipath = path + (i,)
+        if isinstance(item, str):
+            item = {"file": item}
+        ctx.mapping(item, ipath, DATASET_KEYS)
+        if "file" not in item and "loader" not in item:
+            raise ctx.error(ipath, "a dataset needs 'file' or 'loader'")
+        file = None
+        if "file" in item:
+            file = (folder / ctx.string(item["file"], ipath + ("file",))).resolve()
+        name = item.get("name")
+        if name is None:
+            if file is None:
+                raise ctx.error(ipath, "a dataset with only a 'loader' needs a 'name'")
+            name = file.stem.replace(",", "_")
+        options = {k: item[k] for k in ("loader", "format", "keys", "bin_ms", "nwb") if k in item}
+        for k in ("keys", "nwb"):
+            if k in options:
+                ctx.mapping(options[k], ipath + (k,), None)
+        metadata = item.get("metadata") or {}
+        ctx.mapping(metadata, ipath + ("metadata",), None)
+        try:
+            ds = Dataset(name=name, path=file, options=options, metadata=metadata)
+        except ConfigError as exc:
+            raise ctx.error(ipath + ("name",), str(exc)) from None
+        if ds.name in seen:
+            raise ctx.error(ipath, f"duplicate dataset {ds.name!r} (also item {seen[ds.name]})")
+        seen[ds.name] = i
+        out.append(ds)
+    return DatasetCollection(folder, tuple(out))
+
+
+def _run_specs(ctx: _Ctx, value: Any, datasets: DatasetCollection) -> list[RunSpec]:
+    path = ("run_specs",)
+    items = ctx.seq(value, path)
+    if not items:
+        raise ctx.error(path, "no run specs given")
+    out = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        ipath = path + (i,)
+        ctx.mapping(item, ipath, {"name": "run spec name", "datasets": "dataset names or 'all'"})
+        for key in ("name", "datasets"):
+            if key not in item:
+                raise ctx.error(ipath, f"missing key {key!r}")
+        names = item["datasets"]
+        if names == "all":
+            names = list(datasets.names)
+        names = ctx.seq(names, ipath + ("datasets",))
+        for j, ds in enumerate(names):
+            if ds not in datasets:
+                raise ctx.error(
+                    ipath + ("datasets", j),
+                    f"unknown dataset {ds!r}"
+                    + _suggest(str(ds), datasets.names)
+                    + f"; datasets are: {', '.join(datasets.names)}",
+                )
+        try:
+            spec = RunSpec(item["name"], names)
+        except ConfigError as exc:
+            raise ctx.error(ipath, str(exc)) from None
+        if spec.name in seen:
+            raise ctx.error(
+                ipath + ("name",), f"duplicate run spec {spec.name!r} (also item {seen[spec.name]})"
+            )
+        seen[spec.name] = i
+        out.append(spec)
+    return out
+
+
+def _params_class(ctx: _Ctx, value: Any) -> type[RunParams]:
+    if value is None:
+        return RunParams
+    spec = ctx.string(value, ("params_class",))
+    module, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ctx.error(("params_class",), f"cannot import {spec!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, RunParams)):
+        raise ctx.error(("params_class",), f"{spec!r} is not a RunParams subclass")
+    return cls
+
+
+def _one_params(ctx: _Ctx, cls: type[RunParams], value: Any, path: tuple) -> RunParams:
+    if value is None:
+        value = {}
+    ctx.mapping(value, path, None)
+    for key in value:
+        try:
+            cls.resolve_name(str(key))
+        except ConfigError as exc:
+            raise ctx.error(path + (key,), str(exc)) from None
+    try:
+        return cls.from_mapping(value)
+    except ConfigError as exc:
+        key = _key_in_message(str(exc), value, cls)
+        raise ctx.error(path + ((key,) if key else ()), str(exc)) from None
+
+
+def _key_in_message(msg: str, value: Mapping, cls: type[RunParams]) -> str | None:
+    for key in value:
+        if cls.resolve_name(str(key)) in msg:
+            return key
+    return None
+
+
+def _params(ctx: _Ctx, data: dict, cls: type[RunParams]) -> list[tuple[tuple, RunParams]]:
+    out: list[tuple[tuple, RunParams]] = []
+    if "params" in data:
+        items = ctx.seq(data["params"], ("params",))
+        for i, item in enumerate(items):
+            out.append((("params", i), _one_params(ctx, cls, item, ("params", i))))
+    if "sweep" in data:
+        sweeps = data["sweep"]
+        multi = isinstance(sweeps, list)
+        for k, sw in enumerate(sweeps if multi else [sweeps]):
+            spath = ("sweep", k) if multi else ("sweep",)
+            ctx.mapping(
+                sw,
+                spath,
+                {
+                    "base": "parameters shared by the sweep",
+                    "grid": "property: [values], first varies fastest",
+                },
+            )
+            base = _one_params(ctx, cls, sw.get("base"), spath + ("base",))
+            if "grid" not in sw:
+                raise ctx.error(spath, "missing key 'grid'")
+            grid = ctx.mapping(sw["grid"], spath + ("grid",), None)
+            if not grid:
+                raise ctx.error(spath + ("grid",), "empty grid")
+            for key, values in grid.items():
+                try:
+                    cls.resolve_name(str(key))
+                except ConfigError as exc:
+                    raise ctx.error(spath + ("grid", key), str(exc)) from None
+                ctx.seq(values, spath + ("grid", key))
+                if not values:
+                    raise ctx.error(spath + ("grid", key), "no values")
+            try:
+                swept = cls.sweep(base, **{str(k): v for k, v in grid.items()})
+            except ConfigError as exc:
+                raise ctx.error(spath + ("grid",), str(exc)) from None
+            out.extend((spath + ("grid",), p) for p in swept)
+    if not out:
+        raise ctx.error(
+            ("params",) if "params" in data else (),
+            "no parameter sets: give 'params' (a list) and/or a 'sweep'",
+        )
+    seen: dict[str, tuple] = {}
+    for path, p in out:
+        if p.param_hash in seen:
+            raise ctx.error(
+                path,
+                f"duplicate parameter set {p.param_hash} "
+                f"({p.short_differences()}), same as {_path_text(seen[p.param_hash])}",
+            )
+        seen[p.param_hash] = path
+    return out

@@ -1,0 +1,49 @@
+"""The management layer imports without any optional dependency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+BLOCKER = textwrap.dedent("""
+    import sys, importlib.abc
+    BLOCKED = {"torch", "matplotlib", "submitit", "ray", "pynwb", "scipy"}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked in this test")
+            return None
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_without_optional_dependencies():
+    proc = run("""
+        import pkgutil, importlib, lfads_runs
+        skip = ("lfads_runs.engine", "lfads_runs.plots")
+        for m in pkgutil.walk_packages(lfads_runs.__path__, "lfads_runs."):
+            if m.name.startswith(skip) or m.name == "lfads_runs.__main__":
+                continue
+            importlib.import_module(m.name)
+        from lfads_runs.cli import _commands
+        print("ok")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_public_names_exist():
+    import lfads_runs
+
+    for name in lfads_runs.__all__:
+        assert hasattr(lfads_runs, name), name
