@@ -1,0 +1,1 @@
+"""Figures (matplotlib, an optional extra: imported inside each function)."""
