@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check lfads_runs tests benchmarks examples
-	$(VENV)/bin/ruff format --check lfads_runs tests benchmarks examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # `import lfads_runs` and the management CLI with the core dependencies only.
 core-import:
