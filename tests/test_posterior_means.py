@@ -252,3 +252,42 @@ def test_new_data_without_validation_part_and_time_vector(tf_fixtures):
             train_inds=np.arange(1, 69), valid_inds=[], seq_time_ms=np.arange(0, 250, 2.0),
         )  # fmt: skip
     assert isinstance(pm, PosteriorMeans) and pm.metadata()["n_neurons"] == 20
+
+
+def test_input_info_supplies_split_conditions_time_and_counts(tf_fixtures):
+    """An InputInfo record gives the split, conditions, original-resolution time and raw counts."""
+    from lfads_runs.io.input_info import InputInfo
+
+    truth = _truth(tf_fixtures, "shared_stitch2", "dataset002")
+    raw = np.arange(85 * 500 * 23, dtype=np.int64).reshape(85, 500, 23) % 3
+    info = InputInfo(
+        train_inds=truth["train_inds"], valid_inds=truth["valid_inds"], data_hash="abcdef",
+        time_ms=np.arange(500) + 0.5, bin_ms=1.0, condition_id=truth["condition_id"],
+        counts=raw,
+    )  # fmt: skip
+    train, valid = _paths(tf_fixtures, "shared_stitch2", "dataset002", "posterior_push_mean")
+    pm = read_posterior_means(
+        train, valid, dataset="dataset002", kind="posterior_push_mean", spike_bin_ms=10,
+        input_info=info,
+    )  # fmt: skip
+    np.testing.assert_array_equal(pm.time_ms, np.arange(50) * 10 + 0.5)
+    np.testing.assert_array_equal(pm.condition_ids, truth["condition_id"])
+    assert pm.raw_counts is raw and pm.valid_inds.tolist() == list(range(1, 86, 5))
+    # explicit arguments win over the record
+    pm = read_posterior_means(
+        train, valid, dataset="dataset002", kind="posterior_push_mean", spike_bin_ms=10,
+        input_info=info, condition_ids=np.zeros(85),
+    )  # fmt: skip
+    assert (pm.condition_ids == 0).all()
+
+
+def test_candidate_lists_are_tried_in_order(tf_fixtures, tmp_path):
+    """A list of candidate paths is tried in order, and all are named when none exists."""
+    kind = "posterior_push_mean"
+    train, valid = _paths(tf_fixtures, "shared_ctrl1", "dataset001", kind)
+    inp = read_lfads_input(tf_fixtures / "shared_ctrl1" / "lfadsInput" / "lfads_dataset001.h5")
+    kw = dict(dataset="dataset001", kind=kind, spike_bin_ms=10, lfads_input=inp)
+    pm = read_posterior_means([tmp_path / "a", train], [valid], **kw)
+    assert pm.source_files == (train, valid)
+    with pytest.raises(MissingOutputError, match=r"a, .*b"):
+        read_posterior_means([tmp_path / "a", tmp_path / "b"], valid, **kw)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..exceptions import ConfigError, DataError, MissingOutputError
 from ..io.posterior_files import read_posterior_file
+from ..layout import LEGACY_POSTERIOR_KIND, posterior_file_name
 
 __all__ = [
     "OUTPUT_DISTS",
@@ -41,7 +42,6 @@ __all__ = [
 
 POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
 OUTPUT_DISTS = ("poisson", "gaussian")
-_LEGACY_SUFFIX = "posterior_sample"
 
 #: LFADS file key -> PosteriorMeans field (``output_dist_params`` is split by output_dist).
 KEY_TO_FIELD = {
@@ -546,6 +546,7 @@ def posterior_means_from_arrays(
     train_inds: Any = None,
     valid_inds: Any = None,
     output_dist: str = "poisson",
+    input_info: Any = None,
     lfads_input: Any = None,
     condition_ids: Any = None,
     seq_time_ms: Any = None,
@@ -569,9 +570,15 @@ def posterior_means_from_arrays(
     spike_bin_ms
         Width of one model bin in ms.
     train_inds, valid_inds
-        1-based original trial indices of the splits; default from ``lfads_input``.
+        1-based original trial indices of the splits; default from ``input_info``,
+        then ``lfads_input``.
     output_dist
         ``"poisson"`` or ``"gaussian"`` (``output_dist_params`` holds means then variances).
+    input_info
+        The dataset's :class:`~lfads_runs.io.input_info.InputInfo` (optional):
+        default for the split, ``condition_ids`` (``condition_id``),
+        ``seq_time_ms``/``seq_bin_ms`` (``time_ms``/``bin_ms``), ``raw_counts``
+        (``counts``) and ``external_inputs``. Explicit arguments win.
     lfads_input
         The dataset's :class:`~lfads_runs.io.lfads_input.LfadsInput` (optional):
         supplies the split when not given, ``binned_data``, ``binned_external_inputs``
@@ -601,6 +608,15 @@ def posterior_means_from_arrays(
     if output_dist not in OUTPUT_DISTS:
         msg = f"{where}: output_dist must be one of {OUTPUT_DISTS}, got {output_dist!r}"
         raise ConfigError(msg)
+    if input_info is not None:
+        train_inds = input_info.train_inds if train_inds is None else train_inds
+        valid_inds = input_info.valid_inds if valid_inds is None else valid_inds
+        condition_ids = input_info.condition_id if condition_ids is None else condition_ids
+        if seq_time_ms is None:
+            seq_time_ms, seq_bin_ms = input_info.time_ms, input_info.bin_ms
+        raw_counts = input_info.counts if raw_counts is None else raw_counts
+        if external_inputs is None:
+            external_inputs = input_info.external_inputs
     if train_inds is None and lfads_input is not None:
         train_inds = lfads_input.train_inds
     if valid_inds is None and lfads_input is not None:
@@ -711,23 +727,26 @@ def posterior_means_from_arrays(
     )
 
 
-def _resolve(path: PathLike, kind: str) -> tuple[Path | None, list[Path]]:
-    """The file to read (the legacy ``..._posterior_sample`` name as fallback) and all tried."""
-    path = Path(path)
-    tried = [path]
-    if path.is_file():
-        return path, tried
-    if path.name.endswith("_" + kind):
-        legacy = path.with_name(path.name[: -len(kind)] + _LEGACY_SUFFIX)
-        tried.append(legacy)
-        if legacy.is_file():
-            return legacy, tried
-    return None, tried
+def _candidates(files: Any, dataset: str, split: str, kind: str) -> list[Path]:
+    """Paths to try in order: the given list, or one path plus its legacy-name fallback."""
+    if isinstance(files, str | os.PathLike):
+        path = Path(files)
+        out = [path]
+        # MATLAB falls back to the legacy ..._posterior_sample name; only apply it to
+        # the standard name so that explicit custom names are read as given.
+        if path.name == posterior_file_name(dataset, split, kind):
+            out.append(path.with_name(posterior_file_name(dataset, split, LEGACY_POSTERIOR_KIND)))
+        return out
+    out = [Path(p) for p in files]
+    if not out:
+        msg = f"posterior means of {dataset!r}: no {split} file given"
+        raise DataError(msg)
+    return out
 
 
 def read_posterior_means(
-    train_file: PathLike,
-    valid_file: PathLike | None,
+    train_file: PathLike | Sequence[PathLike],
+    valid_file: PathLike | Sequence[PathLike] | None,
     *,
     dataset: str,
     kind: str,
@@ -735,6 +754,7 @@ def read_posterior_means(
     train_inds: Any = None,
     valid_inds: Any = None,
     output_dist: str = "poisson",
+    input_info: Any = None,
     lfads_input: Any = None,
     condition_ids: Any = None,
     seq_time_ms: Any = None,
@@ -744,10 +764,16 @@ def read_posterior_means(
 ) -> PosteriorMeans:
     """Read one dataset's posterior output files into :class:`PosteriorMeans`.
 
-    ``train_file`` and ``valid_file`` are the ``model_runs_<ds>.h5_<split>_<kind>``
-    paths (from ``layout``). When one is missing and its name ends in
-    ``_<kind>``, the legacy name ending in ``_posterior_sample`` is tried.
-    Other arguments are those of :func:`posterior_means_from_arrays`.
+    Parameters
+    ----------
+    train_file, valid_file
+        The ``model_runs_<ds>.h5_<split>_<kind>`` file of each split, or a list of
+        candidate paths tried in order. A single path with the standard name
+        (``layout.posterior_file_name``) falls back to the legacy
+        ``..._posterior_sample`` name beside it, as in lfads-run-manager.
+        ``valid_file=None`` reads no validation part.
+    dataset, kind, spike_bin_ms, ...
+        As in :func:`posterior_means_from_arrays`.
 
     Raises
     ------
@@ -764,12 +790,13 @@ def read_posterior_means(
     wanted = [("train", train_file)] + ([("valid", valid_file)] if valid_file is not None else [])
     found: dict[str, Path] = {}
     not_found: list[Path] = []
-    for label, path in wanted:
-        hit, tried = _resolve(path, kind)
+    for split, files in wanted:
+        candidates = _candidates(files, dataset, split, kind)
+        hit = next((p for p in candidates if p.is_file()), None)
         if hit is None:
-            not_found.extend(tried)
+            not_found.extend(candidates)
         else:
-            found[label] = hit
+            found[split] = hit
     if not_found:
         listing = ", ".join(str(p) for p in not_found)
         msg = (
@@ -788,6 +815,7 @@ def read_posterior_means(
         train_inds=train_inds,
         valid_inds=valid_inds,
         output_dist=output_dist,
+        input_info=input_info,
         lfads_input=lfads_input,
         condition_ids=condition_ids,
         seq_time_ms=seq_time_ms,
