@@ -252,6 +252,11 @@ def test_new_data_without_validation_part_and_time_vector(tf_fixtures):
             train_inds=np.arange(1, 69), valid_inds=[], seq_time_ms=np.arange(0, 250, 2.0),
         )  # fmt: skip
     assert isinstance(pm, PosteriorMeans) and pm.metadata()["n_neurons"] == 20
+    empty = posterior_means_from_arrays(
+        arrays, None, dataset="d", kind=kind, spike_bin_ms=10, train_inds=np.arange(1, 69),
+        valid_inds=[], seq_time_ms=np.zeros(0), seq_bin_ms=1.0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(empty.time_ms, np.arange(50) * 10.0)
 
 
 def test_input_info_supplies_split_conditions_time_and_counts(tf_fixtures):

@@ -513,9 +513,9 @@ def _time_vector(
     t: int, spike_bin_ms: float, seq_time_ms: Any, seq_bin_ms: float | None, where: str
 ) -> np.ndarray:
     """Start of each output bin: the sequence time vector subsampled by the rebin factor."""
-    if seq_time_ms is None:
+    seq = None if seq_time_ms is None else np.asarray(seq_time_ms, dtype=np.float64).reshape(-1)
+    if seq is None or seq.size == 0:  # no time vector known
         return np.arange(t) * float(spike_bin_ms)
-    seq = np.asarray(seq_time_ms, dtype=np.float64).reshape(-1)
     if seq_bin_ms is None:
         if seq.size < 2:
             msg = f"{where}: seq_bin_ms is needed when the time vector has fewer than 2 entries"
