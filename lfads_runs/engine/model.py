@@ -1,0 +1,573 @@
+"""The LFADS forward model and its cost, equation by equation (spec §3, §4).
+
+Tensors are time-major inside (``[T, B, ...]``). Every random draw of a pass
+comes from one ``torch.Generator`` in a fixed order, so a seeded run is
+reproducible and an interrupted run can be resumed exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..hparams import CLIP_VALUE
+from ..model_spec import ModelSpec
+from ._scan import gru_scan
+from .params import Alignment, ParamStore
+
+__all__ = ["LfadsModel", "PassConfig", "PassResult", "KINDS"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+#: What each evaluation kind samples (spec §3.14).
+KINDS = ("train", "posterior_sample_and_average", "posterior_push_mean", "prior_sample")
+
+
+@dataclass(frozen=True)
+class PassConfig:
+    """How one forward pass samples: keep probability and means vs samples."""
+
+    keep_prob: float = 1.0
+    g0: str = "sample"  #: "sample" (posterior sample), "mean" (posterior mean) or "prior"
+    u: str = "sample"  #: "sample", "mean" or "prior" (AR(1) prior sample)
+    costs: bool = True
+
+    @classmethod
+    def for_kind(cls, kind: str, keep_prob: float = 1.0) -> PassConfig:
+        if kind == "train":
+            return cls(keep_prob=keep_prob)
+        if kind in ("valid", "posterior_sample_and_average"):
+            return cls()
+        if kind == "posterior_push_mean":
+            return cls(g0="mean", u="mean")
+        if kind == "prior_sample":
+            return cls(g0="prior", u="prior", costs=False)
+        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+
+
+@dataclass
+class PassResult:
+    """Costs (batch scalars) and, when requested, the model outputs (batch-major)."""
+
+    cost: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+    l2: torch.Tensor
+    kl_weight: float
+    l2_weight: float
+    nll_bound_vae: torch.Tensor
+    nll_bound_iwae: torch.Tensor
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _gate_bias(b_ru: torch.Tensor) -> torch.Tensor:
+    """The r|u bias with LFADS's forget bias of +1 added to the u half."""
+    H = b_ru.shape[-1] // 2
+    fb = torch.cat((b_ru.new_zeros(H), b_ru.new_ones(H)))
+    return b_ru + fb
+
+
+class LfadsModel(torch.nn.Module):
+    """LFADS with TensorFlow's parameterisation, built from a :class:`ModelSpec`.
+
+    ``model.params[tf_name]`` is the parameter stored under a TensorFlow
+    variable name, e.g. ``model.params["LFADS/gen/GenGRU/Gates/h_2_ru/W"]``.
+    """
+
+    def __init__(self, spec: ModelSpec, *, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.spec = spec
+        self.params = ParamStore(spec, device=device)
+        self.device = torch.device(device)
+        self._l2_names = [(v.name, v.l2) for v in spec.l2_variables()]
+        self._l2_count = float(spec.l2_element_count())
+
+    # ------------------------------------------------------------ utilities
+    def initialize(self, generator: torch.Generator, alignment: Alignment | None = None) -> None:
+        self.params.initialize(generator, alignment)
+
+    def _rand(self, gen: torch.Generator | None, shape, kind: str) -> torch.Tensor:
+        # Draw on the generator's device (CPU by default) so that results do not
+        # depend on where the model runs, then move.
+        gdev = gen.device if gen is not None else torch.device("cpu")
+        if kind == "normal":
+            x = torch.randn(shape, generator=gen, device=gdev)
+        else:
+            x = torch.rand(shape, generator=gen, device=gdev)
+        return x.to(self.device, non_blocking=True)
+
+    def _dropout(self, x: torch.Tensor, kp: float, gen) -> torch.Tensor:
+        if kp >= 1.0:
+            return x
+        keep = self._rand(gen, x.shape, "uniform") < kp
+        return x * keep * (1.0 / kp)
+
+    # --------------------------------------------------------------- pieces
+    def prior_g0(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and effective log-variance of the g0 prior, each [1, I] (spec §3.6)."""
+        h = self.spec.hps
+        mean = self.params["LFADS/z/prior_g0/mean"]
+        lv = self.params["LFADS/z/prior_g0/logvar"]
+        if h.ic_prior_var_max > h.ic_prior_var_min:
+            var = torch.sigmoid(torch.exp(lv)) * (h.ic_prior_var_max - h.ic_prior_var_min)
+            lv = torch.log(var + h.ic_prior_var_min)
+        return mean, lv
+
+    def ar1_prior(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """phi, log noise variance and log process variance of the AR(1) prior, [1, U]."""
+        logevars = self.params["LFADS/z/u_prior_ar1/logevars"]
+        logatau = self.params["LFADS/z/u_prior_ar1/logatau"]
+        phi = torch.exp(-torch.exp(-logatau))
+        logpvars = logevars - torch.log(1.0 - phi) - torch.log(1.0 + phi)
+        return phi, logevars, logpvars
+
+    def factor_matrix(self) -> torch.Tensor:
+        """``gen_2_fac/W`` with unit-norm columns (spec §3.12)."""
+        w = self.params["LFADS/gen/gen_2_fac/W"]
+        return w / torch.sqrt(torch.clamp((w * w).sum(0, keepdim=True), min=1e-12))
+
+    def readout(self, dataset: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(W, b) of the read-out, Gaussian means and log-variances side by side; None = identity."""
+        spec = self.spec
+        ds = spec.dataset(dataset)
+        if spec.hps.output_dist == "poisson":
+            if spec.has_readout_identity(ds):
+                return None
+            base = f"LFADS/glm/fac_2_logrates_{ds.name}"
+            return self.params[f"{base}/W"], self.params[f"{base}/b"]
+        m = f"LFADS/glm/fac_2_means_{ds.name}"
+        v = f"LFADS/glm/fac_2_logvars_{ds.name}"
+        W = torch.cat((self.params[f"{m}/W"], self.params[f"{v}/W"]), 1)
+        b = torch.cat((self.params[f"{m}/b"], self.params[f"{v}/b"]), 1)
+        return W, b
+
+    def l2_cost(self) -> torch.Tensor:
+        """L2 over the recurrent weights and biases of gen and con (spec §4)."""
+        h = self.spec.hps
+        zero = torch.zeros((), device=self.device)
+        if not h.l2_is_on or not self._l2_names:
+            return zero
+        total = zero
+        for name, group in self._l2_names:
+            scale = h.l2_gen_scale if group == "gen" else h.l2_con_scale
+            p = self.params[name]
+            total = total + 0.5 * scale * (p * p).sum()
+        return total / self._l2_count
+
+    # -------------------------------------------------------------- encoders
+    def _encode(self, e: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run every encoder GRU; returns scope -> states [T_enc, B, H] in data time order."""
+        spec = self.spec
+        h = spec.hps
+        T, B, E = e.shape
+        jobs = []  # (scope, t0 name, reverse, n_steps, H)
+        if spec.has_ic_encoder:
+            n = spec.num_steps_for_gen_ic
+            jobs += [
+                ("ic_enc_fwd", "ic_enc_t0_fwd", False, n, h.ic_enc_dim),
+                ("ic_enc_rev", "ic_enc_t0_rev", True, n, h.ic_enc_dim),
+            ]
+        if spec.has_controller:
+            jobs.append(("ci_enc_fwd", "ci_enc_t0_fwd", False, T, h.ci_enc_dim))
+            if not h.do_causal_controller:
+                jobs.append(("ci_enc_rev", "ci_enc_t0_rev", True, T, h.ci_enc_dim))
+        groups: dict[tuple[int, int], list] = {}
+        for job in jobs:
+            groups.setdefault((job[3], job[4]), []).append(job)
+        states: dict[str, torch.Tensor] = {}
+        for (n, H), group in groups.items():
+            xin, w_x, b_x, w_ru, w_c, h0 = [], [], [], [], [], []
+            fwd = e[:n]
+            rev = None
+            for scope, t0, reverse, _, _ in group:
+                if reverse and rev is None:
+                    rev = fwd.flip(0)
+                xin.append(rev if reverse else fwd)
+                P = f"LFADS/{scope}/GRU"
+                W = self.params[f"{P}/Gates/xh_2_ru/W"]
+                Wc = self.params[f"{P}/Candidate/xrh_2_c/W"]
+                w_x.append(torch.cat((W[:E], Wc[:E]), 1))
+                b_x.append(
+                    torch.cat(
+                        (
+                            _gate_bias(self.params[f"{P}/Gates/xh_2_ru/b"][0]),
+                            self.params[f"{P}/Candidate/xrh_2_c/b"][0],
+                        )
+                    )
+                )
+                w_ru.append(W[E:])
+                w_c.append(Wc[E:])
+                h0.append(self.params[f"LFADS/{scope}/{t0}"].expand(B, H))
+            K = len(group)
+            x = torch.stack(xin).reshape(K, n * B, E)
+            proj = torch.baddbmm(torch.stack(b_x).unsqueeze(1), x, torch.stack(w_x))
+            proj = proj.view(K, n, B, 3 * H)
+            hs = gru_scan(
+                proj[..., : 2 * H],
+                proj[..., 2 * H :],
+                torch.stack(h0),
+                torch.stack(w_ru),
+                torch.stack(w_c),
+                h.cell_clip_value,
+            )
+            for k, (scope, _, reverse, _, _) in enumerate(group):
+                states[scope] = hs[k].flip(0) if reverse else hs[k]
+        return states
+
+    # ---------------------------------------------------------------- forward
+    def forward(  # noqa: C901 - one function mirrors the one graph of the spec
+        self,
+        data: torch.Tensor | None,
+        dataset: str,
+        config: PassConfig,
+        *,
+        ext: torch.Tensor | None = None,
+        step: int = 0,
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+        want_outputs: bool = False,
+    ) -> PassResult:
+        """One pass over a batch.
+
+        Parameters
+        ----------
+        data
+            Counts or values [B, T, D] (float32 on the model's device); None for
+            ``prior_sample`` (then ``batch_size`` gives B).
+        dataset
+            LFADS dataset name (selects read-in and read-out).
+        config
+            Keep probability and what is sampled (:meth:`PassConfig.for_kind`).
+        ext
+            External inputs [B, T, E] when ``ext_input_dim`` > 0.
+        step
+            ``global_step`` for the KL and L2 ramps.
+        generator
+            Source of every random draw of the pass.
+        want_outputs
+            Also return factors, rates, states, g0 and controller outputs.
+        """
+        spec = self.spec
+        h = spec.hps
+        P = self.params
+        kp = float(config.keep_prob)
+        gen = generator
+        T = spec.num_steps
+        if data is not None:
+            B = data.shape[0]
+            if data.shape[1] != T:
+                raise ValueError(f"data have {data.shape[1]} time steps, the model {T}")
+        else:
+            B = int(batch_size)
+        has_ext = h.ext_input_dim > 0
+        if has_ext and ext is None:
+            raise ValueError("this model needs external inputs (ext_input_dim > 0)")
+        out: dict[str, torch.Tensor] = {}
+        zero = torch.zeros((), device=self.device)
+
+        # Dropout of data and external inputs (spec §3.1); time-major from here on.
+        x_t = data.transpose(0, 1) if data is not None else None
+        ext_do = None
+        if has_ext:
+            ext_do = self._dropout(ext.transpose(0, 1), kp, gen)
+
+        # Encoders (spec §3.2-§3.4, §3.8).
+        enc: dict[str, torch.Tensor] = {}
+        if data is not None and (spec.has_ic_encoder or spec.has_controller):
+            x_do = self._dropout(x_t, kp, gen)
+            if spec.has_readin:
+                base = f"LFADS/x_2_infac_{spec.dataset(dataset).name}"
+                f_in = torch.matmul(x_do, P[f"{base}/W"]) + P[f"{base}/b"]
+            else:
+                f_in = x_do
+            e = torch.cat((f_in, ext_do), -1) if spec.ext_to_encoders else f_in
+            enc = self._encode(e)
+
+        # g0 (spec §3.5-§3.7).
+        kl_g0_b = zero
+        if spec.has_ic_encoder:
+            prior_mean, prior_lv = self.prior_g0()
+            if config.g0 == "prior":
+                eps = self._rand(gen, (B, h.ic_dim), "normal")
+                g0 = prior_mean + torch.exp(0.5 * prior_lv) * eps
+            else:
+                n = spec.num_steps_for_gen_ic
+                e_ic = torch.cat((enc["ic_enc_fwd"][n - 1], enc["ic_enc_rev"][0]), -1)
+                e_ic = self._dropout(e_ic, kp, gen)
+                q_mean = (
+                    e_ic @ P["LFADS/z/ic_enc_2_post_g0/mean/W"]
+                    + P["LFADS/z/ic_enc_2_post_g0/mean/b"]
+                )
+                q_lv = (
+                    e_ic @ P["LFADS/z/ic_enc_2_post_g0/logvar/W"]
+                    + P["LFADS/z/ic_enc_2_post_g0/logvar/b"]
+                )
+                if h.ic_post_var_min > 0.0:
+                    q_lv = torch.log(torch.exp(q_lv) + h.ic_post_var_min)
+                if config.g0 == "mean":
+                    g0 = q_mean
+                else:
+                    eps = self._rand(gen, (B, h.ic_dim), "normal")
+                    g0 = q_mean + torch.exp(0.5 * q_lv) * eps
+                if config.costs:
+                    kl_g0_b = 0.5 * (
+                        prior_lv
+                        - q_lv
+                        + torch.exp(q_lv - prior_lv)
+                        + (q_mean - prior_mean) ** 2 / torch.exp(prior_lv)
+                        - 1.0
+                    ).sum(1)
+                if want_outputs:
+                    out["post_g0_mean"] = q_mean
+                    out["post_g0_logvar"] = q_lv
+            if want_outputs:
+                out["prior_g0_mean"] = prior_mean.expand(B, -1)
+                out["prior_g0_logvar"] = prior_lv.expand(B, -1)
+            if spec.has_g0_to_gen:
+                g_init = g0 @ P["LFADS/gen/g0_2_gen_ic/W"] + P["LFADS/gen/g0_2_gen_ic/b"]
+            else:
+                g_init = g0
+        else:
+            g_init = P["LFADS/gen/g0"].expand(B, -1)
+
+        w_fac = self.factor_matrix()
+        ro = self.readout(dataset)
+
+        # Controller and generator (spec §3.9-§3.11).
+        kl_co_b = zero
+        corr = zero
+        if spec.has_controller:
+            gs, gs_do, u_all, co = self._controller_generator(
+                enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T
+            )
+            if config.costs:
+                kl_co_b = self._kl_co(co)
+                if h.co_mean_corr_scale > 0.0:
+                    corr = self._corr_cost(co["mean"])
+            if want_outputs:
+                out["controller_outputs"] = u_all.transpose(0, 1)
+                if config.u == "prior":
+                    out["prior_zs_ar_con"] = u_all.transpose(0, 1)
+        else:
+            gs = self._generator_only(g_init, ext_do, T, B)
+            gs_do = self._dropout(gs, kp, gen)
+
+        # Factors and read-out (spec §3.12, §3.13).
+        factors = gs_do @ w_fac
+        lin = factors if ro is None else torch.matmul(factors, ro[0]) + ro[1]
+        D = spec.dataset(dataset).n_neurons
+        log_p_b = zero
+        if config.costs:
+            log_p_b = self._log_likelihood(lin, x_t, D)
+
+        if want_outputs:
+            out["gen_ics"] = g_init
+            out["gen_states"] = gs.transpose(0, 1)
+            out["factors"] = factors.transpose(0, 1)
+            out["output_dist_params"] = self._dist_params(lin, D).transpose(0, 1)
+
+        # Costs (spec §4).
+        kl_b = h.kl_ic_weight * kl_g0_b + h.kl_co_weight * kl_co_b
+        if config.costs:
+            recon = -log_p_b.mean()
+            kl = kl_b.mean()
+            lb = log_p_b - kl_b
+            nll_vae = -lb.mean()
+            nll_iwae = -(torch.logsumexp(lb, 0) - math.log(B))
+        else:
+            recon = kl = nll_vae = nll_iwae = zero
+        l2 = self.l2_cost()
+        w_kl = h.kl_weight(step)
+        w_l2 = h.l2_weight(step)
+        cost = recon + w_kl * kl + w_l2 * l2 + h.co_mean_corr_scale * corr
+        return PassResult(cost, recon, kl, l2, w_kl, w_l2, nll_vae, nll_iwae, out)
+
+    # ------------------------------------------------------------ generator
+    def _gen_weights(self):
+        P = self.params
+        base = "LFADS/gen/GenGRU"
+        w_x = None
+        if self.spec.gen_input_dim > 0:
+            w_x = torch.cat((P[f"{base}/Gates/x_2_ru/W"], P[f"{base}/Candidate/x_2_c/W"]), 1)
+        b = torch.cat(
+            (_gate_bias(P[f"{base}/Gates/h_2_ru/b"][0]), P[f"{base}/Candidate/rh_2_c/b"][0])
+        )
+        return w_x, b, P[f"{base}/Gates/h_2_ru/W"], P[f"{base}/Candidate/rh_2_c/W"]
+
+    def _generator_only(self, g_init, ext_do, T, B):
+        """Generator without controller: its inputs (external only) are known up front."""
+        spec = self.spec
+        G = spec.hps.gen_dim
+        w_x, b, w_ru, w_c = self._gen_weights()
+        if spec.ext_to_gen:
+            proj = torch.matmul(ext_do, w_x) + b  # [T, B, 3G]
+        else:
+            proj = b.expand(T, B, 3 * G)
+        proj = proj.unsqueeze(0)
+        gs = gru_scan(
+            proj[..., : 2 * G],
+            proj[..., 2 * G :],
+            g_init.unsqueeze(0),
+            w_ru.unsqueeze(0),
+            w_c.unsqueeze(0),
+            spec.hps.cell_clip_value,
+        )
+        return gs[0]
+
+    def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T):
+        """The coupled controller -> generator loop (spec §3.9-§3.11)."""
+        spec = self.spec
+        h = spec.hps
+        P = self.params
+        C, U, G = h.con_dim, h.co_dim, h.gen_dim
+        clip = h.cell_clip_value
+        L = h.controller_input_lag
+        H = h.ci_enc_dim
+        # Encoder part of the controller input, lagged, for all steps: [T, B, n_enc].
+        parts = []
+        if config.u != "prior":
+            fwd = enc["ci_enc_fwd"]
+            parts.append(
+                torch.cat((fwd.new_zeros(min(L, T), B, H), fwd[: T - L]), 0) if L > 0 else fwd
+            )
+            if not h.do_causal_controller:
+                rev = enc["ci_enc_rev"]
+                parts.append(
+                    torch.cat((rev[L:], rev.new_zeros(min(L, T), B, H)), 0) if L > 0 else rev
+                )
+        n_fb = spec.feedback_dim
+        c_in_dim = spec.controller_input_dim
+        keep = None
+        if kp < 1.0 and config.u != "prior":
+            keep = (self._rand(gen, (T, B, c_in_dim), "uniform") < kp) * (1.0 / kp)
+        # Controller weights: input part split into encoder and feedback rows.
+        cb = "LFADS/con/GenGRU"
+        cw_x = torch.cat((P[f"{cb}/Gates/x_2_ru/W"], P[f"{cb}/Candidate/x_2_c/W"]), 1)
+        c_b = torch.cat(
+            (_gate_bias(P[f"{cb}/Gates/h_2_ru/b"][0]), P[f"{cb}/Candidate/rh_2_c/b"][0])
+        )
+        c_wru, c_wc = P[f"{cb}/Gates/h_2_ru/W"], P[f"{cb}/Candidate/rh_2_c/W"]
+        n_enc = c_in_dim - n_fb
+        if parts:
+            a = torch.cat(parts, -1)
+            if keep is not None:
+                a = a * keep[..., :n_enc]
+            c_proj = torch.matmul(a, cw_x[:n_enc]) + c_b
+        else:
+            c_proj = None
+        w_co = torch.cat(
+            (P["LFADS/con/con_to_post_co/mean/W"], P["LFADS/con/con_to_post_co/logvar/W"]), 1
+        )
+        b_co = torch.cat(
+            (P["LFADS/con/con_to_post_co/mean/b"], P["LFADS/con/con_to_post_co/logvar/b"]), 1
+        )
+        g_wx, g_b, g_wru, g_wc = self._gen_weights()
+        g_proj_ext = None
+        if spec.ext_to_gen:
+            g_proj_ext = torch.matmul(ext_do, g_wx[U:]) + g_b
+        g_wx_u = g_wx[:U]
+        gen_keep = None
+        if kp < 1.0:
+            gen_keep = (self._rand(gen, (T, B, G), "uniform") < kp) * (1.0 / kp)
+        # Noise of the inferred inputs; push_mean draws it too, for the sampled KL.
+        eps = self._rand(gen, (T, B, U), "normal")
+        phi = logevars = logpvars = None
+        if config.u == "prior":
+            phi, logevars, logpvars = self.ar1_prior()
+
+        c = P["LFADS/con/c0"].expand(B, C)
+        g = g_init
+        fb = None
+        if n_fb:
+            fb = self._feedback(g_init @ w_fac, ro, initial=True)
+        gs, gs_do, us, means, logvars = [], [], [], [], []
+        u_prev = None
+        for t in range(T):
+            if config.u == "prior":
+                if t == 0:
+                    u = torch.exp(0.5 * logpvars) * eps[0]
+                else:
+                    u = phi * u_prev + torch.exp(0.5 * logevars) * eps[t]
+                u_prev = u
+            else:
+                xp = c_proj[t] if c_proj is not None else c_b
+                if fb is not None:
+                    fbt = fb if keep is None else fb * keep[t, :, n_enc:]
+                    xp = xp + fbt @ cw_x[n_enc:]
+                c = _gengru_step(xp, c, c_wru, c_wc, clip)
+                mv = c @ w_co + b_co
+                mu, lv = mv[:, :U], mv[:, U:]
+                means.append(mu)
+                logvars.append(lv)
+                u = mu if config.u == "mean" else mu + torch.exp(0.5 * lv) * eps[t]
+            us.append(u)
+            gp = u @ g_wx_u + (g_proj_ext[t] if g_proj_ext is not None else g_b)
+            g = _gengru_step(gp, g, g_wru, g_wc, clip)
+            gs.append(g)
+            gd = g if gen_keep is None else g * gen_keep[t]
+            gs_do.append(gd)
+            if fb is not None and t + 1 < T:
+                fb = self._feedback(gd @ w_fac, ro, initial=False)
+        gs_t = torch.stack(gs)
+        u_all = torch.stack(us)
+        co = {}
+        if config.u != "prior":
+            co = {"mean": torch.stack(means), "logvar": torch.stack(logvars), "eps": eps}
+        # The dropped-out states that fed the factor feedback also give the factors.
+        return gs_t, torch.stack(gs_do), u_all, co
+
+    def _feedback(self, factors, ro, *, initial: bool):
+        h = self.spec.hps
+        if h.feedback_factors_or_rates == "factors":
+            return factors
+        lin = factors if ro is None else factors @ ro[0] + ro[1]
+        D = lin.shape[-1] if h.output_dist == "poisson" else lin.shape[-1] // 2
+        if h.output_dist == "gaussian":
+            return lin[..., :D]
+        return torch.exp(lin) if initial else torch.exp(torch.clamp(lin, -CLIP_VALUE, CLIP_VALUE))
+
+    # ------------------------------------------------------------------ costs
+    def _kl_co(self, co) -> torch.Tensor:
+        """Sampled KL of the inferred inputs against the AR(1) prior, per trial (spec §4)."""
+        mean, lv, eps = co["mean"], co["logvar"], co["eps"]
+        z = mean + torch.exp(0.5 * lv) * eps
+        phi, logevars, logpvars = self.ar1_prior()
+        logq = -0.5 * (lv + _LOG_2PI + eps * eps)
+        lp0 = -0.5 * (logpvars + _LOG_2PI + z[0] ** 2 / torch.exp(logpvars))
+        d = z[1:] - phi * z[:-1]
+        lpt = -0.5 * (logevars + _LOG_2PI + d * d / torch.exp(logevars))
+        return logq.sum((0, 2)) - lp0.sum(1) - lpt.sum((0, 2))
+
+    @staticmethod
+    def _corr_cost(mean: torch.Tensor) -> torch.Tensor:
+        U = mean.shape[-1]
+        s = torch.einsum("tbi,tbj->bij", mean, mean)  # [B, U, U]
+        iu = torch.triu_indices(U, U, offset=1, device=mean.device)
+        pairs = s[:, iu[0], iu[1]]
+        return (0.5 * pairs * pairs).mean()
+
+    def _log_likelihood(self, lin, x_t, D) -> torch.Tensor:
+        """log p(x | z) per trial, from the unclipped read-out (spec §3.13)."""
+        if self.spec.hps.output_dist == "poisson":
+            ll = x_t * lin - torch.exp(lin) - torch.lgamma(x_t + 1.0)
+        else:
+            mu, lv = lin[..., :D], lin[..., D:]
+            ll = -0.5 * (lv + _LOG_2PI + (x_t - mu) ** 2 / torch.exp(lv))
+        return ll.sum((0, 2))
+
+    def _dist_params(self, lin, D) -> torch.Tensor:
+        if self.spec.hps.output_dist == "poisson":
+            return torch.exp(torch.clamp(lin, -CLIP_VALUE, CLIP_VALUE))
+        mu, lv = lin[..., :D], lin[..., D:]
+        return torch.cat((mu, torch.exp(torch.clamp(lv, -CLIP_VALUE, CLIP_VALUE))), -1)
+
+
+def _gengru_step(xp, h, w_ru, w_c, clip):
+    """One GenGRU step given the input part ``xp`` = [x W_xru + b_ru(+1) | x W_xc + b_c]."""
+    H = h.shape[-1]
+    ru = torch.sigmoid(xp[:, : 2 * H] + h @ w_ru)
+    r, u = ru[:, :H], ru[:, H:]
+    c = torch.tanh(xp[:, 2 * H :] + (r * h) @ w_c)
+    return torch.clamp(u * h + (1.0 - u) * c, -clip, clip)
