@@ -8,6 +8,7 @@ follows MATLAB ``findRuns`` (1-based indices, column-major order).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import attrs
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from .datasets import Dataset, DatasetCollection
-from .exceptions import ConfigError, RunNotFoundError
+from .exceptions import ConfigError, LfadsRunsWarning, MissingOutputError, RunNotFoundError
 from .names import check_name
 from .params import RunParams
 
@@ -170,6 +171,70 @@ class Run:
     @property
     def is_done(self) -> bool:
         return self.paths.done_marker.exists()
+
+    # ------------------------------------------------------------ results
+    def load_input_info(self, reload: bool = False) -> dict[str, Any]:
+        """``inputInfo_<ds>.mat`` of every dataset: split, data hash, time base, raw counts.
+
+        Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
+        """
+        from .io.input_info import read_input_info
+
+        if reload or "input_info" not in self._cache:
+            infos = {}
+            for ds, path in self.input_info_files.items():
+                if not path.exists():
+                    raise MissingOutputError(
+                        f"{path} does not exist: prepare the run first (run.prepare() or "
+                        f"lfads-runs prepare)"
+                    )
+                infos[ds] = read_input_info(path)
+                if infos[ds].data_hash and infos[ds].data_hash != self.data_hash.removeprefix(
+                    L.DATA_PREFIX
+                ):
+                    warnings.warn(
+                        f"{path} was prepared for data hash {infos[ds].data_hash}, but this run's "
+                        f"is {self.data_hash}",
+                        LfadsRunsWarning,
+                        stacklevel=2,
+                    )
+            self._cache["input_info"] = infos
+        return self._cache["input_info"]
+
+    def load_posterior_means(self, kind: str | None = None, reload: bool = False) -> dict[str, Any]:
+        """Posterior means of every dataset, trials in original order.
+
+        Returns ``{dataset: PosteriorMeans}``; ``rates`` are expected counts per
+        bin and ``rates_hz`` spikes per second. ``kind`` defaults to the params'
+        ``posterior_mean_kind``. Raises MissingOutputError naming the files looked for.
+        """
+        from .io.lfads_input import read_lfads_input
+        from .results.posterior_means import read_posterior_means
+
+        kind = kind or self.params.posterior_mean_kind
+        key = f"posterior_means/{kind}"
+        if reload or key not in self._cache:
+            infos = self.load_input_info(reload=reload)
+            out = {}
+            for ds, files in self.posterior_files(kind).items():
+                out[ds] = read_posterior_means(
+                    files["train"],
+                    files["valid"],
+                    dataset=ds,
+                    kind=kind,
+                    spike_bin_ms=self.params.spike_bin_ms,
+                    output_dist=self.params.c_output_dist,
+                    input_info=infos[ds],
+                    lfads_input=read_lfads_input(self.paths.input_file(ds)),
+                )
+            self._cache[key] = out
+        return self._cache[key]
+
+    def load_fit_log(self) -> Any:
+        """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""
+        from .results.fitlog import read_fit_log
+
+        return read_fit_log(self.file_fitlog)
 
 
 def _as_params(p: RunParams | Mapping[str, Any]) -> RunParams:
@@ -440,11 +505,32 @@ class RunCollection:
         atomic_write_text(self.layout.summary_file, self.summary_text())
         return self.layout.summary_file
 
+    def load_posterior_means(
+        self, kind: str | None = None, runs: Iterable[Run] | None = None
+    ) -> CollectionResults:
+        """Posterior means of every run that has them; runs without results are listed."""
+        loaded: dict[tuple[str, int], dict[str, Any]] = {}
+        missing: list[tuple[Run, str]] = []
+        for run in runs if runs is not None else self.all_runs:
+            try:
+                loaded[(run.name, run.param_index)] = run.load_posterior_means(kind)
+            except MissingOutputError as exc:
+                missing.append((run, str(exc)))
+        return CollectionResults(loaded, missing)
+
     def status(self) -> CollectionStatus:
         """What exists on disk for every run, and ``param_*`` folders the config does not name."""
         from .status import collection_status
 
         return collection_status(self)
+
+
+@attrs.frozen
+class CollectionResults:
+    """Results over a collection: ``loaded[(run_spec, param_index)]`` and the runs ``missing``."""
+
+    loaded: dict[tuple[str, int], dict[str, Any]]
+    missing: list[tuple[Run, str]]
 
 
 def params_record(params: RunParams) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""Run.load_* on a run folder holding outputs written by the original TensorFlow LFADS."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from lfads_runs import Dataset, MissingOutputError, RunCollection, RunParams, RunSpec
+from lfads_runs.io.input_info import InputInfo, write_input_info
+from lfads_runs.io.posterior_files import read_posterior_file
+
+CASE = "shared_stitch2"
+DATASETS = ("dataset001", "dataset002")
+
+
+@pytest.fixture
+def tf_run(tmp_path, tf_fixtures):
+    """A collection whose run 'all' holds the fixture's TF inputs and outputs."""
+    case = tf_fixtures / CASE
+    ds = [Dataset(name=n, path=tmp_path / f"{n}.h5") for n in DATASETS]
+    params = RunParams(spike_bin_ms=10, c_factors_dim=6, use_alignment_matrix=True)
+    rc = RunCollection(tmp_path / "runs", "tf", ds, [RunSpec("all", DATASETS)], [params])
+    run = rc.find_runs("all", 1)
+    shutil.copytree(case / "lfadsOutput", run.path_lfads_output)
+    run.path_lfads_input.mkdir(parents=True)
+    with h5py.File(case / "truth.h5") as truth:
+        for name in DATASETS:
+            shutil.copy(case / "lfadsInput" / f"lfads_{name}.h5", run.input_files[name])
+            g = truth[name]
+            write_input_info(
+                run.input_info_files[name],
+                InputInfo(
+                    train_inds=g["train_inds"][()],
+                    valid_inds=g["valid_inds"][()],
+                    data_hash=run.data_hash.removeprefix("data_"),
+                    time_ms=np.arange(500, dtype=float),
+                    bin_ms=1.0,
+                    condition_id=g["condition_id"][()],
+                ),
+            )
+    return run
+
+
+def test_load_posterior_means_in_original_trial_order(tf_run):
+    pms = tf_run.load_posterior_means(kind="posterior_push_mean")
+    assert list(pms) == list(DATASETS)
+    pm = pms["dataset002"]
+    valid = read_posterior_file(
+        tf_run.paths.posterior_file("dataset002", "valid", "posterior_push_mean")
+    )
+    train = read_posterior_file(
+        tf_run.paths.posterior_file("dataset002", "train", "posterior_push_mean")
+    )
+    assert pm.factors.shape == (85, 50, 6)
+    np.testing.assert_array_equal(pm.factors[0], valid["factors"][0])  # trial 1 is valid
+    np.testing.assert_array_equal(pm.factors[1], train["factors"][0])  # trial 2 is train
+    np.testing.assert_array_equal(pm.rates[5], valid["output_dist_params"][1])  # trial 6
+    np.testing.assert_allclose(pm.rates_hz, pm.rates * 1000 / 10)
+    assert pm.condition_ids.shape == (85,)
+    assert tf_run.load_posterior_means(kind="posterior_push_mean") is pms  # cached
+
+
+def test_load_fit_log_and_input_info(tf_run):
+    log = tf_run.load_fit_log()
+    assert log.n_epochs == 34 and log.steps[-1] == 340
+    assert log.step_lve == 320
+    info = tf_run.load_input_info()
+    assert info["dataset001"].valid_inds[:3].tolist() == [1, 6, 11]
+
+
+def test_collection_lists_runs_without_results(tf_run, tmp_path):
+    rc = tf_run.collection
+    rc.add_params(RunParams(spike_bin_ms=10, c_factors_dim=7))
+    results = rc.load_posterior_means(kind="posterior_push_mean")
+    assert list(results.loaded) == [("all", 1)]
+    assert [(r.name, r.param_index) for r, _ in results.missing] == [("all", 2)]
+    with pytest.raises(MissingOutputError, match="prepare the run first"):
+        rc.find_runs("all", 2).load_posterior_means()
