@@ -37,7 +37,13 @@ import numpy as np
 from ..exceptions import DataError
 from .matfile import read_mat, write_mat73
 
-__all__ = ["InputInfo", "read_input_info", "read_input_info_hash", "write_input_info"]
+__all__ = [
+    "InputInfo",
+    "read_input_info",
+    "read_input_info_hash",
+    "validate_input_info",
+    "write_input_info",
+]
 
 _MATLAB_NAMES = (
     "trainInds",
@@ -102,8 +108,8 @@ def _to_matlab_3d(a: np.ndarray) -> np.ndarray:
     return np.transpose(np.asarray(a, dtype=np.float64), (2, 1, 0))
 
 
-def write_input_info(path: str | os.PathLike, info: InputInfo) -> None:
-    """Write ``info`` as a MATLAB v7.3 MAT-file, atomically.
+def validate_input_info(path: str | os.PathLike, info: InputInfo) -> None:
+    """Check ``info`` as :func:`write_input_info` would, without writing.
 
     Raises
     ------
@@ -124,6 +130,22 @@ def write_input_info(path: str | os.PathLike, info: InputInfo) -> None:
     if info.condition_id is not None and info.condition_id.size != n:
         msg = f"{path}: {info.condition_id.size} condition ids for {n} trials"
         raise DataError(msg)
+    clash = set(info.extras) & set(_MATLAB_NAMES)
+    if clash:
+        msg = f"{path}: extra variables {sorted(clash)} collide with standard inputInfo fields"
+        raise DataError(msg)
+
+
+def write_input_info(path: str | os.PathLike, info: InputInfo) -> None:
+    """Write ``info`` as a MATLAB v7.3 MAT-file, atomically.
+
+    Raises
+    ------
+    DataError
+        As :func:`validate_input_info`.
+    """
+    path = Path(path)
+    validate_input_info(path, info)
     variables: dict[str, Any] = {
         "trainInds": info.train_inds.astype(np.float64).reshape(1, -1),
         "validInds": info.valid_inds.astype(np.float64).reshape(1, -1),
@@ -144,11 +166,7 @@ def write_input_info(path: str | os.PathLike, info: InputInfo) -> None:
         variables["truth"] = _to_matlab_3d(info.true_rates)
     if info.external_inputs is not None:
         variables["externalInputs"] = _to_matlab_3d(info.external_inputs)
-    for k, v in info.extras.items():
-        if k in variables:
-            msg = f"{path}: extra variable {k!r} collides with a standard inputInfo field"
-            raise DataError(msg)
-        variables[k] = v
+    variables.update(info.extras)
     write_mat73(path, variables)
 
 

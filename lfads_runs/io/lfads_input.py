@@ -28,6 +28,7 @@ __all__ = [
     "read_lfads_input",
     "read_input_summary",
     "write_lfads_input",
+    "validate_lfads_input",
     "input_from_mapping",
     "KNOWN_KEYS",
 ]
@@ -223,7 +224,20 @@ def _file_dtype(key: str, a: np.ndarray) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _check(path: Path, inp: LfadsInput) -> dict[str, np.ndarray]:
+def validate_lfads_input(path: str | os.PathLike, inp: LfadsInput) -> dict[str, np.ndarray]:
+    """Check ``inp`` as :func:`write_lfads_input` would, without writing.
+
+    Returns
+    -------
+    dict
+        Key -> array converted to the dtype and shape stored in the file.
+
+    Raises
+    ------
+    DataError
+        Inconsistent shapes or unsupported dtypes (``path`` and the key are named).
+    """
+    path = Path(path)
     arrays = inp.as_dict()
     clash = set(inp.extras) & set(KNOWN_KEYS)
     if clash:
@@ -302,7 +316,7 @@ def write_lfads_input(path: str | os.PathLike, inp: LfadsInput) -> None:
         Inconsistent shapes (the message names the key) or unsupported dtypes.
     """
     path = Path(path)
-    arrays = _check(path, inp)
+    arrays = validate_lfads_input(path, inp)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key in sorted(arrays):
             a = arrays[key]
