@@ -1,0 +1,98 @@
+"""``hyperparameters-<step>.txt``: the JSON dump run_lfads.py writes on every graph build.
+
+Keys in run_lfads.py's order, booleans as the strings "true"/"false",
+``num_steps_for_gen_ic`` clamped to T, plus ``_clip_value``, ``kind``,
+``dataset_names``, ``dataset_dims``, ``num_steps`` and ``ndatasets``
+(spec §7.8). One line, no trailing newline, as ``json.dump`` writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_write_text
+from ..hparams import CLIP_VALUE, Hyperparameters
+from ..model_spec import ModelSpec
+
+__all__ = ["hyperparameters_dict", "write_hyperparameters_file", "RunFlags"]
+
+# Flags of run_lfads.py in the order of its hyperparameter dict (allow_gpu_growth is not in it).
+_ORDER = (
+    "output_dist", "data_dir", "lfads_save_dir", "checkpoint_pb_load_name", "checkpoint_name",
+    "output_filename_stem", "max_ckpt_to_keep", "max_ckpt_to_keep_lve",
+    "ps_nexamples_to_process", "ext_input_dim", "data_filename_stem", "device", "csv_log",
+    "num_steps_for_gen_ic", "inject_ext_input_to_gen", "cell_weight_scale", "ic_dim",
+    "factors_dim", "ic_enc_dim", "gen_dim", "gen_cell_input_weight_scale",
+    "gen_cell_rec_weight_scale", "ic_prior_var_min", "ic_prior_var_scale", "ic_prior_var_max",
+    "ic_post_var_min", "co_prior_var_scale", "prior_ar_atau", "prior_ar_nvar",
+    "do_train_prior_ar_atau", "do_train_prior_ar_nvar", "do_causal_controller",
+    "controller_input_lag", "do_feed_factors_to_controller", "feedback_factors_or_rates",
+    "co_dim", "ci_enc_dim", "con_dim", "co_mean_corr_scale", "batch_size",
+    "learning_rate_init", "learning_rate_decay_factor", "learning_rate_stop",
+    "learning_rate_n_to_compare", "max_grad_norm", "cell_clip_value", "do_train_io_only",
+    "do_train_encoder_only", "do_reset_learning_rate", "do_train_readin", "keep_prob",
+    "temporal_spike_jitter_width", "l2_gen_scale", "l2_con_scale", "kl_ic_weight",
+    "kl_co_weight", "kl_start_step", "kl_increase_steps", "l2_start_step", "l2_increase_steps",
+)  # fmt: skip
+_EXTENSIONS = ("max_epochs", "max_train_seconds")
+
+
+class RunFlags(dict):
+    """Path-like flags of run_lfads.py that are not model hyperparameters."""
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        data_dir: str | os.PathLike,
+        lfads_save_dir: str | os.PathLike,
+        checkpoint_pb_load_name: str = "checkpoint",
+        output_filename_stem: str = "",
+        data_filename_stem: str = "lfads",
+    ) -> RunFlags:
+        return cls(
+            data_dir=str(data_dir),
+            lfads_save_dir=str(lfads_save_dir),
+            checkpoint_pb_load_name=checkpoint_pb_load_name,
+            output_filename_stem=output_filename_stem,
+            data_filename_stem=data_filename_stem,
+        )
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v
+
+
+def hyperparameters_dict(spec: ModelSpec, flags: RunFlags, kind: str) -> dict[str, Any]:
+    """The dict run_lfads.py dumps, for this model, run and kind."""
+    hps: Hyperparameters = spec.hps
+    values = hps.as_dict()
+    values.update(flags)
+    values["num_steps_for_gen_ic"] = spec.num_steps_for_gen_ic
+    out: dict[str, Any] = {k: _jsonable(values[k]) for k in _ORDER}
+    out["_clip_value"] = int(CLIP_VALUE)
+    out["kind"] = kind
+    out["dataset_names"] = list(spec.dataset_names)
+    out["dataset_dims"] = {d.name: d.n_neurons for d in spec.datasets}
+    out["num_steps"] = spec.num_steps
+    out["ndatasets"] = len(spec.datasets)
+    for k in _EXTENSIONS:  # ours; only when set, so files match TF's otherwise
+        if values.get(k) is not None:
+            out[k] = values[k]
+    return out
+
+
+def write_hyperparameters_file(
+    save_dir: str | os.PathLike, step: int, spec: ModelSpec, flags: RunFlags, kind: str
+) -> Path:
+    """Write ``<save_dir>/hyperparameters-<step>.txt`` atomically; returns its path."""
+    from ._names import hyperparameters_name
+
+    path = Path(save_dir) / hyperparameters_name(step)
+    atomic_write_text(path, json.dumps(hyperparameters_dict(spec, flags, kind)))
+    return path

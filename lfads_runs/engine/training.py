@@ -1,0 +1,574 @@
+"""Training as run_lfads.py ``--kind=train`` does it (spec §7), resumable exactly.
+
+Per epoch: shuffled batches of all datasets (one Adam update each), a
+regular checkpoint after the training pass of epochs 0, 10, 20, ...,
+a validation pass (keep_prob 1, sampling on), the lowest-validation-error
+checkpoint when eligible, one ``fitlog.csv`` line, then the learning-rate
+rule on the training cost. Training stops when the learning rate falls below
+``learning_rate_stop``, or at our optional ``max_epochs`` / ``max_train_seconds``.
+
+Resuming: the newest checkpoint written by this engine (regular or LVE) is
+restored with its sidecar, the fit log is cut back to its length at that
+point, and the epoch continues from the recorded phase; on the CPU with a
+seed the result equals an uninterrupted run. A TensorFlow checkpoint
+(no sidecar) restores weights, Adam state, learning rate and step, and
+starts the histories afresh as TensorFlow does (spec §7.9).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+import numpy as np
+import torch
+
+from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFailedError
+from ..hparams import Hyperparameters
+from . import _names
+from .ckpt import (
+    CheckpointSet,
+    ResumeState,
+    checkpoint_tensors,
+    read_checkpoint_arrays,
+    read_sidecar,
+    remove_checkpoint,
+    save_checkpoint,
+    split_checkpoint_arrays,
+)
+from .data import (
+    EngineDataset,
+    alignment_of,
+    build_spec,
+    epoch_batches,
+    jitter_spikes,
+    load_datasets,
+)
+from .hps_file import RunFlags, write_hyperparameters_file
+from .model import LfadsModel, PassConfig
+from .optim import TFAdam, clip_by_global_norm
+
+__all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
+
+_PHASES = ("after_train", "after_valid", "end_of_epoch")
+
+
+@attrs.frozen
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    save_dir: Path
+    epochs: int  #: epochs completed in total (across resumes)
+    steps: int  #: global step at the end
+    stop_reason: str  #: "learning_rate", "max_epochs", "max_train_seconds" or "already_finished"
+    lowest_valid_cost: float | None
+    lve_checkpoint: Path | None  #: newest lowest-validation-error checkpoint prefix
+    last_checkpoint: Path | None
+    seconds: float  #: wall time of this call
+    resumed_from: Path | None
+    device: str
+    seed: int
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """ "cpu" (default), "cuda[:n]" or "auto" (CUDA when available)."""
+    if device is None:
+        return torch.device("cpu")
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def new_seed() -> int:
+    return int(np.random.SeedSequence().entropy % (2**63))
+
+
+class _Log:
+    def __init__(self, log: Callable[[str], Any] | TextIO | None) -> None:
+        self._log = log
+
+    def __call__(self, msg: str) -> None:
+        if self._log is None:
+            print(msg, file=sys.stderr, flush=True)
+        elif callable(self._log):
+            self._log(msg)
+        else:
+            self._log.write(msg + "\n")
+            self._log.flush()
+
+
+class _Bar:
+    """A one-line batch progress bar on a terminal (nothing otherwise)."""
+
+    def __init__(self, enabled: bool | None) -> None:
+        self.on = sys.stderr.isatty() if enabled is None else bool(enabled)
+        self.on = self.on and sys.stderr.isatty()
+
+    def update(self, epoch: int, done: int, total: int) -> None:
+        if self.on:
+            n = 30 * done // max(total, 1)
+            sys.stderr.write(f"\repoch {epoch} [{'#' * n}{' ' * (30 - n)}] {done}/{total}")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.on:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+class _Trainer:
+    def __init__(
+        self,
+        data_dir,
+        save_dir,
+        hps: Hyperparameters,
+        *,
+        device,
+        seed,
+        progress,
+        log,
+        flags: RunFlags,
+        stem: str,
+        load_name: str,
+    ) -> None:
+        self.hps = hps
+        self.save_dir = Path(save_dir)
+        self.device = resolve_device(device)
+        self.log = _Log(log)
+        self.bar = _Bar(progress)
+        self.flags = flags
+        self.load_name = load_name
+        self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
+        self.spec = build_spec(hps, self.datasets)
+        self.model = LfadsModel(self.spec, device=self.device)
+        self.opt = TFAdam(self.model.params.updated())
+        self.seed = new_seed() if seed is None else int(seed)
+        self.tgen = torch.Generator().manual_seed(self.seed)
+        self.nrng = np.random.default_rng(self.seed)
+        self.step = 0
+        self.lr = np.float32(hps.learning_rate_init)
+        self.state = ResumeState(epoch=0, phase="end_of_epoch", seed=self.seed)
+        self.resumed_from: Path | None = None
+        self.fitlog = self.save_dir / _names.fitlog_name(hps.csv_log)
+        self.regular = CheckpointSet(self.save_dir, _names.CHECKPOINT_POINTER, hps.max_ckpt_to_keep)
+        self.lve = CheckpointSet(self.save_dir, _names.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
+        self.last_checkpoint: Path | None = None
+        self._tensors = {
+            name: {
+                split: (
+                    torch.as_tensor(ds.data(split), dtype=torch.float32, device=self.device),
+                    None
+                    if ds.ext(split) is None
+                    else torch.as_tensor(ds.ext(split), dtype=torch.float32, device=self.device),
+                )
+                for split in ("train", "valid")
+            }
+            for name, ds in self.datasets.items()
+        }
+
+    # ------------------------------------------------------------- restore
+    def restore(self) -> None:
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        ours = self._newest_own_checkpoint()
+        if ours is not None and not self.hps.do_reset_learning_rate:
+            self._restore_own(*ours)
+            return
+        prefix = self._tf_checkpoint()
+        if prefix is not None:
+            self._restore_tf(prefix)
+            return
+        self.model.initialize(self.tgen, alignment_of(self.datasets))
+
+    def _newest_own_checkpoint(self):
+        from ..io.checkpoint_state import read_checkpoint_state
+
+        best = None
+        for rank, pointer in ((0, _names.CHECKPOINT_POINTER), (1, _names.CHECKPOINT_LVE_POINTER)):
+            st = read_checkpoint_state(self.save_dir, pointer)
+            if st is None:
+                continue
+            prefix = Path(st.model_checkpoint_path)
+            if not Path(f"{prefix}.index").is_file():
+                continue
+            side = read_sidecar(prefix)
+            if side is None:
+                continue
+            state, rng = side
+            step = int(read_checkpoint_arrays_step(prefix))
+            key = (step, _PHASES.index(state.phase), rank)
+            if best is None or key > best[0]:
+                best = (key, prefix, state, rng)
+        return None if best is None else best[1:]
+
+    def _tf_checkpoint(self) -> Path | None:
+        from ..io.checkpoint_state import read_checkpoint_state
+
+        st = read_checkpoint_state(self.save_dir, self.load_name)
+        if st is None:
+            return None
+        prefix = Path(st.model_checkpoint_path)
+        return prefix if Path(f"{prefix}.index").is_file() else None
+
+    def _load_tensors(self, prefix: Path) -> None:
+        arrays = read_checkpoint_arrays(prefix)
+        variables, slots, scalars = split_checkpoint_arrays(
+            self.spec, arrays, source=f"checkpoint {prefix}"
+        )
+        self.model.params.load_arrays(variables, source=f"checkpoint {prefix}")
+        missing = self.opt.load_slots(slots)
+        if missing:
+            warnings.warn(
+                f"checkpoint {prefix} has no Adam slots for {len(missing)} variable(s) "
+                f"(e.g. {missing[0]}); they start at zero",
+                LfadsRunsWarning,
+                stacklevel=3,
+            )
+        self.step = int(scalars.get("global_step", 0))
+        self.lr = np.float32(scalars.get("learning_rate", self.hps.learning_rate_init))
+        self.opt.beta1_power = np.float32(scalars.get("beta1_power", 0.9 ** (self.step + 1)))
+        self.opt.beta2_power = np.float32(scalars.get("beta2_power", 0.999 ** (self.step + 1)))
+        self.resumed_from = prefix
+
+    def _restore_own(self, prefix: Path, state: ResumeState, rng: np.ndarray) -> None:
+        self._load_tensors(prefix)
+        self.state = state
+        self.seed = state.seed
+        self.tgen.set_state(torch.from_numpy(rng))
+        self.nrng = np.random.default_rng()
+        self.nrng.bit_generator.state = state.numpy_rng
+        self.regular.kept = list(state.regular_kept)
+        self.lve.kept = list(state.lve_kept)
+        # Drop what the interrupted run wrote after this point; it will be redone.
+        self._discard_after(self.step, prefix)
+        if self.fitlog.exists() and self.fitlog.stat().st_size > state.fitlog_size:
+            with open(self.fitlog, "r+b") as fh:
+                fh.truncate(state.fitlog_size)
+        for cs in (self.regular, self.lve):
+            cs.write_pointer()
+        self.log(f"Resuming from {prefix.name} (epoch {state.epoch}, {state.phase}).")
+
+    def _discard_after(self, step: int, keep: Path) -> None:
+        from ..layout import checkpoint_step
+
+        for p in self.save_dir.glob("*.ckpt-*.index"):
+            prefix = p.with_suffix("")
+            if prefix == keep:
+                continue
+            try:
+                s = checkpoint_step(prefix)
+            except ValueError:
+                continue
+            if s > step and read_sidecar(prefix) is not None:
+                remove_checkpoint(prefix)
+        for cs in (self.regular, self.lve):
+            cs.kept = [n for n in cs.kept if (self.save_dir / f"{n}.index").is_file()]
+
+    def _restore_tf(self, prefix: Path) -> None:
+        self._load_tensors(prefix)
+        if self.hps.do_reset_learning_rate:
+            self.lr = np.float32(self.hps.learning_rate_init)
+        self.state = ResumeState(epoch=0, phase="end_of_epoch", seed=self.seed)
+        self.log(f"Restored {prefix.name} (step {self.step}); histories start afresh.")
+
+    # ----------------------------------------------------------------- save
+    def _save(self, lve: bool, phase: str, epoch: int, values: dict[str, float]) -> Path:
+        name = _names.checkpoint_prefix(self.hps.checkpoint_name, self.step, lve=lve)
+        prefix = self.save_dir / name
+        cs = self.lve if lve else self.regular
+        kept_after = [n for n in cs.kept if n != name] + [name]
+        if cs.max_to_keep > 0:
+            kept_after = kept_after[-cs.max_to_keep :]
+        st = self.state
+        state = ResumeState(
+            epoch=epoch,
+            phase=phase,
+            train_costs=list(st.train_costs),
+            valid_costs=list(st.valid_costs),
+            lowest_valid_cost=st.lowest_valid_cost,
+            elapsed_seconds=self._elapsed(),
+            seed=self.seed,
+            fitlog_size=self.fitlog.stat().st_size if self.fitlog.exists() else 0,
+            epoch_values=dict(values),
+            regular_kept=kept_after if not lve else list(self.regular.kept),
+            lve_kept=kept_after if lve else list(self.lve.kept),
+            finished=st.finished,
+            numpy_rng=self.nrng.bit_generator.state,
+        )
+        slots = {
+            n: (m.detach().cpu().numpy(), v.detach().cpu().numpy())
+            for n, (m, v) in self.opt.slots().items()
+        }
+        tensors = checkpoint_tensors(
+            self.model.params.to_arrays(),
+            slots,
+            step=self.step,
+            learning_rate=self.lr,
+            beta1_power=self.opt.beta1_power,
+            beta2_power=self.opt.beta2_power,
+        )
+        save_checkpoint(prefix, tensors, state, self.tgen.get_state().numpy())
+        cs.add(name)
+        self.last_checkpoint = prefix
+        return prefix
+
+    # ----------------------------------------------------------------- passes
+    def _batch(self, name: str, split: str, idx: np.ndarray):
+        data, ext = self._tensors[name][split]
+        w = self.hps.temporal_spike_jitter_width
+        if w > 0 and self.hps.output_dist == "poisson":
+            counts = self.datasets[name].data(split)[idx]
+            x = torch.as_tensor(
+                jitter_spikes(counts, w, self.nrng), dtype=torch.float32, device=self.device
+            )
+        else:
+            x = data[torch.as_tensor(idx, device=self.device)]
+        e = None if ext is None else ext[torch.as_tensor(idx, device=self.device)]
+        return x, e
+
+    def _sizes(self, split: str) -> dict[str, int]:
+        return {n: int(ds.data(split).shape[0]) for n, ds in self.datasets.items()}
+
+    def train_pass(self, epoch: int) -> dict[str, float]:
+        hps = self.hps
+        cfg = PassConfig.for_kind("train", hps.keep_prob)
+        params = list(self.opt.params)
+        batches = epoch_batches(self._sizes("train"), hps.batch_size, self.nrng)
+        rows = []
+        for i, (name, idx) in enumerate(batches):
+            x, e = self._batch(name, "train", idx)
+            res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.tgen)
+            grads = torch.autograd.grad(res.cost, params, allow_unused=True)
+            grads = [
+                torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
+            ]
+            clip_by_global_norm(grads, hps.max_grad_norm)
+            self.opt.step(grads, self.lr)
+            self.step += 1
+            rows.append(
+                torch.stack(
+                    [res.cost.detach(), res.recon.detach(), res.kl.detach(), res.l2.detach()]
+                )
+            )
+            last_w = (res.kl_weight, res.l2_weight)
+            self.bar.update(epoch, i + 1, len(batches))
+        self.bar.clear()
+        vals = torch.stack(rows).double().cpu().numpy()
+        if not np.isfinite(vals[:, 0]).all():
+            raise RunFailedError(
+                f"training diverged: the cost became {vals[:, 0][~np.isfinite(vals[:, 0])][0]} "
+                f"in epoch {epoch} (step {self.step}); lower learning_rate_init or check the data"
+            )
+        return {
+            "total_train": float(vals[:, 0].mean()),
+            "recon_train": float(vals[:, 1].mean()),
+            "kl_train": float(vals[:, 2].mean()),
+            "l2": float(vals[-1, 3]),
+            "kl_weight": float(last_w[0]),
+            "l2_weight": float(last_w[1]),
+        }
+
+    def valid_pass(self) -> dict[str, float]:
+        cfg = PassConfig.for_kind("valid")
+        batches = epoch_batches(self._sizes("valid"), self.hps.batch_size, self.nrng)
+        rows = []
+        with torch.no_grad():
+            for name, idx in batches:
+                x, e = self._batch(name, "valid", idx)
+                res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.tgen)
+                rows.append(torch.stack([res.cost, res.recon, res.kl]))
+        vals = torch.stack(rows).double().cpu().numpy()
+        return {
+            "total_valid": float(vals[:, 0].mean()),
+            "recon_valid": float(vals[:, 1].mean()),
+            "kl_valid": float(vals[:, 2].mean()),
+        }
+
+    # ------------------------------------------------------------------ loop
+    def _elapsed(self) -> float:
+        return self.state.elapsed_seconds + (time.monotonic() - self._t0)
+
+    def run(self) -> TrainResult:
+        from ..io.fitlog import FitLogRow, append_fitlog_line
+
+        t_call = time.monotonic()
+        self._t0 = time.monotonic()
+        hps = self.hps
+        self.restore()
+        write_hyperparameters_file(self.save_dir, self.step, self.spec, self.flags, "train")
+        st = self.state
+        if st.finished is not None:
+            return self._result("already_finished", t_call)
+        if st.phase == "end_of_epoch":  # fresh start, TF restart, or a completed epoch
+            epoch = st.epoch + 1 if self._completed_epochs() else 0
+            phase, values = None, {}
+            stop = self._limit_reached(epoch)
+            if stop:
+                return self._result(stop, t_call)
+        else:  # finish the epoch the checkpoint was written in
+            epoch, phase, values = st.epoch, st.phase, dict(st.epoch_values)
+        while True:
+            if phase is None:
+                values = self.train_pass(epoch)
+                if epoch % 10 == 0:
+                    self._save(False, "after_train", epoch, values)
+            if phase in (None, "after_train"):
+                values.update(self.valid_pass())
+                self.state.valid_costs.append(values["total_valid"])
+                v = self.state.valid_costs[-1]
+                if (
+                    values["kl_weight"] >= 1.0
+                    and (values["l2_weight"] >= 1.0 or not hps.l2_is_on)
+                    and len(self.state.valid_costs) > 1
+                    and v < self.state.lowest_valid_cost
+                ):
+                    self.state.lowest_valid_cost = v
+                    self._save(True, "after_valid", epoch, values)
+            phase = None
+            row = FitLogRow(epoch=epoch, step=self.step, **values)
+            append_fitlog_line(self.fitlog, row)
+            self._report(epoch, values)
+            # Learning-rate rule on the training cost (spec §7.5).
+            tc = self.state.train_costs
+            n = hps.learning_rate_n_to_compare
+            if len(tc) > n and values["total_train"] > max(tc[-n:]):
+                self.lr = np.float32(self.lr * np.float32(hps.learning_rate_decay_factor))
+                self.log(f"     Decreasing learning rate to {float(self.lr):f}.")
+                tc.append(math.inf)
+            else:
+                tc.append(values["total_train"])
+            self.state.epoch = epoch
+            reason = None
+            if float(self.lr) < hps.learning_rate_stop:
+                self.log("Stopping optimization based on learning rate criteria.")
+                reason = "learning_rate"
+            else:
+                reason = self._limit_reached(epoch + 1)
+            if reason is not None:
+                self.state.finished = reason if reason == "learning_rate" else None
+                self._save(False, "end_of_epoch", epoch, {})
+                return self._result(reason, t_call)
+            epoch += 1
+
+    def _completed_epochs(self) -> int:
+        """Epochs completed so far in this run's history (0 after a fresh or TF start)."""
+        return len(self.state.train_costs)
+
+    def _limit_reached(self, next_epoch: int) -> str | None:
+        h = self.hps
+        if h.max_epochs is not None and next_epoch >= h.max_epochs:
+            return "max_epochs"
+        if h.max_train_seconds is not None and self._elapsed() >= h.max_train_seconds:
+            return "max_train_seconds"
+        return None
+
+    def _report(self, epoch: int, v: dict[str, float]) -> None:
+        self.log(
+            f"Epoch:{epoch}, step:{self.step} (TRAIN, VALID): total: {v['total_train']:.2f}, "
+            f"{v['total_valid']:.2f}  recon: {v['recon_train']:.2f}, {v['recon_valid']:.2f}  "
+            f"kl: {v['kl_train']:.2f}, {v['kl_valid']:.2f}  l2: {v['l2']:.5f}  "
+            f"kl weight: {v['kl_weight']:.2f}, l2 weight: {v['l2_weight']:.2f}  "
+            f"lr: {float(self.lr):.6g}"
+        )
+
+    def _result(self, reason: str, t_call: float) -> TrainResult:
+        lve = self.lve.kept[-1] if self.lve.kept else None
+        low = self.state.lowest_valid_cost
+        return TrainResult(
+            save_dir=self.save_dir,
+            epochs=self._completed_epochs(),
+            steps=self.step,
+            stop_reason=reason,
+            lowest_valid_cost=None if math.isinf(low) else low,
+            lve_checkpoint=None if lve is None else self.save_dir / lve,
+            last_checkpoint=self.last_checkpoint or self.resumed_from,
+            seconds=time.monotonic() - t_call,
+            resumed_from=self.resumed_from,
+            device=str(self.device),
+            seed=self.seed,
+        )
+
+
+def read_checkpoint_arrays_step(prefix: Path) -> int:
+    from ..io.tensorbundle import read_bundle
+
+    return int(read_bundle(prefix, ["LFADS/global_step"])["LFADS/global_step"])
+
+
+def train(
+    data_dir: str | os.PathLike,
+    save_dir: str | os.PathLike,
+    hps: Hyperparameters,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], Any] | TextIO | None = None,
+    data_filename_stem: str = "lfads",
+    checkpoint_pb_load_name: str = "checkpoint",
+) -> TrainResult:
+    """Train LFADS on the input files of ``data_dir``, writing into ``save_dir``.
+
+    Parameters
+    ----------
+    data_dir
+        Folder of ``<stem>_<dataset>.h5`` input files (``lfadsInput``).
+    save_dir
+        Output folder (``lfadsOutput``): checkpoints, pointer files, ``fitlog.csv``,
+        ``hyperparameters-<step>.txt``. An existing checkpoint is resumed.
+    hps
+        Hyperparameters (run_lfads.py flags, plus ``max_epochs``/``max_train_seconds``).
+    device
+        "cpu" (default), "cuda", "cuda:N" or "auto".
+    seed
+        Seeds initialisation, batching, dropout and sampling; None draws one
+        (recorded in the checkpoints, so a resume continues the same streams).
+    progress
+        Progress bar while an epoch runs: None = only on a terminal.
+    log
+        Where the per-epoch lines go: a callable, a text stream, or None for stderr.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DataError
+        Unusable input files (see :func:`~lfads_runs.engine.data.load_datasets`).
+    CheckpointError
+        A checkpoint to resume does not fit this model.
+    RunFailedError
+        The cost became NaN or infinite.
+    """
+    flags = RunFlags.make(
+        data_dir=data_dir,
+        lfads_save_dir=save_dir,
+        checkpoint_pb_load_name=checkpoint_pb_load_name,
+        data_filename_stem=data_filename_stem,
+    )
+    trainer = _Trainer(
+        data_dir,
+        save_dir,
+        hps,
+        device=device,
+        seed=seed,
+        progress=progress,
+        log=log,
+        flags=flags,
+        stem=data_filename_stem,
+        load_name=checkpoint_pb_load_name,
+    )
+    try:
+        return trainer.run()
+    except CheckpointError:
+        raise
