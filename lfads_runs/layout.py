@@ -68,6 +68,7 @@ DONE_MARKER = "lfads.done"
 POSTERIOR_ONLY_SUFFIX = ".posteriorMeanOnly"
 CLAIM_FILE = "lfads_runs.claim"  #: ours: exclusive claim of a running queue
 STATE_FILE = "lfads_runs.state.json"  #: ours: machine-readable run state
+CLAIM_LOCK_FILE = "lfads_runs.claim.lock"  #: ours: held briefly while breaking a stale claim
 EXPORT_DIR = "export"
 # ---- names inside the collection folder
 SUMMARY_FILE = "summary.txt"
@@ -75,6 +76,8 @@ TENSORBOARD_SCRIPT = "launch_tensorboard.sh"
 QUEUE_SCRIPT = "run_lfadsqueue.py"
 QUEUE_SCRIPT_POSTERIOR_ONLY = "run_lfadsqueue_posteriorMeanOnly.py"
 QUEUE_STATE_FILE = "lfads_runs.queue.json"  #: ours: last queue summary
+QUEUE_LOCK_FILE = "lfads_runs.queue.lock"  #: ours: held briefly while updating the queue file
+SLURM_LOG_DIR = "slurm_logs"  #: ours: submitit's job folders (slurm executor)
 PARAMS_JSON = "params.json"  #: ours: full parameters of a param_<P> folder
 PARAM_PREFIX = "param_"
 DATA_PREFIX = "data_"
@@ -224,6 +227,10 @@ class RunPaths:
         return self.path / STATE_FILE
 
     @property
+    def claim_lock_file(self) -> Path:
+        return self.path / CLAIM_LOCK_FILE
+
+    @property
     def params_json(self) -> Path:
         return self.param_folder / PARAMS_JSON
 
@@ -276,6 +283,14 @@ class CollectionLayout:
     @property
     def queue_state_file(self) -> Path:
         return self.path / QUEUE_STATE_FILE
+
+    @property
+    def queue_lock_file(self) -> Path:
+        return self.path / QUEUE_LOCK_FILE
+
+    @property
+    def slurm_log_dir(self) -> Path:
+        return self.path / SLURM_LOG_DIR
 
     def param_folder(self, param_hash: str) -> Path:
         return self.path / _prefixed(param_hash, PARAM_PREFIX)
