@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lfads_runs.data.dataset import DatasetData
-from lfads_runs.data.loaders import LOADERS, SUFFIX_KINDS, load_dataset
+from lfads_runs.data.loaders import LOADERS, SUFFIX_KINDS, load_dataset, load_from_options
 from lfads_runs.exceptions import ConfigError, DataError, MissingDependencyError
 from lfads_runs.io.matfile import write_mat73
 
@@ -307,3 +307,31 @@ def test_nwb_needs_pynwb(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynwb", None)
     with pytest.raises(MissingDependencyError, match=r"lfads_runs\[nwb\]"):
         load_dataset(p)
+
+
+def test_load_from_options(tmp_path):
+    """Configuration options (format, keys, bin_ms, loader_args) map onto the loaders."""
+    p = tmp_path / "s.dat"
+    with h5py.File(p, "w") as f:
+        f["spk"] = COUNTS
+    d = load_from_options(p, {"format": "h5", "keys": {"counts": "spk"}, "bin_ms": 4})
+    assert d.bin_ms == 4 and d.n_trials == 6
+    (tmp_path / "cfgload.py").write_text(
+        "import numpy as np\ndef f(n=2):\n    return {'counts': np.zeros((n, 3, 1), int)}\n"
+    )
+    d = load_from_options(None, {"loader": "cfgload:f", "loader_args": {"n": 4}}, base_dir=tmp_path)
+    assert d.n_trials == 4
+    with pytest.raises(ConfigError, match="takes loader_args"):
+        load_from_options(None, {"loader": "cfgload:f", "bin_ms": 2}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="window_ms or both"):
+        load_from_options(tmp_path / "x.nwb", {"nwb": {"start_ms": 0}})
+
+
+def test_nwb_options_from_config(tmp_path):
+    """nwb: {align_to, start_ms, stop_ms, bin_ms} reaches the NWB loader."""
+    p = tmp_path / "s.nwb"
+    _nwb_file(p)
+    d = load_from_options(
+        p, {"nwb": {"align_to": "move_onset_time", "start_ms": -100, "stop_ms": 100, "bin_ms": 20}}
+    )
+    assert d.counts.shape == (3, 10, 3) and d.time_ms[0] == -100

@@ -56,6 +56,8 @@ __all__ = [
     "load_mat",
     "load_nwb",
     "load_with_function",
+    "load_from_options",
+    "KIND_ALIASES",
 ]
 
 #: Fields of :class:`DatasetData` a file can provide.
@@ -75,6 +77,9 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
 ORIENTATIONS = ("trials_time_neurons", "trials_neurons_time")
 
 SUFFIX_KINDS = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".mat": "mat", ".nwb": "nwb"}
+
+#: Other spellings accepted for ``kind`` (the YAML ``format`` key).
+KIND_ALIASES = {"h5": "hdf5", "hdf": "hdf5", "matlab": "mat"}
 
 _ARRAY_FIELDS_3D = ("counts", "true_rates", "external_inputs")
 
@@ -529,6 +534,7 @@ def load_dataset(
         if kind is None:
             msg = f"{p}: cannot tell the file type from the suffix {p.suffix!r}; set kind to one of {', '.join(LOADERS)} (suffixes {', '.join(SUFFIX_KINDS)})"
             raise ConfigError(msg)
+    kind = KIND_ALIASES.get(kind, kind)
     if kind not in LOADERS:
         msg = f"unknown dataset kind {kind!r}; known: {', '.join(LOADERS)}"
         raise ConfigError(msg)
@@ -540,3 +546,53 @@ def load_dataset(
         msg = f"dataset file {p} does not exist"
         raise DataError(msg)
     return LOADERS[kind](p, keys=keys, **options)
+
+
+def load_from_options(
+    path: str | os.PathLike | None,
+    options: Mapping[str, Any],
+    *,
+    base_dir: str | os.PathLike | None = None,
+) -> DatasetData:
+    """Load a dataset described by a configuration entry's options.
+
+    ``options`` holds the YAML keys of a dataset entry besides its name and
+    file: ``format`` (npz, h5/hdf5, mat, nwb), ``keys``, ``bin_ms``,
+    ``orientation``, ``nwb`` (``align_to``, ``window_ms`` or
+    ``start_ms``/``stop_ms``, ``bin_ms``, ``condition_column``), ``loader`` and
+    ``loader_args`` (keyword arguments of the loader function).
+
+    Raises
+    ------
+    ConfigError, DataError, MissingDependencyError
+        As :func:`load_dataset`.
+    """
+    opts = dict(options)
+    loader = opts.pop("loader", None)
+    kind = opts.pop("format", None)
+    keys = opts.pop("keys", None)
+    loader_args = dict(opts.pop("loader_args", None) or {})
+    nwb = dict(opts.pop("nwb", None) or {})
+    if loader is not None:
+        if opts or nwb:
+            msg = (
+                f"a dataset with a loader takes loader_args, not {', '.join(sorted({*opts, *nwb}))}"
+            )
+            raise ConfigError(msg)
+        return load_dataset(path, loader=loader, base_dir=base_dir, **loader_args)
+    if loader_args:
+        msg = "loader_args needs a loader"
+        raise ConfigError(msg)
+    if nwb:
+        if "start_ms" in nwb or "stop_ms" in nwb:
+            if "window_ms" in nwb or not ("start_ms" in nwb and "stop_ms" in nwb):
+                msg = "nwb: give either window_ms or both start_ms and stop_ms"
+                raise ConfigError(msg)
+            nwb["window_ms"] = (nwb.pop("start_ms"), nwb.pop("stop_ms"))
+        if "bin_ms" in nwb and "bin_ms" in opts and nwb["bin_ms"] != opts["bin_ms"]:
+            msg = f"bin_ms ({opts['bin_ms']}) and nwb.bin_ms ({nwb['bin_ms']}) disagree"
+            raise ConfigError(msg)
+        opts.update(nwb)
+        if kind is None:
+            kind = "nwb"
+    return load_dataset(path, kind=kind, keys=keys, base_dir=base_dir, **opts)
