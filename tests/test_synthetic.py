@@ -113,3 +113,22 @@ def test_write_lorenz_datasets(tmp_path):
         np.testing.assert_array_equal(f["condition_id"][()], d.datasets[1].condition_id)
         assert f["bin_ms"][()] == 1.0 and f["time_ms"].shape == (20,)
         assert f["true_rates"].shape == (6, 20, 5)
+
+
+def test_written_files_load_with_default_keys(tmp_path):
+    """write_lorenz_datasets output loads back through load_dataset without key mapping."""
+    from lfads_runs.data.loaders import load_dataset
+
+    d = lorenz(
+        n_datasets=1,
+        n_conditions=2,
+        trials_per_condition=2,
+        n_neurons=3,
+        duration_ms=10,
+        bin_ms=2,
+        seed=5,
+    )
+    loaded = load_dataset(write_lorenz_datasets(d, tmp_path)["dataset001"])
+    np.testing.assert_array_equal(loaded.counts, d.datasets[0].counts)
+    np.testing.assert_array_equal(loaded.true_rates, d.datasets[0].true_rates)
+    assert loaded.bin_ms == 2.0 and loaded.condition_id.tolist() == [1, 1, 2, 2]
