@@ -60,6 +60,9 @@ class PassResult:
     nll_bound_vae: torch.Tensor
     nll_bound_iwae: torch.Tensor
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    log_p_b: torch.Tensor | None = None  #: log p(x | z) per trial
+    kl_b: torch.Tensor | None = None  #: weighted KL per trial (kl_ic_weight, kl_co_weight)
+    corr: torch.Tensor | None = None  #: correlation cost of the batch
 
 
 def _gate_bias(b_ru: torch.Tensor) -> torch.Tensor:
@@ -347,9 +350,8 @@ class LfadsModel(torch.nn.Module):
                 if h.co_mean_corr_scale > 0.0:
                     corr = self._corr_cost(co["mean"])
             if want_outputs:
-                out["controller_outputs"] = u_all.transpose(0, 1)
-                if config.u == "prior":
-                    out["prior_zs_ar_con"] = u_all.transpose(0, 1)
+                key = "prior_zs_ar_con" if config.u == "prior" else "controller_outputs"
+                out[key] = u_all.transpose(0, 1)
         else:
             gs = self._generator_only(g_init, ext_do, T, B)
             gs_do = self._dropout(gs, kp, gen)
@@ -382,7 +384,20 @@ class LfadsModel(torch.nn.Module):
         w_kl = h.kl_weight(step)
         w_l2 = h.l2_weight(step)
         cost = recon + w_kl * kl + w_l2 * l2 + h.co_mean_corr_scale * corr
-        return PassResult(cost, recon, kl, l2, w_kl, w_l2, nll_vae, nll_iwae, out)
+        return PassResult(
+            cost,
+            recon,
+            kl,
+            l2,
+            w_kl,
+            w_l2,
+            nll_vae,
+            nll_iwae,
+            out,
+            log_p_b if config.costs else None,
+            kl_b if config.costs else None,
+            corr,
+        )
 
     # ------------------------------------------------------------ generator
     def _gen_weights(self):

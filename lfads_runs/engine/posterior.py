@@ -1,0 +1,437 @@
+"""Posterior sampling and prior samples (spec §9), and inference on new trials.
+
+- ``posterior_push_mean``: batches of ``batch_size`` distinct trials in file
+  order, g0 and u at their posterior means; the last batch is zero-padded;
+  costs and bounds are batch-level values copied to each trial of the batch.
+- ``posterior_sample_and_average``: every trial repeated ``batch_size`` (or
+  ``n_samples``) times with fresh posterior samples; every output is the average
+  over the copies, costs and bounds are those of the copies' batch. Several
+  trials share one pass when that changes nothing (no correlation cost), which
+  is much faster than one pass per trial and draws from the same distribution.
+- ``prior_sample``: one batch of samples from the priors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..exceptions import CheckpointError, ConfigError, DataError, LfadsRunsWarning
+from ..hparams import Hyperparameters
+from ..model_spec import ModelSpec, hdf5_key
+from . import _names
+from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
+from .data import build_spec, load_datasets
+from .hps_file import RunFlags, write_hyperparameters_file
+from .model import LfadsModel, PassConfig
+from .training import new_seed, resolve_device
+
+__all__ = [
+    "POSTERIOR_KINDS",
+    "sample_posterior",
+    "prior_sample",
+    "posterior_arrays",
+    "infer",
+    "load_model",
+    "resolve_checkpoint",
+]
+
+POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
+#: Target number of rows per pass when several trials share a sample-and-average pass.
+_ROWS_PER_PASS = 2048
+
+
+# ---------------------------------------------------------------- weights
+def resolve_checkpoint(save_dir: str | os.PathLike, checkpoint: str | os.PathLike) -> Path:
+    """The checkpoint prefix or ``model_params`` file that ``checkpoint`` names.
+
+    ``checkpoint`` is "lve" (or "checkpoint_lve"): the lowest-validation-error
+    checkpoint, falling back to the latest with a warning when there is none;
+    "latest" (or "checkpoint"); or a path to a checkpoint prefix or a
+    ``model_params`` file.
+
+    Raises
+    ------
+    CheckpointError
+        Nothing to load.
+    """
+    from ..io.checkpoint_state import read_checkpoint_state
+
+    save_dir = Path(save_dir)
+    name = str(checkpoint)
+    if name in ("lve", _names.CHECKPOINT_LVE_POINTER, "latest", _names.CHECKPOINT_POINTER):
+        want_lve = name in ("lve", _names.CHECKPOINT_LVE_POINTER)
+        pointers = [_names.CHECKPOINT_LVE_POINTER] if want_lve else []
+        pointers.append(_names.CHECKPOINT_POINTER)
+        for i, pointer in enumerate(pointers):
+            st = read_checkpoint_state(save_dir, pointer)
+            if st is not None and Path(f"{st.model_checkpoint_path}.index").is_file():
+                if want_lve and i > 0:
+                    warnings.warn(
+                        f"{save_dir} has no lowest-validation-error checkpoint; "
+                        f"using the latest checkpoint {st.model_checkpoint_path.name}",
+                        LfadsRunsWarning,
+                        stacklevel=3,
+                    )
+                return Path(st.model_checkpoint_path)
+        raise CheckpointError(f"no checkpoint ({' or '.join(pointers)}) in {save_dir}")
+    path = Path(checkpoint)
+    if Path(f"{path}.index").is_file() or path.is_file():
+        return path
+    raise CheckpointError(f"{path} is neither a checkpoint prefix nor a model_params file")
+
+
+def _load_source(spec: ModelSpec, source: Path) -> tuple[dict[str, np.ndarray], int]:
+    if Path(f"{source}.index").is_file():
+        arrays = read_checkpoint_arrays(source)
+    else:
+        arrays = weights_from_model_params(spec, source)
+    variables, _, scalars = split_checkpoint_arrays(spec, arrays, source=str(source))
+    return variables, int(scalars.get("global_step", 0))
+
+
+def _normalise_weights(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Accept TF names or model_params keys; return TF names."""
+    out = {}
+    for v in spec.variables:
+        if v.name in weights:
+            out[v.name] = weights[v.name]
+        elif hdf5_key(v.name) in weights:
+            out[v.name] = weights[hdf5_key(v.name)]
+    return out
+
+
+def load_model(
+    source: str | os.PathLike | Mapping[str, np.ndarray],
+    spec: ModelSpec,
+    *,
+    device: str = "cpu",
+) -> LfadsModel:
+    """An :class:`LfadsModel` with weights from a checkpoint, ``model_params`` or a mapping.
+
+    ``source`` is a checkpoint prefix, a ``model_params`` file, an output folder
+    (its lowest-validation-error checkpoint, else the latest), or a mapping of
+    TF names (or ``model_params`` keys) to arrays. The restored global step is
+    ``model.global_step``.
+    """
+    model = LfadsModel(spec, device=resolve_device(device))
+    if isinstance(source, Mapping):
+        weights = _normalise_weights(spec, source)
+        step_key = next(
+            (k for k in ("LFADS/global_step", "LFADS_global_step:0") if k in source), None
+        )
+        step = int(np.asarray(source[step_key])) if step_key else 0
+        model.params.load_arrays(weights, source="weights")
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = resolve_checkpoint(path, "lve")
+        weights, step = _load_source(spec, path)
+        model.params.load_arrays(weights, source=str(path))
+    model.global_step = step
+    return model
+
+
+# -------------------------------------------------------------- computation
+def _to_np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def posterior_arrays(
+    model: LfadsModel,
+    data: np.ndarray,
+    dataset: str,
+    kind: str,
+    *,
+    ext: np.ndarray | None = None,
+    batch_size: int,
+    step: int,
+    generator: torch.Generator,
+    n_examples: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The arrays of one posterior file for ``data`` [trials, T, D] (float64, spec §9.3)."""
+    if kind not in POSTERIOR_KINDS:
+        raise ConfigError(f"kind must be one of {POSTERIOR_KINDS}, got {kind!r}")
+    n = data.shape[0] if n_examples is None else min(n_examples, data.shape[0])
+    data = data[:n]
+    ext = None if ext is None else ext[:n]
+    if kind == "posterior_push_mean":
+        return _push_mean(model, data, ext, dataset, batch_size, step, generator)
+    return _sample_and_average(model, data, ext, dataset, batch_size, step, generator)
+
+
+def _tensor(model: LfadsModel, a: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=model.device)
+
+
+def _push_mean(model, data, ext, dataset, B, step, gen):
+    cfg = PassConfig.for_kind("posterior_push_mean")
+    n = data.shape[0]
+    parts: dict[str, list[np.ndarray]] = {}
+    scalars = {"costs": [], "nll_bound_vaes": [], "nll_bound_iwaes": []}
+    with torch.no_grad():
+        for start in range(0, n, B):
+            k = min(B, n - start)
+            x = np.zeros((B,) + data.shape[1:], dtype=np.float32)
+            x[:k] = data[start : start + k]
+            e = None
+            if ext is not None:
+                e = np.zeros((B,) + ext.shape[1:], dtype=np.float32)
+                e[:k] = ext[start : start + k]
+                e = _tensor(model, e)
+            res = model(
+                _tensor(model, x), dataset, cfg, ext=e, step=step, generator=gen, want_outputs=True
+            )
+            for key, val in res.outputs.items():
+                parts.setdefault(key, []).append(_to_np(val)[:k])
+            for key, val in (
+                ("costs", res.cost),
+                ("nll_bound_vaes", res.nll_bound_vae),
+                ("nll_bound_iwaes", res.nll_bound_iwae),
+            ):
+                scalars[key].append(np.full(k, float(val)))
+    out = {k: np.concatenate(v).astype(np.float64) for k, v in parts.items()}
+    out.update({k: np.concatenate(v) for k, v in scalars.items()})
+    out["train_steps"] = np.full(n, float(step))
+    return out
+
+
+def _sample_and_average(model, data, ext, dataset, S, step, gen):
+    cfg = PassConfig.for_kind("posterior_sample_and_average")
+    h = model.spec.hps
+    n = data.shape[0]
+    # Trials per pass: one when the correlation cost couples a batch, else enough to fill a pass.
+    G = 1 if h.co_mean_corr_scale > 0 else max(1, min(n, _ROWS_PER_PASS // max(S, 1)))
+    parts: dict[str, list[np.ndarray]] = {}
+    scalars = {"costs": [], "nll_bound_vaes": [], "nll_bound_iwaes": []}
+    with torch.no_grad():
+        for start in range(0, n, G):
+            g = min(G, n - start)
+            x = np.repeat(np.asarray(data[start : start + g], np.float32), S, axis=0)
+            e = None
+            if ext is not None:
+                e = _tensor(model, np.repeat(np.asarray(ext[start : start + g], np.float32), S, 0))
+            res = model(
+                _tensor(model, x), dataset, cfg, ext=e, step=step, generator=gen, want_outputs=True
+            )
+            for key, val in res.outputs.items():
+                v = val.reshape(g, S, *val.shape[1:]).mean(1)
+                parts.setdefault(key, []).append(_to_np(v))
+            log_p = res.log_p_b.reshape(g, S)
+            kl = res.kl_b.reshape(g, S) if res.kl_b.dim() else res.kl_b.expand(g, S)
+            lb = log_p - kl
+            recon = -log_p.mean(1)
+            cost = (
+                recon
+                + res.kl_weight * kl.mean(1)
+                + res.l2_weight * res.l2
+                + h.co_mean_corr_scale * res.corr
+            )
+            scalars["costs"].append(_to_np(cost).astype(np.float64))
+            scalars["nll_bound_vaes"].append(_to_np(-lb.mean(1)).astype(np.float64))
+            iwae = -(torch.logsumexp(lb, 1) - math.log(S))
+            scalars["nll_bound_iwaes"].append(_to_np(iwae).astype(np.float64))
+    out = {k: np.concatenate(v).astype(np.float64) for k, v in parts.items()}
+    out.update({k: np.concatenate(v) for k, v in scalars.items()})
+    out["train_steps"] = np.full(n, float(step))
+    return out
+
+
+def infer(
+    weights: Mapping[str, np.ndarray] | LfadsModel,
+    spec: ModelSpec,
+    counts: np.ndarray,
+    *,
+    dataset: str,
+    ext_input: np.ndarray | None = None,
+    kind: str = "posterior_push_mean",
+    n_samples: int | None = None,
+    batch_size: int | None = None,
+    step: int | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Posterior outputs for new trials, exactly as a posterior file would hold them.
+
+    Parameters
+    ----------
+    weights
+        TF name (or ``model_params`` key) -> array, e.g. from a checkpoint or
+        ``read_model_params``; or a loaded :class:`LfadsModel`.
+    spec
+        The model structure (``ModelSpec.build(hps, datasets, T)``).
+    counts
+        Trials x T x neurons of ``dataset`` (integer counts for Poisson).
+    dataset
+        LFADS dataset name whose read-in/read-out to use.
+    kind
+        "posterior_push_mean" or "posterior_sample_and_average".
+    n_samples
+        Samples per trial for sample-and-average (default ``hps.batch_size``).
+    batch_size
+        Trials per push-mean batch (default ``hps.batch_size``).
+    step
+        Global step for the cost ramps (default: the weights' ``global_step``).
+
+    Returns
+    -------
+    dict
+        The keys of spec §9.3 (float64).
+    """
+    counts = np.asarray(counts)
+    ds = spec.dataset(dataset)
+    if counts.ndim != 3 or counts.shape[1:] != (spec.num_steps, ds.n_neurons):
+        raise DataError(
+            f"counts for {ds.name} must be trials x {spec.num_steps} x {ds.n_neurons}, "
+            f"got {counts.shape}"
+        )
+    if not np.isfinite(counts).all():
+        raise DataError("counts hold NaN or infinite values")
+    model = weights if isinstance(weights, LfadsModel) else load_model(weights, spec, device=device)
+    if step is None:
+        step = int(getattr(model, "global_step", 0))
+    gen = torch.Generator().manual_seed(new_seed() if seed is None else int(seed))
+    h = spec.hps
+    B = (
+        (n_samples or h.batch_size)
+        if kind == "posterior_sample_and_average"
+        else (batch_size or h.batch_size)
+    )
+    return posterior_arrays(
+        model, counts, ds.name, kind, ext=ext_input, batch_size=B, step=step, generator=gen
+    )
+
+
+# ------------------------------------------------------------------- files
+def sample_posterior(
+    data_dir: str | os.PathLike,
+    save_dir: str | os.PathLike,
+    hps: Hyperparameters,
+    kind: str = "posterior_sample_and_average",
+    checkpoint: str | os.PathLike = "lve",
+    *,
+    n_samples: int | None = None,
+    device: str = "cpu",
+    seed: int | None = None,
+    data_filename_stem: str = "lfads",
+    output_filename_stem: str = "",
+) -> dict[str, Path]:
+    """Write ``model_runs_<ds>_{train,valid}_<kind>`` for every dataset (spec §9).
+
+    Parameters
+    ----------
+    checkpoint
+        "lve" (default; the latest checkpoint when there is no LVE one), "latest",
+        or a checkpoint prefix / ``model_params`` path.
+    n_samples
+        Samples per trial for sample-and-average (default ``hps.batch_size``,
+        which is what LFADS uses).
+
+    Returns
+    -------
+    dict
+        File name -> path of every file written.
+    """
+    if kind not in POSTERIOR_KINDS:
+        raise ConfigError(f"kind must be one of {POSTERIOR_KINDS}, got {kind!r}")
+    from ..io.posterior_files import write_posterior_file
+
+    save_dir = Path(save_dir)
+    datasets = load_datasets(data_dir, hps, stem=data_filename_stem, for_training=False)
+    spec = build_spec(hps, datasets)
+    source = resolve_checkpoint(save_dir, checkpoint)
+    model = load_model(source, spec, device=device)
+    step = model.global_step
+    flags = RunFlags.make(
+        data_dir=data_dir,
+        lfads_save_dir=save_dir,
+        checkpoint_pb_load_name=_pointer_name(checkpoint),
+        output_filename_stem=output_filename_stem,
+        data_filename_stem=data_filename_stem,
+    )
+    write_hyperparameters_file(save_dir, step, spec, flags, kind)
+    gen = torch.Generator().manual_seed(new_seed() if seed is None else int(seed))
+    B = (n_samples or hps.batch_size) if kind == "posterior_sample_and_average" else hps.batch_size
+    written: dict[str, Path] = {}
+    for name, ds in datasets.items():
+        for split in ("train", "valid"):
+            arrays = posterior_arrays(
+                model,
+                ds.data(split),
+                name,
+                kind,
+                ext=ds.ext(split),
+                batch_size=B,
+                step=step,
+                generator=gen,
+                n_examples=hps.ps_nexamples_to_process,
+            )
+            fname = _names.posterior_name(name, split, kind, output_filename_stem)
+            path = save_dir / fname
+            write_posterior_file(path, arrays)
+            written[fname] = path
+    return written
+
+
+def _pointer_name(checkpoint) -> str:
+    c = str(checkpoint)
+    if c in ("lve", _names.CHECKPOINT_LVE_POINTER):
+        return _names.CHECKPOINT_LVE_POINTER
+    if c in ("latest", _names.CHECKPOINT_POINTER):
+        return _names.CHECKPOINT_POINTER
+    return c
+
+
+def prior_sample(
+    data_dir: str | os.PathLike,
+    save_dir: str | os.PathLike,
+    hps: Hyperparameters,
+    checkpoint: str | os.PathLike = "lve",
+    *,
+    dataset: str | None = None,
+    device: str = "cpu",
+    seed: int | None = None,
+    data_filename_stem: str = "lfads",
+) -> Path:
+    """Write ``model_runs_prior_sample``: ``batch_size`` samples from the priors (spec §9.4)."""
+    from ..io.posterior_files import write_posterior_file
+
+    save_dir = Path(save_dir)
+    datasets = load_datasets(data_dir, hps, stem=data_filename_stem, for_training=False)
+    spec = build_spec(hps, datasets)
+    model = load_model(resolve_checkpoint(save_dir, checkpoint), spec, device=device)
+    step = model.global_step
+    flags = RunFlags.make(
+        data_dir=data_dir,
+        lfads_save_dir=save_dir,
+        checkpoint_pb_load_name=_pointer_name(checkpoint),
+        data_filename_stem=data_filename_stem,
+    )
+    write_hyperparameters_file(save_dir, step, spec, flags, "prior_sample")
+    name = spec.dataset(dataset).name if dataset else spec.dataset_names[0]
+    gen = torch.Generator().manual_seed(new_seed() if seed is None else int(seed))
+    ext = None
+    if hps.ext_input_dim > 0:  # LFADS feeds none here; samples from the priors see zero input
+        ext = torch.zeros(hps.batch_size, spec.num_steps, hps.ext_input_dim, device=model.device)
+    with torch.no_grad():
+        res = model(
+            None,
+            name,
+            PassConfig.for_kind("prior_sample"),
+            ext=ext,
+            step=step,
+            generator=gen,
+            batch_size=hps.batch_size,
+            want_outputs=True,
+        )
+    out = {k: _to_np(v) for k, v in res.outputs.items()}
+    out["costs"] = np.asarray([float(res.cost)], np.float32)
+    path = save_dir / _names.prior_sample_name()
+    write_posterior_file(path, out)
+    return path
