@@ -252,6 +252,9 @@ def ridge_cv(
 
 
 def _lstsq(xc: np.ndarray, sc: np.ndarray) -> np.ndarray:
+    # Full-rank problems (more condition-time points than neurons, the normal case) match
+    # MATLAB's ``\`` exactly; for rank-deficient ones numpy returns the minimum-norm solution
+    # where MATLAB returns a basic one (both fit equally well).
     w, *_ = np.linalg.lstsq(xc, sc, rcond=None)
     return w
 
