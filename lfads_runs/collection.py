@@ -172,6 +172,65 @@ class Run:
     def is_done(self) -> bool:
         return self.paths.done_marker.exists()
 
+    # ------------------------------------------------------------ preparation
+    def prepare(self, regenerate: bool = False) -> Any:
+        """Write this run's LFADS input files and link them into ``lfadsInput/``.
+
+        The files live in the shared ``data_<D>/<runSpec>/`` folder (legacy layout:
+        ``data_<D>/``); up-to-date files (same data hash) are kept unless
+        ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
+        ``None`` when every file was already up to date.
+        """
+        from .data import (
+            input_file_names,
+            link_inputs,
+            load_from_options,
+            prepare_datasets,
+            prepared_status,
+        )
+
+        p = self.params
+        self.collection.require_param_folder(p)
+        status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
+        result = None
+        if regenerate or any(s.state != "ok" for s in status.values()):
+            base = self.collection.datasets.path
+            data = [
+                (d.name, load_from_options(d.path, d.options, base_dir=base)) for d in self.datasets
+            ]
+            result = prepare_datasets(
+                data,
+                spike_bin_ms=p.spike_bin_ms,
+                train_to_test_ratio=p.train_to_test_ratio,
+                batch_size=p.c_batch_size,
+                output_dist=p.c_output_dist,
+                factors_dim=p.c_factors_dim,
+                use_alignment_matrix=p.use_alignment_matrix and self.n_datasets > 1,
+                # MATLAB disables single-dataset alignment in the legacy layout.
+                use_single_dataset_alignment_matrix=(
+                    p.use_single_dataset_alignment_matrix
+                    and self.n_datasets == 1
+                    and not self.collection.layout.legacy
+                ),
+                alignment_approach=p.alignment_approach,
+                alignment_extra_args=p.alignment_extra_args,
+                data_hash=self.data_hash,
+                out_dir=self.path_common_data,
+                regenerate=regenerate,
+                ext_input_dim=p.c_ext_input_dim,
+            )
+        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
+        link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
+        self._cache.pop("input_info", None)
+        return result
+
+    @property
+    def is_prepared(self) -> bool:
+        """Every input file and inputInfo of the run exists (through its links)."""
+        return all(f.is_file() for f in self.input_files.values()) and all(
+            f.is_file() for f in self.input_info_files.values()
+        )
+
     # ------------------------------------------------------------ results
     def load_input_info(self, reload: bool = False) -> dict[str, Any]:
         """``inputInfo_<ds>.mat`` of every dataset: split, data hash, time base, raw counts.
@@ -504,6 +563,14 @@ class RunCollection:
         """Write ``summary.txt`` (text written verbatim, unlike MATLAB's printf)."""
         atomic_write_text(self.layout.summary_file, self.summary_text())
         return self.layout.summary_file
+
+    def prepare(self, runs: Iterable[Run] | None = None, regenerate: bool = False) -> list[Run]:
+        """Prepare the inputs of ``runs`` (default: all) and write ``summary.txt``."""
+        runs = list(runs) if runs is not None else self.all_runs
+        for run in runs:
+            run.prepare(regenerate=regenerate)
+        self.write_summary()
+        return runs
 
     def load_posterior_means(
         self, kind: str | None = None, runs: Iterable[Run] | None = None

@@ -98,6 +98,8 @@ DATASET_KEYS = {
     "name": "dataset name (default: the file stem)",
     "file": "data file, relative to datasets.path",
     "loader": "'package.module:function' returning the data",
+    "loader_args": "keyword arguments of the loader function",
+    "orientation": "axis order of the stored counts, e.g. trials_neurons_time (default trials_time_neurons)",
     "format": "npz, h5, mat or nwb (default: from the file extension)",
     "keys": "names of the arrays in the file, e.g. {counts: spikes}",
     "bin_ms": "bin width of the stored counts in ms",
@@ -262,8 +264,12 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
             if file is None:
                 raise ctx.error(ipath, "a dataset with only a 'loader' needs a 'name'")
             name = file.stem.replace(",", "_")
-        options = {k: item[k] for k in ("loader", "format", "keys", "bin_ms", "nwb") if k in item}
-        for k in ("keys", "nwb"):
+        options = {
+            k: item[k]
+            for k in ("loader", "loader_args", "format", "keys", "bin_ms", "nwb", "orientation")
+            if k in item
+        }
+        for k in ("keys", "nwb", "loader_args"):
             if k in options:
                 ctx.mapping(options[k], ipath + (k,), None)
         metadata = item.get("metadata") or {}
