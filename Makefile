@@ -14,7 +14,7 @@ DEMO_OUT ?= demo_out
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH_PIN)
-	$(PIP) install -e '.[torch,plot,dev,slurm,fast]'
+	$(PIP) install -e '.[torch,plot,dev,slurm,fast,nwb,scipy]'
 	touch $(STAMP)
 
 setup: $(STAMP)
