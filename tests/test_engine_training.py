@@ -1,0 +1,181 @@
+"""Training: a short run learns, writes LFADS's files, and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lfads_runs.data.synthetic import lorenz  # noqa: E402
+from lfads_runs.engine import train  # noqa: E402
+from lfads_runs.engine.cli import main as cli_main  # noqa: E402
+from lfads_runs.hparams import Hyperparameters  # noqa: E402
+from lfads_runs.io.checkpoint_state import read_checkpoint_state  # noqa: E402
+from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
+from lfads_runs.io.lfads_input import LfadsInput, write_lfads_input  # noqa: E402
+from lfads_runs.io.tensorbundle import read_bundle  # noqa: E402
+
+HPS = dict(
+    batch_size=8, factors_dim=4, gen_dim=16, ic_dim=8, ic_enc_dim=16, co_dim=0,
+    kl_increase_steps=20, l2_increase_steps=20, learning_rate_n_to_compare=2,
+    learning_rate_decay_factor=0.7, learning_rate_stop=0.0035, l2_gen_scale=50.0,
+)  # fmt: skip
+
+
+def write_inputs(folder: Path, *, n_datasets=2, neurons=(10, 12), seed=0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    d = lorenz(
+        n_datasets=n_datasets,
+        n_conditions=12,
+        trials_per_condition=5,
+        n_neurons=neurons[:n_datasets],
+        duration_ms=300,
+        bin_ms=10,
+        seed=seed,
+        mean_rate_hz=30.0,
+    )
+    for ds in d.datasets:
+        valid = np.arange(ds.counts.shape[0]) % 5 == 0
+        write_lfads_input(
+            folder / f"lfads_{ds.name}.h5",
+            LfadsInput(train_data=ds.counts[~valid], valid_data=ds.counts[valid]),
+        )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    return write_inputs(tmp_path_factory.mktemp("engine_in") / "lfadsInput")
+
+
+def _quiet(_msg):
+    pass
+
+
+@pytest.fixture(scope="module")
+def reference_run(inputs, tmp_path_factory):
+    """An uninterrupted 12-epoch run (shared by several tests; read-only)."""
+    out = tmp_path_factory.mktemp("engine_ref") / "lfadsOutput"
+    res = train(inputs, out, Hyperparameters(**HPS, max_epochs=12), seed=7, log=_quiet)
+    return out, res
+
+
+def test_short_run_learns_and_writes_lfads_files(reference_run, tf_fixtures):
+    out, res = reference_run
+    assert res.stop_reason == "max_epochs" and res.epochs == 12 and res.steps == 12 * 12
+    rows = read_fitlog_rows(out / "fitlog.csv")
+    assert [r.epoch for r in rows] == list(range(12))
+    assert rows[0].step == 12 and rows[-1].step == 144
+    assert rows[-1].total_valid < rows[0].total_valid - 20  # validation cost falls
+    assert rows[0].kl_weight == pytest.approx(0.55)  # weight of the last batch: step 11 / 20
+    # Pointer files and checkpoints: every variable, Adam slot and scalar, TF names.
+    st = read_checkpoint_state(out, "checkpoint")
+    lve = read_checkpoint_state(out, "checkpoint_lve")
+    assert st.model_checkpoint_path.name == "lfads_vae.ckpt-144"
+    assert res.lve_checkpoint == lve.model_checkpoint_path
+    assert len(lve.all_model_checkpoint_paths) == 5  # max_ckpt_to_keep
+    assert sorted(p.name for p in out.glob("lfads_vae_lve.ckpt-*.index")) == sorted(
+        f"{p.name}.index" for p in lve.all_model_checkpoint_paths
+    )
+    tensors = read_bundle(st.model_checkpoint_path)
+    assert (
+        tensors["LFADS/global_step"].dtype == np.int64 and int(tensors["LFADS/global_step"]) == 144
+    )
+    assert tensors["LFADS/beta1_power"] == pytest.approx(0.9**145, rel=1e-4)
+    assert "LFADS/LFADS/gen/GenGRU/Gates/h_2_ru/W/Adam_1" in tensors
+    assert (out / "lfads_vae.ckpt-144.lfads_runs.json").is_file()
+    assert not list(out.glob("*.meta"))
+    # hyperparameters-0.txt: TensorFlow's keys in TensorFlow's order, booleans as strings.
+    ours = json.loads((out / "hyperparameters-0.txt").read_text())
+    theirs = json.loads(
+        (tf_fixtures / "shared_stitch2/lfadsOutput/hyperparameters-0.txt").read_text()
+    )
+    assert list(ours)[: len(theirs)] == list(theirs)
+    assert ours["do_train_readin"] == "true" and ours["num_steps_for_gen_ic"] == 30
+    assert ours["dataset_names"] == ["dataset001.h5", "dataset002.h5"] and ours["ndatasets"] == 2
+    assert ours["max_epochs"] == 12
+
+
+def _same_run(a: Path, b: Path) -> None:
+    assert (a / "fitlog.csv").read_bytes() == (b / "fitlog.csv").read_bytes()
+    ta, tb = read_bundle(a / "lfads_vae.ckpt-144"), read_bundle(b / "lfads_vae.ckpt-144")
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert np.array_equal(ta[k], tb[k]), k
+    for pointer in ("checkpoint_lve",):
+        assert (a / pointer).read_text() == (b / pointer).read_text()
+
+
+def test_resume_after_epoch_limit_equals_uninterrupted_run(inputs, reference_run, tmp_path):
+    ref, _ = reference_run
+    out = tmp_path / "lfadsOutput"
+    first = train(inputs, out, Hyperparameters(**HPS, max_epochs=5), seed=7, log=_quiet)
+    assert first.epochs == 5 and first.stop_reason == "max_epochs"
+    again = train(inputs, out, Hyperparameters(**HPS, max_epochs=5), seed=7, log=_quiet)
+    assert again.steps == 60 and again.epochs == 5  # nothing left to do
+    res = train(inputs, out, Hyperparameters(**HPS, max_epochs=12), seed=123, log=_quiet)
+    assert res.resumed_from == out / "lfads_vae.ckpt-60"
+    assert res.seed == 7  # the recorded seed continues the same random streams
+    _same_run(ref, out)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(inputs, reference_run, tmp_path):
+    ref, _ = reference_run
+    out = tmp_path / "lfadsOutput"
+
+    def die_in_epoch_8(msg):
+        if msg.startswith("Epoch:8,"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(inputs, out, Hyperparameters(**HPS, max_epochs=12), seed=7, log=die_in_epoch_8)
+    res = train(inputs, out, Hyperparameters(**HPS, max_epochs=12), seed=7, log=_quiet)
+    # The newest checkpoint of ours is the LVE one of epoch 8 (written before its fit-log line).
+    assert res.resumed_from is not None and "_lve.ckpt-" in res.resumed_from.name
+    _same_run(ref, out)
+
+
+def test_restart_from_a_tensorflow_checkpoint(tf_fixtures, tmp_path):
+    """No sidecar: weights, Adam, lr and step restored; epoch counter and histories restart."""
+    case = tf_fixtures / "shared_stitch2"
+    out = tmp_path / "lfadsOutput"
+    out.mkdir()
+    for f in (case / "lfadsOutput").iterdir():
+        if f.name.startswith(("checkpoint", "lfads_vae.ckpt-310", "fitlog")):
+            shutil.copy(f, out / f.name)
+    hps = Hyperparameters.from_json_file(case / "lfadsOutput" / "hyperparameters-0.txt")
+    hps = hps.evolve(max_epochs=1)
+    res = train(case / "lfadsInput", out, hps, seed=0, log=_quiet)
+    assert res.resumed_from == out / "lfads_vae.ckpt-310"
+    assert res.steps == 320
+    rows = read_fitlog_rows(out / "fitlog.csv")
+    assert len(rows) == 35 and rows[-1].epoch == 0 and rows[-1].step == 320
+    assert abs(rows[-1].total_valid - rows[-2].total_valid) < 50  # continued, not restarted
+    assert (out / "hyperparameters-310.txt").is_file()
+    # Epoch 0 of the restart writes a regular checkpoint, next to TF's.
+    st = read_checkpoint_state(out, "checkpoint")
+    assert st.model_checkpoint_path.name == "lfads_vae.ckpt-320"
+    t = read_bundle(out / "lfads_vae.ckpt-320")
+    assert float(t["LFADS/learning_rate"]) == pytest.approx(0.0049, rel=1e-5)
+
+
+def test_command_line_trains_and_samples(inputs, tmp_path):
+    out = tmp_path / "lfadsOutput"
+    base = [f"--data_dir={inputs}", "--data_filename_stem=lfads", f"--lfads_save_dir={out}",
+            "--batch_size=8", "--factors_dim=4", "--gen_dim=12", "--ic_dim=6",
+            "--ic_enc_dim=8", "--co_dim=1", "--ci_enc_dim=6", "--con_dim=6",
+            "--do_causal_controller", "--feedback_factors_or_rates=factors",
+            "--some_unknown_flag=3", "--device=cpu:0", "--seed=2"]  # fmt: skip
+    assert cli_main(["--kind=train", "--max_epochs=2", *base]) == 0
+    assert (
+        cli_main(["--kind=posterior_push_mean", "--checkpoint_pb_load_name=checkpoint", *base]) == 0
+    )
+    assert (out / "model_runs_dataset002.h5_valid_posterior_push_mean").is_file()
+    ours = json.loads(next(out.glob("hyperparameters-2*.txt")).read_text())
+    assert ours["kind"] == "posterior_push_mean" and ours["do_causal_controller"] == "true"
+    assert cli_main(["--kind=bogus", *base]) == 2
