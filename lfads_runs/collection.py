@@ -295,6 +295,25 @@ class Run:
 
         return read_fit_log(self.file_fitlog)
 
+    # ------------------------------------------------------------ training (lfads_runs.executors)
+    def train(self, **options: Any) -> Any:
+        """Train this run; options as :func:`lfads_runs.executors.train_runs`. Returns a QueueResult."""
+        from .executors import train_runs
+
+        return train_runs([self], **options)
+
+    def sample_posterior(self, kind: str | None = None, **options: Any) -> Any:
+        """Posterior sampling (and model_params) for this trained run; see ``sample_posteriors``."""
+        from .executors import sample_posteriors
+
+        return sample_posteriors([self], kind=kind, **options)
+
+    def state(self) -> Any:
+        """Status row from files: state, stage, epochs, best valid cost, failure reason."""
+        from .runstate import collection_run_status
+
+        return collection_run_status(self.collection, [self])[0]
+
 
 def _as_params(p: RunParams | Mapping[str, Any]) -> RunParams:
     return p if isinstance(p, RunParams) else RunParams.from_mapping(p)
@@ -590,6 +609,22 @@ class RunCollection:
         from .status import collection_status
 
         return collection_status(self)
+
+    def train(self, runs: Iterable[Run] | None = None, **options: Any) -> Any:
+        """Train ``runs`` (default all) through a queue; see :func:`lfads_runs.executors.train_runs`.
+
+        Options: ``executor="local"``, ``gpus``, ``runs_per_gpu``, ``max_parallel``,
+        ``rerun``, ``engine``, ``device``... Returns a QueueResult.
+        """
+        from .executors import train_runs
+
+        return train_runs(self.all_runs if runs is None else runs, **options)
+
+    def write_scripts(self, runs: Iterable[Run] | None = None, **options: Any) -> dict[str, Any]:
+        """Shell scripts for the original TensorFlow LFADS; see :func:`lfads_runs.scripts.write_scripts`."""
+        from .scripts import write_scripts
+
+        return write_scripts(self, runs, **options)
 
 
 @attrs.frozen

@@ -1,0 +1,251 @@
+"""The default executor: runs as subprocesses of this machine, GPUs shared out by slot.
+
+Each run is one ``python -m lfads_runs.pipeline`` process whose stdout and
+stderr are appended to the run's ``lfads.out``. Slots decide what runs at once:
+
+- with GPUs, ``runs_per_gpu`` slots per GPU; a run sees only its GPU
+  (``CUDA_VISIBLE_DEVICES``), optionally capped by ``max_parallel``;
+- without GPUs, ``max_parallel`` slots, the CPU threads divided among them
+  (``OMP_NUM_THREADS`` and ``torch.set_num_threads`` in the child).
+
+Children run in their own session, so Ctrl-C reaches only the queue, which then
+stops them with SIGTERM (each run records "interrupted" and stays resumable).
+Children also stop by themselves when the queue process dies (even by SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..exceptions import ConfigError
+from ..pipeline import RunOutcome, RunTask
+from ..runstate import hostname
+from .base import Executor, Job, outcome_from_exit
+
+if TYPE_CHECKING:
+    from ..collection import Run
+
+__all__ = ["LocalExecutor", "LocalJob", "Slot", "detect_gpus", "parse_gpus"]
+
+
+@attrs.frozen
+class Slot:
+    """Room for one run: a GPU (or None for CPU) and its thread count."""
+
+    index: int
+    gpu: str | None
+    threads: int
+
+
+def parse_gpus(value: str | int | Sequence[str | int] | None) -> list[str] | None:
+    """``"0,1"``, ``[0, 1]`` or ``0`` -> ``["0", "1"]``; ``""``/``"none"``/``[]`` -> ``[]``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"gpus: expected GPU ids like 0,1, got {value!r}")
+    if isinstance(value, int):
+        items: list[str] = [str(value)]
+    elif isinstance(value, str):
+        if value.strip().lower() in ("", "none", "cpu"):
+            return []
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    else:
+        items = [str(v).strip() for v in value]
+    for g in items:
+        if not g or any(c.isspace() or c == "," for c in g):
+            raise ConfigError(f"gpus: invalid GPU id {g!r}")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"gpus: a GPU is listed twice: {items}")
+    return items
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids visible here: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``, else none."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return parse_gpus(env) or []
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+class LocalJob(Job):
+    """A run in a child process."""
+
+    def __init__(self, task: RunTask, proc: subprocess.Popen, slot: Slot, executor: LocalExecutor):
+        super().__init__(task)
+        self.proc = proc
+        self.slot = slot
+        self.job_id = str(proc.pid)
+        self._executor = executor
+        self._stop_requested = False
+        where = f"GPU {slot.gpu}" if slot.gpu is not None else "cpu"
+        self.detail = f"pid {proc.pid}, {where}, {slot.threads} thread{'s' * (slot.threads > 1)}"
+
+    def poll(self) -> RunOutcome | None:
+        code = self.proc.poll()
+        if code is None:
+            return None
+        self._executor._release(self.slot)
+        return outcome_from_exit(
+            self.task, code, pid=self.proc.pid, stop_requested=self._stop_requested
+        )
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)  # the child leads its own session
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._stop_requested = True
+        self._signal(signal.SIGKILL)
+
+
+class LocalExecutor(Executor):
+    """Runs as subprocesses on this machine.
+
+    Parameters
+    ----------
+    gpus
+        GPU ids (``"0,1"`` or a list); None detects them (``CUDA_VISIBLE_DEVICES``
+        or ``nvidia-smi``); ``[]`` forces the CPU.
+    runs_per_gpu
+        Runs sharing one GPU (default 1).
+    max_parallel
+        Upper bound on runs at once. Default: one per GPU slot; on CPU-only
+        machines ``max(1, cpu_count // 4)``.
+    threads
+        Torch threads per run. Default: the CPU cores divided among the slots.
+    python
+        Interpreter of the children (default: this one).
+    """
+
+    name = "local"
+    poll_interval = 0.02
+
+    def __init__(
+        self,
+        *,
+        gpus: str | Sequence[str | int] | None = None,
+        runs_per_gpu: int | None = None,
+        max_parallel: int | None = None,
+        threads: int | None = None,
+        python: str | None = None,
+        device: str | None = None,
+    ):
+        runs_per_gpu = 1 if runs_per_gpu is None else int(runs_per_gpu)
+        if runs_per_gpu < 1:
+            raise ConfigError(f"runs_per_gpu must be >= 1, got {runs_per_gpu}")
+        if max_parallel is not None and int(max_parallel) < 1:
+            raise ConfigError(f"max_parallel must be >= 1, got {max_parallel}")
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"threads must be >= 1, got {threads}")
+        cpu_only = device is not None and str(device).startswith("cpu")
+        gpu_list = parse_gpus(gpus)
+        if gpu_list is None:
+            gpu_list = [] if cpu_only else detect_gpus()
+        elif cpu_only and gpu_list:
+            raise ConfigError(f"device {device!r} contradicts gpus {gpu_list}")
+        cores = os.cpu_count() or 1
+        if gpu_list:
+            order = [g for _ in range(runs_per_gpu) for g in gpu_list]  # spread over GPUs first
+            n = len(order) if max_parallel is None else min(len(order), int(max_parallel))
+            per = int(threads) if threads else max(1, cores // n)
+            self.slots = [Slot(i, order[i], per) for i in range(n)]
+        else:
+            n = int(max_parallel) if max_parallel else max(1, cores // 4)
+            per = int(threads) if threads else max(1, cores // n)
+            self.slots = [Slot(i, None, per) for i in range(n)]
+        self.gpus = gpu_list
+        self.device = device
+        self.python = python or sys.executable
+        self._free = list(self.slots)
+
+    def capacity(self) -> int:
+        return len(self._free)
+
+    def _release(self, slot: Slot) -> None:
+        if slot not in self._free:
+            self._free.append(slot)
+            self._free.sort(key=lambda s: s.index)
+
+    def describe(self) -> str:
+        n = len(self.slots)
+        per = self.slots[0].threads
+        if self.gpus:
+            return f"local: {n} parallel runs on GPUs {','.join(self.gpus)}, {per} threads each"
+        return (
+            f"local: {n} parallel run{'s' * (n > 1)} on the CPU, {per} thread{'s' * (per > 1)} each"
+        )
+
+    def child_env(self, slot: Slot) -> dict[str, str]:
+        env = dict(os.environ)
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(slot.threads)
+        if slot.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+        elif self.gpus == [] and (self.device is None or self.device.startswith("cpu")):
+            env["CUDA_VISIBLE_DEVICES"] = ""  # CPU run: keep CUDA out of it
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def command(self, task: RunTask) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "lfads_runs.pipeline",
+            "--task-json",
+            task.to_json(),
+            "--executor",
+            self.name,
+            "--queue-pid",
+            str(os.getpid()),
+            "--queue-host",
+            hostname(),
+            "--watch-parent",
+        ]
+
+    def submit(self, task: RunTask, run: Run) -> LocalJob:
+        if not self._free:
+            raise RuntimeError("no free slot")  # the scheduler checks capacity() first
+        slot = self._free.pop(0)
+        device = task.device or self.device or ("cuda" if slot.gpu is not None else "cpu")
+        task = attrs.evolve(task, threads=slot.threads, device=device)
+        paths = task.paths
+        paths.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(paths.log_file, "ab") as log:  # append: never lose an earlier attempt
+                proc = subprocess.Popen(
+                    self.command(task),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.child_env(slot),
+                    start_new_session=True,
+                )
+        except BaseException:
+            self._release(slot)
+            raise
+        return LocalJob(task, proc, slot, self)
