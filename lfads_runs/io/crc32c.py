@@ -200,7 +200,7 @@ def _pick_backend() -> tuple[str, Callable[[memoryview], int]]:
         import google_crc32c as _g  # type: ignore[import-not-found]
 
         if getattr(_g, "implementation", "c") == "c":
-            return "google_crc32c", _g.value
+            return "google_crc32c", lambda mv: _g.value(bytes(mv))  # it wants bytes
     except ImportError:
         pass
     return "numpy", crc32c_numpy
