@@ -289,6 +289,79 @@ class Run:
             self._cache[key] = out
         return self._cache[key]
 
+    def hparams(self, **overrides: Any) -> Any:
+        """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
+        return self.params.to_hparams(self.n_datasets, **overrides)
+
+    def model_spec(self) -> Any:
+        """The run's :class:`~lfads_runs.ModelSpec`: variables and shapes of its LFADS model.
+
+        Derived from the parameters and the prepared input files (neuron counts,
+        alignment matrices); for runs made elsewhere without inputs, from the
+        ``hyperparameters-<step>.txt`` file LFADS wrote.
+        """
+        from .dump import spec_from_inputs, spec_from_output_dir
+
+        if "model_spec" not in self._cache:
+            if self.is_prepared:
+                spec = spec_from_inputs(
+                    self.hparams(),
+                    {L.lfads_dataset_name(ds): f for ds, f in self.input_files.items()},
+                )
+            else:
+                spec = spec_from_output_dir(
+                    self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
+                )
+            self._cache["model_spec"] = spec
+        return self._cache["model_spec"]
+
+    def dump_command(self) -> str | list[str] | None:
+        """The collection's external ``dump_command`` with ``{input_dir}``, ``{output_dir}``,
+        ``{run_dir}`` and ``{flags}`` filled in for this run, or ``None``."""
+        cmd = self.collection.options.get("dump_command")
+        if cmd is None:
+            return None
+        flags = " ".join(
+            self.params.lfads_flags(self.n_datasets, omit=["c_temporal_spike_jitter_width"])
+        )
+        fill = {
+            "input_dir": str(self.path_lfads_input),
+            "output_dir": str(self.path_lfads_output),
+            "run_dir": str(self.path),
+            "flags": flags,
+        }
+        if isinstance(cmd, str):
+            return cmd.format(**fill)
+        return [part.format(**fill) for part in cmd]
+
+    def load_model_trained_params(
+        self, dump: str = "auto", checkpoint: str = "lve", reload: bool = False
+    ) -> Any:
+        """The trained weights as a validated :class:`~lfads_runs.ModelTrainedParameters`.
+
+        Reads ``lfadsOutput/model_params``; when it is missing (or ``dump="force"``)
+        it is first written from the best source present: a checkpoint of our
+        engine or of TensorFlow LFADS (``checkpoint="lve"``, ``"latest"`` or a
+        prefix path), else the collection's ``dump_command``. ``dump="never"``
+        only reads. Raises :class:`~lfads_runs.ModelParamsUnavailable` when there
+        is nothing to read or dump from, :class:`~lfads_runs.ModelParamsError`
+        when the file does not match the run's model.
+        """
+        from .dump import load_trained_params
+
+        key = "trained_params"
+        if reload or dump == "force" or key not in self._cache:
+            self._cache[key] = load_trained_params(
+                self.path_lfads_output,
+                self.dataset_names,
+                self.model_spec(),
+                dump=dump,
+                checkpoint=checkpoint,
+                dump_command=self.dump_command(),
+                log_path=self.paths.log_file if self.path.is_dir() else None,
+            )
+        return self._cache[key]
+
     def load_fit_log(self) -> Any:
         """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""
         from .results.fitlog import read_fit_log

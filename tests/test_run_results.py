@@ -8,7 +8,15 @@ import h5py
 import numpy as np
 import pytest
 
-from lfads_runs import Dataset, MissingOutputError, RunCollection, RunParams, RunSpec
+from lfads_runs import (
+    CheckpointError,
+    Dataset,
+    MissingOutputError,
+    ModelParamsUnavailable,
+    RunCollection,
+    RunParams,
+    RunSpec,
+)
 from lfads_runs.io.input_info import InputInfo, write_input_info
 from lfads_runs.io.posterior_files import read_posterior_file
 
@@ -21,7 +29,16 @@ def tf_run(tmp_path, tf_fixtures):
     """A collection whose run 'all' holds the fixture's TF inputs and outputs."""
     case = tf_fixtures / CASE
     ds = [Dataset(name=n, path=tmp_path / f"{n}.h5") for n in DATASETS]
-    params = RunParams(spike_bin_ms=10, c_factors_dim=6, use_alignment_matrix=True)
+    params = RunParams(
+        spike_bin_ms=10,
+        c_factors_dim=6,
+        c_ic_enc_dim=16,
+        c_ic_dim=16,
+        c_gen_dim=16,
+        c_co_dim=0,
+        c_batch_size=16,
+        use_alignment_matrix=True,
+    )
     rc = RunCollection(tmp_path / "runs", "tf", ds, [RunSpec("all", DATASETS)], [params])
     run = rc.find_runs("all", 1)
     shutil.copytree(case / "lfadsOutput", run.path_lfads_output)
@@ -79,3 +96,45 @@ def test_collection_lists_runs_without_results(tf_run, tmp_path):
     assert [(r.name, r.param_index) for r, _ in results.missing] == [("all", 2)]
     with pytest.raises(MissingOutputError, match="prepare the run first"):
         rc.find_runs("all", 2).load_posterior_means()
+
+
+def test_load_model_trained_params_dumps_from_the_tf_checkpoint(tf_run):
+    """model_params missing: dumped from checkpoint_lve, bit-equal to TensorFlow's own file."""
+    reference = tf_run.file_model_params.with_name("reference_params")
+    tf_run.file_model_params.rename(reference)
+    params = tf_run.load_model_trained_params()
+    assert tf_run.file_model_params.is_file()
+    assert params.dataset_names == DATASETS
+    assert params.global_step == 320
+    with h5py.File(reference) as ref, h5py.File(tf_run.file_model_params) as new:
+        assert set(ref) == set(new)
+        for key in ref:
+            np.testing.assert_array_equal(ref[key][()], new[key][()])
+            assert ref[key].dtype == new[key].dtype
+    with h5py.File(reference) as ref:
+        np.testing.assert_array_equal(
+            params.x_to_infac_W[1], ref["LFADS_x_2_infac_dataset002.h5_W:0"][()]
+        )
+    assert tf_run.load_model_trained_params() is params  # cached
+    assert tf_run.load_model_trained_params(reload=True) is not params
+
+
+def test_load_model_trained_params_unavailable(tf_run):
+    for f in tf_run.path_lfads_output.iterdir():
+        if "ckpt" in f.name or f.name in ("model_params", "checkpoint", "checkpoint_lve"):
+            f.unlink()
+    with pytest.raises(ModelParamsUnavailable, match="checkpoint"):
+        tf_run.load_model_trained_params()
+    assert not tf_run.file_model_params.exists()
+
+
+def test_dump_refuses_a_checkpoint_of_another_model(tf_run):
+    tf_run.file_model_params.unlink()
+    rc = tf_run.collection
+    rc.add_params(tf_run.params.with_changes(c_gen_dim=32))
+    other = rc.find_runs("all", 2)
+    other.path.parent.mkdir(parents=True)
+    tf_run.path.rename(other.path)
+    with pytest.raises(CheckpointError, match="does not hold this model"):
+        other.load_model_trained_params()
+    assert not other.file_model_params.exists()

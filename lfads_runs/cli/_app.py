@@ -42,6 +42,28 @@ def select_runs(rc, run_specs: tuple[str, ...], params: tuple[str, ...]):
     return found if isinstance(found, list) else [found]
 
 
+def run_selection(f):
+    """Optional positional ``RUN PARAM`` plus repeatable ``--run-spec`` / ``--param``."""
+    f = click.option(
+        "--param",
+        "params",
+        multiple=True,
+        help="Parameter set: 1-based index or hash (repeatable).",
+    )(f)
+    f = click.option("--run-spec", "run_specs", multiple=True, help="Run spec name (repeatable).")(
+        f
+    )
+    f = click.argument("param", required=False)(f)
+    return click.argument("run", required=False)(f)
+
+
+def selected_runs(rc, run: str | None, param: str | None, run_specs=(), params=()):
+    """The runs named by :func:`run_selection` arguments (all runs when none is given)."""
+    return select_runs(
+        rc, tuple(run_specs) + ((run,) if run else ()), tuple(params) + ((param,) if param else ())
+    )
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 

@@ -1,3 +1,3 @@
 """Imports every command module so that its commands register on the group."""
 
-from . import list_cmd, prepare_cmd  # noqa: F401
+from . import dump_cmd, list_cmd, plot_cmd, prepare_cmd  # noqa: F401
