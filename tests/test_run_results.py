@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -138,3 +139,33 @@ def test_dump_refuses_a_checkpoint_of_another_model(tf_run):
     with pytest.raises(CheckpointError, match="does not hold this model"):
         other.load_model_trained_params()
     assert not other.file_model_params.exists()
+
+
+def test_cli_dump_and_plot_params(tf_run, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "tf.yaml"
+    p = tf_run.params
+    cfg.write_text(
+        "name: tf\nroot: ./runs\ndatasets: [dataset001.h5, dataset002.h5]\n"
+        "run_specs: [{name: all, datasets: all}]\n"
+        f"params: [{json.dumps(p.differences())}]\n"
+    )
+    tf_run.file_model_params.unlink()
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "lfads_runs", *args], capture_output=True, text=True, timeout=300
+        )
+
+    proc = cli("dump", str(cfg), "all", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows[0]["ok"] and rows[0]["global_step"] == 320
+    assert tf_run.file_model_params.is_file()
+    proc = cli("plot", "params", str(cfg), "all", "1", "-o", str(tmp_path / "figs"))
+    assert proc.returncode == 0, proc.stderr
+    for name in json.loads(proc.stdout):
+        assert Path(name).parent == tmp_path / "figs" and Path(name).stat().st_size > 1000
