@@ -30,6 +30,9 @@ from .exceptions import (
 from .hparams import Hyperparameters
 from .model_spec import DatasetSpec, ModelSpec
 from .params import RunParams, param_field
+from .results.fitlog import FitLog
+from .results.posterior_means import PosteriorMeans
+from .trained_params import ModelTrainedParameters
 
 try:
     __version__ = version("lfads_runs")
@@ -52,6 +55,7 @@ __all__ = [
     "Dataset",
     "DatasetCollection",
     "DatasetSpec",
+    "FitLog",
     "Hyperparameters",
     "LfadsRunsError",
     "LfadsRunsWarning",
@@ -60,6 +64,8 @@ __all__ = [
     "ModelParamsError",
     "ModelParamsUnavailable",
     "ModelSpec",
+    "ModelTrainedParameters",
+    "PosteriorMeans",
     "Run",
     "RunCollection",
     "RunFailedError",
