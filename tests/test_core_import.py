@@ -42,6 +42,17 @@ def test_import_without_optional_dependencies():
     assert proc.stdout.strip() == "ok"
 
 
+def test_engine_without_torch_names_the_extra():
+    proc = run("""
+        import lfads_runs
+        try:
+            lfads_runs.engine
+        except lfads_runs.MissingDependencyError as e:
+            print("missing:", e)
+    """)
+    assert "lfads_runs[torch]" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_public_names_exist():
     import lfads_runs
 
