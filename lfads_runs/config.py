@@ -80,11 +80,15 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "constraint": "node constraint",
         "folder": "submitit log folder (default <collection>/slurm_logs)",
         "additional": "extra sbatch parameters (mapping)",
+        "cluster": "submitit cluster: slurm (default), local or debug (to try without a cluster)",
+        "wait": "wait for the jobs and report their outcomes (default true)",
+        "requeue": "requeue jobs that time out or are preempted (default true)",
     },
     "ray": {
         "address": "Ray cluster address (default: start a local instance)",
         "num_gpus": "GPUs per run (fractions allowed)",
         "num_cpus": "CPUs per run",
+        "init": "extra ray.init arguments for a local instance (mapping)",
     },
     "scripts": {
         "run_lfads_py": "path of run_lfads.py (default $(which run_lfads.py))",

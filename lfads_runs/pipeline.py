@@ -632,6 +632,7 @@ def _execute_claimed(
         f"CUDA_VISIBLE_DEVICES={record['gpu']})"
     )
     status, code, reason = "done", EXIT_DONE, ""
+    reraise: BaseException | None = None
     _FINISHING.clear()
     try:
         pipe.save()
@@ -643,7 +644,12 @@ def _execute_claimed(
         code = exc.signum + 128 if isinstance(exc, StopRequested) else EXIT_INTERRUPTED
         status, reason = "interrupted", f"interrupted in stage {record['stage']}"
         log(f"==== lfads_runs: {reason}; the run resumes from its latest checkpoint")
-    except BaseException as exc:  # a failing run must never take the queue down
+    except (SystemExit, GeneratorExit) as exc:  # e.g. a cluster job being requeued
+        status, code = "interrupted", EXIT_TERMINATED
+        reason = f"process exiting in stage {record['stage']}"
+        log(f"==== lfads_runs: {reason}; the run resumes from its latest checkpoint")
+        reraise = exc
+    except Exception as exc:  # a failing run must never take the queue down
         status, code = "failed", EXIT_FAILED
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         log(text.rstrip())
@@ -654,8 +660,6 @@ def _execute_claimed(
         )
         reason = f"stage {record['stage']}: {type(exc).__name__}: {exc}"
         log(f"==== lfads_runs: FAILED in stage {record['stage']}")
-        if isinstance(exc, SystemExit | GeneratorExit):
-            raise
     finally:
         _FINISHING.set()
         stop_watch.set()
@@ -671,6 +675,8 @@ def _execute_claimed(
             log_tail=tail if status != "done" else [],
         )
         write_state(paths.state_file, record)
+    if reraise is not None:
+        raise reraise
     return RunOutcome.for_task(
         task,
         status,

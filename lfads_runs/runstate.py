@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -64,6 +66,7 @@ __all__ = [
     "run_status",
     "collection_run_status",
     "pid_alive",
+    "submitted_job_alive",
     "hostname",
     "now_iso",
 ]
@@ -372,9 +375,13 @@ def derive_state(
             return STALE, f"claim left by {claim.describe()} (process gone or silent)"
         return RUNNING, f"{claim.describe()}"
     state = read_state(paths.state_file) or {}
-    if queued or state.get("state") == "submitted":
+    if state.get("state") == "submitted":
         job = state.get("job_id")
-        return QUEUED, f"job {job}" if job else ""
+        if submitted_job_alive(state) is False:
+            return FAILED, f"job {job} ended before the run started (see its job log)"
+        return QUEUED, f"job {job}" if job else "submitted"
+    if queued:
+        return QUEUED, ""
     if state.get("state") == "failed":
         return FAILED, _failure_reason(state)
     prepared = _inputs_present(paths, datasets)
@@ -382,6 +389,40 @@ def derive_state(
     if state.get("state") == "interrupted":
         reason = f"interrupted in stage {state.get('stage')}; resumes from the latest checkpoint"
     return (PREPARED if prepared else NOT_PREPARED), reason
+
+
+def submitted_job_alive(state: Mapping[str, Any]) -> bool | None:
+    """Whether the cluster job of a ``submitted`` state still exists (None: cannot tell).
+
+    submitit's local cluster: the job id is a pid on the submitting host. Slurm:
+    asks ``squeue`` (a job no longer listed has ended).
+    """
+    job = state.get("job_id")
+    if not job:
+        return None
+    if state.get("cluster") == "local":
+        if state.get("submit_host") != hostname():
+            return None
+        try:
+            return pid_alive(int(job))
+        except ValueError:
+            return None
+    squeue = shutil.which("squeue")
+    if state.get("cluster") != "slurm" or squeue is None:
+        return None
+    try:
+        out = subprocess.run(
+            [squeue, "-h", "-j", str(job), "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        # squeue fails for ids that left its memory: the job is gone.
+        return False if "Invalid job id" in out.stderr else None
+    return bool(out.stdout.strip())
 
 
 def _failure_reason(state: Mapping[str, Any]) -> str:

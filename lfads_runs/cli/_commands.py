@@ -1,3 +1,12 @@
 """Imports every command module so that its commands register on the group."""
 
-from . import dump_cmd, list_cmd, plot_cmd, prepare_cmd  # noqa: F401
+from . import (  # noqa: F401
+    dump_cmd,
+    list_cmd,
+    plot_cmd,
+    posterior_cmd,
+    prepare_cmd,
+    scripts_cmd,
+    status_cmd,
+    train_cmd,
+)

@@ -1,0 +1,67 @@
+"""``lfads-runs status``: the state of every run, from files only (safe while a queue runs)."""
+
+from __future__ import annotations
+
+import click
+
+from ._app import cli, config_argument, echo_json, load_collection, select_runs
+
+
+def _fmt(v, spec: str = "", none: str = "-") -> str:
+    if v is None:
+        return none
+    return format(v, spec)
+
+
+def _elapsed(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+@cli.command("status")
+@config_argument
+@click.option("--run-spec", "run_specs", multiple=True, help="Only these run specs (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    help="Only these parameter sets: 1-based index or hash (repeatable).",
+)
+@click.option("--tail", type=click.IntRange(min=0), default=0, help="Log lines per run (JSON).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+def status(config, run_specs, params, tail: int, as_json: bool) -> None:
+    """One row per run of CONFIG: state, stage, epochs, step, best valid cost, lr, elapsed, reason.
+
+    States: not prepared, prepared, queued, running, done, failed, stale.
+    """
+    from ..runstate import collection_run_status
+
+    rc = load_collection(config)
+    runs = select_runs(rc, run_specs, params)
+    rows = collection_run_status(rc, runs, tail=tail)
+    if as_json:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        echo_json(
+            {
+                "collection": rc.name,
+                "path": str(rc.path),
+                "counts": counts,
+                "runs": [r.as_dict() for r in rows],
+            }
+        )
+        return
+    click.echo(
+        f"{'run spec':<24} {'#':>3} {'param':<13} {'state':<12} {'stage':<9} {'epochs':>6} "
+        f"{'step':>7} {'best valid':>11} {'lr':>9} {'elapsed':>9}  reason"
+    )
+    for r in rows:
+        click.echo(
+            f"{r.run_spec:<24} {r.param_index:>3} {r.param_hash:<13} {r.state:<12} "
+            f"{_fmt(r.stage):<9} {_fmt(r.epochs):>6} {_fmt(r.step):>7} "
+            f"{_fmt(r.best_valid_cost, '.2f'):>11} {_fmt(r.learning_rate, '.3g'):>9} "
+            f"{_elapsed(r.elapsed_s):>9}  {r.reason}"
+        )
