@@ -287,6 +287,14 @@ def _run_python(block: Block, ns: dict) -> str:
     return out.getvalue()
 
 
+def _check_yaml(block: Block) -> None:
+    """Every YAML snippet on a page must at least parse."""
+    try:
+        yaml.safe_load(block.code)
+    except yaml.YAMLError as exc:
+        raise ExampleError(f"{block.where}: YAML does not parse: {exc}") from None
+
+
 def _run_bash(block: Block, env: dict[str, str]) -> str:
     out = []
     for cmd in _commands(block.code):
@@ -352,6 +360,8 @@ def run_page(page: Path, cache: FixtureCache, scratch: Path, update: bool) -> Pa
                     checked += 1
                     last_output = None
                     continue
+                if b.lang == "yaml":
+                    _check_yaml(b)
                 if not b.runnable:
                     if "no-run" in b.markers:
                         skipped.append((b.where, b.markers["no-run"]))
