@@ -59,15 +59,15 @@ def test_encoder_gru_scan_matches_numpy(clip):
     b = torch.cat((_gate_bias(tt(b_ru[0])), tt(b_c[0])))
     proj = torch.tensor(x) @ torch.cat((tt(W_ru[:E]), tt(W_c[:E])), 1) + b
     proj = proj.unsqueeze(0)
-    got = gru_scan(
-        proj[..., : 2 * H],
-        proj[..., 2 * H :],
+    states, last = gru_scan(
+        proj,
         tt(np.repeat(h0, B, 0))[None],
         tt(W_ru[E:])[None],
         tt(W_c[E:])[None],
         clip,
-    )[0]
-    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
+    )
+    np.testing.assert_allclose(states[0].numpy(), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(last[0].numpy(), want[-1], rtol=0, atol=1e-12)
     if clip < 1:
         assert (np.abs(want) == clip).any()  # the clip was exercised
 
@@ -89,30 +89,81 @@ def test_gengru_step_matches_numpy():
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("clip", "h0_scale"), [(5.0, 1.0), (5.0, 8.0), (0.9, 1.0)])
-def test_scan_backward_matches_autograd(clip, h0_scale):
-    """The hand-written BPTT equals autograd through the step-by-step recurrence."""
-    g = torch.Generator().manual_seed(2)
-    K, T, B, H = 2, 7, 3, 4
+def _scan_inputs(K, T, B, H, h0_scale, dtype, seed=2):
+    g = torch.Generator().manual_seed(seed)
 
     def mk(*s, sc=1.0):
-        return (torch.randn(*s, generator=g, dtype=torch.float64) * sc).requires_grad_()
+        return (torch.randn(*s, generator=g, dtype=dtype) * sc).requires_grad_()
 
     ins = (
-        mk(K, T, B, 2 * H),
-        mk(K, T, B, H),
+        mk(K, T, B, 3 * H),
         mk(K, B, H, sc=h0_scale),
         mk(K, H, 2 * H),
         mk(K, H, H),
     )
-    out = gru_scan(*ins, clip)
-    ref = gru_scan_reference(*ins, clip)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
-    w = torch.randn(out.shape, generator=g, dtype=torch.float64)
-    got = torch.autograd.grad(out, ins, w)
-    want = torch.autograd.grad(ref, ins, w)
+    w = torch.randn(K, T, B, H, generator=g, dtype=dtype)
+    w_last = torch.randn(K, B, H, generator=g, dtype=dtype)
+    return ins, w, w_last
+
+
+def _check_scan(ins, w, w_last, clip, atol_fwd, atol_bwd):
+    """States and gradients (through all states and through the final ones) vs autograd."""
+    states, last = gru_scan(*ins, clip)
+    ref = gru_scan_reference(*[x.detach().double().requires_grad_() for x in ins], clip)
+    got_all = torch.stack(states)
+    torch.testing.assert_close(got_all.double(), ref, rtol=0, atol=atol_fwd)
+    torch.testing.assert_close(last.double(), ref[:, -1], rtol=0, atol=atol_fwd)
+    # Loss uses the states of recurrence 0 only plus every final state: partial gradients.
+    loss = (states[0] * w[0]).sum() + (last * w_last).sum()
+    got = torch.autograd.grad(loss, ins)
+    ins64 = [x.detach().double().requires_grad_() for x in ins]
+    ref = gru_scan_reference(*ins64, clip)
+    loss_ref = (ref[0] * w[0].double()).sum() + (ref[:, -1] * w_last.double()).sum()
+    want = torch.autograd.grad(loss_ref, ins64)
     for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+        torch.testing.assert_close(a.double(), b, rtol=0, atol=atol_bwd)
+
+
+@pytest.mark.parametrize(("clip", "h0_scale"), [(5.0, 1.0), (5.0, 8.0), (0.9, 1.0)])
+def test_scan_backward_torch_path_matches_autograd(clip, h0_scale):
+    """The hand-written BPTT (pure torch, float64) equals autograd through the recurrence."""
+    from lfads_runs.engine import _ext
+
+    _ext.set_native_enabled(False)
+    try:
+        ins, w, w_last = _scan_inputs(2, 7, 3, 4, h0_scale, torch.float64)
+        _check_scan(ins, w, w_last, clip, 1e-12, 1e-11)
+    finally:
+        _ext.set_native_enabled(None)
+
+
+@pytest.mark.parametrize(("clip", "h0_scale"), [(5.0, 1.0), (5.0, 8.0), (0.9, 1.0)])
+def test_scan_native_kernels_match_autograd(clip, h0_scale):
+    """The native kernels (float32) agree with float64 autograd to float32 round-off."""
+    from lfads_runs.engine import _ext
+
+    if not _ext.native_available():
+        pytest.skip("native kernels not available (no C++ compiler)")
+    ins, w, w_last = _scan_inputs(3, 9, 5, 6, h0_scale, torch.float32)
+    _check_scan(ins, w, w_last, clip, 1e-5, 1e-4)
+
+
+def test_noise_source_masks_normals_and_state():
+    from lfads_runs.engine._rng import NoiseSource
+
+    for native in (None, False):
+        a = NoiseSource(5, use_native=native)
+        m = a.keep_mask((200_000,), 0.9, torch.device("cpu"))
+        assert torch.unique(m).tolist() == pytest.approx([0.0, 1 / 0.9])
+        assert float((m > 0).float().mean()) == pytest.approx(0.9, abs=0.005)
+        info, st = a.state()
+        x = a.normal((100_000,), torch.device("cpu"))
+        assert abs(float(x.mean())) < 0.02 and float(x.std()) == pytest.approx(1.0, abs=0.02)
+        b = NoiseSource(5, use_native=native)
+        b.set_state(info, st)  # resuming reproduces the stream
+        assert torch.equal(b.normal((100_000,), torch.device("cpu")), x)
+        c = NoiseSource(6, use_native=native)
+        assert not torch.equal(c.keep_mask((1000,), 0.5, torch.device("cpu")), m[:1000])
 
 
 def test_tf_adam_matches_numpy_reference():

@@ -74,6 +74,7 @@ class ResumeState:
     lve_kept: list[str] = attrs.field(factory=list)
     finished: str | None = None  #: why training ended, when it did
     numpy_rng: dict[str, Any] = attrs.field(factory=dict)
+    noise: dict[str, Any] = attrs.field(factory=dict)  #: NoiseSource state (kind, counter)
 
     def to_json(self) -> dict[str, Any]:
         d = attrs.asdict(self)

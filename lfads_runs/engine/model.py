@@ -14,6 +14,7 @@ import torch
 
 from ..hparams import CLIP_VALUE
 from ..model_spec import ModelSpec
+from ._rng import NoiseSource, as_noise_source
 from ._scan import gru_scan
 from .params import Alignment, ParamStore
 
@@ -91,21 +92,13 @@ class LfadsModel(torch.nn.Module):
     def initialize(self, generator: torch.Generator, alignment: Alignment | None = None) -> None:
         self.params.initialize(generator, alignment)
 
-    def _rand(self, gen: torch.Generator | None, shape, kind: str) -> torch.Tensor:
-        # Draw on the generator's device (CPU by default) so that results do not
-        # depend on where the model runs, then move.
-        gdev = gen.device if gen is not None else torch.device("cpu")
-        if kind == "normal":
-            x = torch.randn(shape, generator=gen, device=gdev)
-        else:
-            x = torch.rand(shape, generator=gen, device=gdev)
-        return x.to(self.device, non_blocking=True)
+    def _mask(self, noise: NoiseSource, shape, kp: float) -> torch.Tensor | None:
+        return None if kp >= 1.0 else noise.keep_mask(shape, kp, self.device)
 
-    def _dropout(self, x: torch.Tensor, kp: float, gen) -> torch.Tensor:
+    def _dropout(self, x: torch.Tensor, kp: float, noise: NoiseSource) -> torch.Tensor:
         if kp >= 1.0:
             return x
-        keep = self._rand(gen, x.shape, "uniform") < kp
-        return x * keep * (1.0 / kp)
+        return x * noise.keep_mask(x.shape, kp, self.device)
 
     # --------------------------------------------------------------- pieces
     def prior_g0(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +154,12 @@ class LfadsModel(torch.nn.Module):
 
     # -------------------------------------------------------------- encoders
     def _encode(self, e: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run every encoder GRU; returns scope -> states [T_enc, B, H] in data time order."""
+        """Run every encoder GRU.
+
+        Returns scope -> states [T, B, H] in data time order for the controller-input
+        encoders, and scope -> final state [B, H] for the IC encoders (the forward one
+        at t = n-1, the reverse one at t = 0).
+        """
         spec = self.spec
         h = spec.hps
         T, B, E = e.shape
@@ -207,16 +205,18 @@ class LfadsModel(torch.nn.Module):
             x = torch.stack(xin).reshape(K, n * B, E)
             proj = torch.baddbmm(torch.stack(b_x).unsqueeze(1), x, torch.stack(w_x))
             proj = proj.view(K, n, B, 3 * H)
-            hs = gru_scan(
-                proj[..., : 2 * H],
-                proj[..., 2 * H :],
+            seqs, last = gru_scan(
+                proj,
                 torch.stack(h0),
                 torch.stack(w_ru),
                 torch.stack(w_c),
                 h.cell_clip_value,
             )
             for k, (scope, _, reverse, _, _) in enumerate(group):
-                states[scope] = hs[k].flip(0) if reverse else hs[k]
+                if scope.startswith("ic_"):
+                    states[scope] = last[k]
+                else:
+                    states[scope] = seqs[k].flip(0) if reverse else seqs[k]
         return states
 
     # ---------------------------------------------------------------- forward
@@ -228,7 +228,7 @@ class LfadsModel(torch.nn.Module):
         *,
         ext: torch.Tensor | None = None,
         step: int = 0,
-        generator: torch.Generator | None = None,
+        generator: NoiseSource | torch.Generator | None = None,
         batch_size: int | None = None,
         want_outputs: bool = False,
     ) -> PassResult:
@@ -248,7 +248,8 @@ class LfadsModel(torch.nn.Module):
         step
             ``global_step`` for the KL and L2 ramps.
         generator
-            Source of every random draw of the pass.
+            Source of every random draw of the pass (a :class:`NoiseSource`, or a
+            ``torch.Generator``; None draws an unseeded source).
         want_outputs
             Also return factors, rates, states, g0 and controller outputs.
         """
@@ -256,7 +257,7 @@ class LfadsModel(torch.nn.Module):
         h = spec.hps
         P = self.params
         kp = float(config.keep_prob)
-        gen = generator
+        gen = as_noise_source(generator)
         T = spec.num_steps
         if data is not None:
             B = data.shape[0]
@@ -293,11 +294,10 @@ class LfadsModel(torch.nn.Module):
         if spec.has_ic_encoder:
             prior_mean, prior_lv = self.prior_g0()
             if config.g0 == "prior":
-                eps = self._rand(gen, (B, h.ic_dim), "normal")
+                eps = gen.normal((B, h.ic_dim), self.device)
                 g0 = prior_mean + torch.exp(0.5 * prior_lv) * eps
             else:
-                n = spec.num_steps_for_gen_ic
-                e_ic = torch.cat((enc["ic_enc_fwd"][n - 1], enc["ic_enc_rev"][0]), -1)
+                e_ic = torch.cat((enc["ic_enc_fwd"], enc["ic_enc_rev"]), -1)
                 e_ic = self._dropout(e_ic, kp, gen)
                 q_mean = (
                     e_ic @ P["LFADS/z/ic_enc_2_post_g0/mean/W"]
@@ -312,7 +312,7 @@ class LfadsModel(torch.nn.Module):
                 if config.g0 == "mean":
                     g0 = q_mean
                 else:
-                    eps = self._rand(gen, (B, h.ic_dim), "normal")
+                    eps = gen.normal((B, h.ic_dim), self.device)
                     g0 = q_mean + torch.exp(0.5 * q_lv) * eps
                 if config.costs:
                     kl_g0_b = 0.5 * (
@@ -421,15 +421,14 @@ class LfadsModel(torch.nn.Module):
         else:
             proj = b.expand(T, B, 3 * G)
         proj = proj.unsqueeze(0)
-        gs = gru_scan(
-            proj[..., : 2 * G],
-            proj[..., 2 * G :],
+        seqs, _ = gru_scan(
+            proj,
             g_init.unsqueeze(0),
             w_ru.unsqueeze(0),
             w_c.unsqueeze(0),
             spec.hps.cell_clip_value,
         )
-        return gs[0]
+        return seqs[0]
 
     def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T):
         """The coupled controller -> generator loop (spec §3.9-§3.11)."""
@@ -455,8 +454,8 @@ class LfadsModel(torch.nn.Module):
         n_fb = spec.feedback_dim
         c_in_dim = spec.controller_input_dim
         keep = None
-        if kp < 1.0 and config.u != "prior":
-            keep = (self._rand(gen, (T, B, c_in_dim), "uniform") < kp) * (1.0 / kp)
+        if config.u != "prior":
+            keep = self._mask(gen, (T, B, c_in_dim), kp)
         # Controller weights: input part split into encoder and feedback rows.
         cb = "LFADS/con/GenGRU"
         cw_x = torch.cat((P[f"{cb}/Gates/x_2_ru/W"], P[f"{cb}/Candidate/x_2_c/W"]), 1)
@@ -483,15 +482,17 @@ class LfadsModel(torch.nn.Module):
         if spec.ext_to_gen:
             g_proj_ext = torch.matmul(ext_do, g_wx[U:]) + g_b
         g_wx_u = g_wx[:U]
-        gen_keep = None
-        if kp < 1.0:
-            gen_keep = (self._rand(gen, (T, B, G), "uniform") < kp) * (1.0 / kp)
+        gen_keep = self._mask(gen, (T, B, G), kp)
         # Noise of the inferred inputs; push_mean draws it too, for the sampled KL.
-        eps = self._rand(gen, (T, B, U), "normal")
+        eps = gen.normal((T, B, U), self.device)
         phi = logevars = logpvars = None
         if config.u == "prior":
             phi, logevars, logpvars = self.ar1_prior()
 
+        # Per-step slices via unbind: indexing a tensor that needs gradients step by step
+        # would make autograd allocate a full-size zero gradient for every step.
+        c_proj_t = c_proj.unbind(0) if c_proj is not None else None
+        g_proj_ext_t = g_proj_ext.unbind(0) if g_proj_ext is not None else None
         c = P["LFADS/con/c0"].expand(B, C)
         g = g_init
         fb = None
@@ -507,7 +508,7 @@ class LfadsModel(torch.nn.Module):
                     u = phi * u_prev + torch.exp(0.5 * logevars) * eps[t]
                 u_prev = u
             else:
-                xp = c_proj[t] if c_proj is not None else c_b
+                xp = c_proj_t[t] if c_proj_t is not None else c_b
                 if fb is not None:
                     fbt = fb if keep is None else fb * keep[t, :, n_enc:]
                     xp = xp + fbt @ cw_x[n_enc:]
@@ -518,7 +519,7 @@ class LfadsModel(torch.nn.Module):
                 logvars.append(lv)
                 u = mu if config.u == "mean" else mu + torch.exp(0.5 * lv) * eps[t]
             us.append(u)
-            gp = u @ g_wx_u + (g_proj_ext[t] if g_proj_ext is not None else g_b)
+            gp = u @ g_wx_u + (g_proj_ext_t[t] if g_proj_ext_t is not None else g_b)
             g = _gengru_step(gp, g, g_wru, g_wc, clip)
             gs.append(g)
             gd = g if gen_keep is None else g * gen_keep[t]

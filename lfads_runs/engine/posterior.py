@@ -26,6 +26,7 @@ from ..exceptions import CheckpointError, ConfigError, DataError, LfadsRunsWarni
 from ..hparams import Hyperparameters
 from ..model_spec import ModelSpec, hdf5_key
 from . import _names
+from ._rng import NoiseSource
 from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
 from .data import build_spec, load_datasets
 from .hps_file import RunFlags, write_hyperparameters_file
@@ -152,7 +153,7 @@ def posterior_arrays(
     ext: np.ndarray | None = None,
     batch_size: int,
     step: int,
-    generator: torch.Generator,
+    generator: NoiseSource,
     n_examples: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays of one posterior file for ``data`` [trials, T, D] (float64, spec §9.3)."""
@@ -296,7 +297,7 @@ def infer(
     model = weights if isinstance(weights, LfadsModel) else load_model(weights, spec, device=device)
     if step is None:
         step = int(getattr(model, "global_step", 0))
-    gen = torch.Generator().manual_seed(new_seed() if seed is None else int(seed))
+    gen = NoiseSource(new_seed() if seed is None else int(seed))
     h = spec.hps
     B = (
         (n_samples or h.batch_size)
@@ -356,7 +357,7 @@ def sample_posterior(
         data_filename_stem=data_filename_stem,
     )
     write_hyperparameters_file(save_dir, step, spec, flags, kind)
-    gen = torch.Generator().manual_seed(new_seed() if seed is None else int(seed))
+    gen = NoiseSource(new_seed() if seed is None else int(seed))
     B = (n_samples or hps.batch_size) if kind == "posterior_sample_and_average" else hps.batch_size
     written: dict[str, Path] = {}
     for name, ds in datasets.items():
@@ -415,7 +416,7 @@ def prior_sample(
     )
     write_hyperparameters_file(save_dir, step, spec, flags, "prior_sample")
     name = spec.dataset(dataset).name if dataset else spec.dataset_names[0]
-    gen = torch.Generator().manual_seed(new_seed() if seed is None else int(seed))
+    gen = NoiseSource(new_seed() if seed is None else int(seed))
     ext = None
     if hps.ext_input_dim > 0:  # LFADS feeds none here; samples from the priors see zero input
         ext = torch.zeros(hps.batch_size, spec.num_steps, hps.ext_input_dim, device=model.device)

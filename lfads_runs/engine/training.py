@@ -33,6 +33,7 @@ import torch
 from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFailedError
 from ..hparams import Hyperparameters
 from . import _names
+from ._rng import NoiseSource
 from .ckpt import (
     CheckpointSet,
     ResumeState,
@@ -153,7 +154,7 @@ class _Trainer:
         self.model = LfadsModel(self.spec, device=self.device)
         self.opt = TFAdam(self.model.params.updated())
         self.seed = new_seed() if seed is None else int(seed)
-        self.tgen = torch.Generator().manual_seed(self.seed)
+        self.noise = NoiseSource(self.seed)
         self.nrng = np.random.default_rng(self.seed)
         self.step = 0
         self.lr = np.float32(hps.learning_rate_init)
@@ -187,7 +188,7 @@ class _Trainer:
         if prefix is not None:
             self._restore_tf(prefix)
             return
-        self.model.initialize(self.tgen, alignment_of(self.datasets))
+        self.model.initialize(torch.Generator().manual_seed(self.seed), alignment_of(self.datasets))
 
     def _newest_own_checkpoint(self):
         from ..io.checkpoint_state import read_checkpoint_state
@@ -243,7 +244,8 @@ class _Trainer:
         self._load_tensors(prefix)
         self.state = state
         self.seed = state.seed
-        self.tgen.set_state(torch.from_numpy(rng))
+        self.noise = NoiseSource(self.seed)
+        self.noise.set_state(state.noise, rng)
         self.nrng = np.random.default_rng()
         self.nrng.bit_generator.state = state.numpy_rng
         self.regular.kept = list(state.regular_kept)
@@ -289,6 +291,7 @@ class _Trainer:
         if cs.max_to_keep > 0:
             kept_after = kept_after[-cs.max_to_keep :]
         st = self.state
+        noise_info, noise_rng = self.noise.state()
         state = ResumeState(
             epoch=epoch,
             phase=phase,
@@ -303,6 +306,7 @@ class _Trainer:
             lve_kept=kept_after if lve else list(self.lve.kept),
             finished=st.finished,
             numpy_rng=self.nrng.bit_generator.state,
+            noise=noise_info,
         )
         slots = {
             n: (m.detach().cpu().numpy(), v.detach().cpu().numpy())
@@ -316,7 +320,7 @@ class _Trainer:
             beta1_power=self.opt.beta1_power,
             beta2_power=self.opt.beta2_power,
         )
-        save_checkpoint(prefix, tensors, state, self.tgen.get_state().numpy())
+        save_checkpoint(prefix, tensors, state, noise_rng)
         cs.add(name)
         self.last_checkpoint = prefix
         return prefix
@@ -346,7 +350,7 @@ class _Trainer:
         rows = []
         for i, (name, idx) in enumerate(batches):
             x, e = self._batch(name, "train", idx)
-            res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.tgen)
+            res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.noise)
             grads = torch.autograd.grad(res.cost, params, allow_unused=True)
             grads = [
                 torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
@@ -384,7 +388,7 @@ class _Trainer:
         with torch.no_grad():
             for name, idx in batches:
                 x, e = self._batch(name, "valid", idx)
-                res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.tgen)
+                res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.noise)
                 rows.append(torch.stack([res.cost, res.recon, res.kl]))
         vals = torch.stack(rows).double().cpu().numpy()
         return {

@@ -1,0 +1,200 @@
+"""Training speed of the LFADS engine on the Lorenz stitching configuration.
+
+Prints one line per configuration and device, the no-controller configuration first::
+
+    stitch_no_controller cpu: 41.0 steps/s (24.4 ms/step)
+    stitch_no_controller cpu epoch: 0.95 s (24 train + 7 valid batches)
+
+Configuration (issue 4): 3 datasets of 35, 26 and 35 neurons, T = 100 bins,
+factors 8, generator 64, IC encoder 64, ic_dim 64, batch 150, no controller;
+then the same with a controller (co_dim 4, ci_enc 64, con 64). A step is one
+training update (forward, backward, clipping, Adam) on a real batch; the
+median over repeats is reported. An epoch (24 training and 7 validation
+batches, fit-log line, checkpoint bookkeeping) is timed through ``train()``.
+
+Usage: ``python benchmarks/bench_train.py [--threads N] [--steps N] [--repeats N]
+[--epochs N] [--devices cpu,cuda] [--configs no_controller,controller]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_inputs(folder: Path) -> None:
+    """Lorenz stitching data: 1200 train trials per dataset, 300/300/400 valid (24 + 7 batches)."""
+    from lfads_runs.data.synthetic import lorenz
+    from lfads_runs.io.lfads_input import LfadsInput, write_lfads_input
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n_valid = (300, 300, 400)
+    per_cond = [int(np.ceil((1200 + v) / 65)) for v in n_valid]
+    data = lorenz(
+        n_datasets=3,
+        n_conditions=65,
+        trials_per_condition=per_cond,
+        n_neurons=(35, 26, 35),
+        duration_ms=1000,
+        bin_ms=10,
+        seed=0,
+        mean_rate_hz=5.0,
+    )
+    rng = np.random.default_rng(1)
+    for ds, nv in zip(data.datasets, n_valid, strict=True):
+        order = rng.permutation(ds.counts.shape[0])
+        va, tr = order[:nv], order[nv : nv + 1200]
+        write_lfads_input(
+            folder / f"lfads_{ds.name}.h5",
+            LfadsInput(train_data=ds.counts[tr], valid_data=ds.counts[va]),
+        )
+
+
+def hyperparameters(controller: bool):
+    from lfads_runs.hparams import Hyperparameters
+
+    kw = dict(
+        batch_size=150,
+        factors_dim=8,
+        gen_dim=64,
+        ic_enc_dim=64,
+        ic_dim=64,
+        co_dim=0,
+        learning_rate_decay_factor=0.98,
+        l2_gen_scale=500.0,
+        l2_con_scale=500.0,
+        kl_increase_steps=2700,
+        l2_increase_steps=2700,
+        keep_prob=0.95,
+    )
+    if controller:
+        kw.update(co_dim=4, ci_enc_dim=64, con_dim=64)
+    return Hyperparameters(**kw)
+
+
+def time_steps(data_dir: Path, hps, device: str, steps: int, repeats: int) -> list[float]:
+    """Seconds per training step, one median per repeat."""
+    import torch
+
+    from lfads_runs.engine._rng import NoiseSource
+    from lfads_runs.engine.data import alignment_of, build_spec, epoch_batches, load_datasets
+    from lfads_runs.engine.model import LfadsModel, PassConfig
+    from lfads_runs.engine.optim import TFAdam, clip_by_global_norm
+
+    datasets = load_datasets(data_dir, hps)
+    spec = build_spec(hps, datasets)
+    dev = torch.device(device)
+    model = LfadsModel(spec, device=dev)
+    model.initialize(torch.Generator().manual_seed(0), alignment_of(datasets))
+    gen = NoiseSource(0)
+    opt = TFAdam(model.params.updated())
+    params = opt.params
+    cfg = PassConfig.for_kind("train", hps.keep_prob)
+    rng = np.random.default_rng(0)
+    sizes = {n: d.train_data.shape[0] for n, d in datasets.items()}
+    data = {
+        n: torch.as_tensor(d.train_data, dtype=torch.float32, device=dev)
+        for n, d in datasets.items()
+    }
+    batches = epoch_batches(sizes, hps.batch_size, rng)
+
+    def one(i: int) -> None:
+        name, idx = batches[i % len(batches)]
+        x = data[name][torch.as_tensor(idx, device=dev)]
+        res = model(x, name, cfg, step=i, generator=gen)
+        grads = torch.autograd.grad(res.cost, params, allow_unused=True)
+        grads = [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
+        ]
+        clip_by_global_norm(grads, hps.max_grad_norm)
+        opt.step(grads, 0.01)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for i in range(3):
+        one(i)
+    out = []
+    for _ in range(repeats):
+        ts = []
+        for i in range(steps):
+            t0 = time.perf_counter()
+            one(i)
+            ts.append(time.perf_counter() - t0)
+        out.append(statistics.median(ts))
+    return out
+
+
+def time_epochs(data_dir: Path, hps, device: str, epochs: int) -> list[float]:
+    """Wall time of each epoch after the first (which includes start-up), via train()."""
+    from lfads_runs.engine import train
+
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory() as out:
+        train(
+            data_dir,
+            out,
+            hps.evolve(max_epochs=epochs + 1),
+            device=device,
+            seed=0,
+            progress=False,
+            log=lambda msg: (
+                stamps.append(time.perf_counter()) if msg.startswith("Epoch:") else None
+            ),
+        )
+    return [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after a first one)")
+    ap.add_argument("--devices", default=None, help="comma list; default cpu (+cuda if present)")
+    ap.add_argument("--configs", default="no_controller,controller")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    devices = (
+        args.devices.split(",")
+        if args.devices
+        else (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    )
+    print(
+        f"# torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "lfadsInput"
+        write_inputs(data_dir)
+        for config in args.configs.split(","):
+            hps = hyperparameters(config == "controller")
+            for dev in devices:
+                per_step = statistics.median(
+                    time_steps(data_dir, hps, dev, args.steps, args.repeats)
+                )
+                print(
+                    f"stitch_{config} {dev}: {1.0 / per_step:.1f} steps/s "
+                    f"({per_step * 1e3:.1f} ms/step)",
+                    flush=True,
+                )
+                if args.epochs > 0:
+                    ep = statistics.median(time_epochs(data_dir, hps, dev, args.epochs))
+                    print(
+                        f"stitch_{config} {dev} epoch: {ep:.2f} s (24 train + 7 valid batches)",
+                        flush=True,
+                    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

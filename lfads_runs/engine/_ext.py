@@ -1,0 +1,151 @@
+"""Optional native kernels: built with the system C++ compiler on first use, then cached.
+
+The kernels (:mod:`._ext_src`) fuse the elementwise work of each GRU time step and
+draw random numbers quickly; matrix products still go through torch. They are a
+speed-up only: without a compiler, or with ``LFADS_RUNS_NATIVE=0``, the engine
+uses the pure-torch code paths, which compute the same equations (results agree
+to float32 round-off, random streams differ). ``LFADS_RUNS_NATIVE=1`` makes a
+failed build an error instead of a warning.
+
+The shared library is built against the running torch (headers and libraries
+from the torch installation, no Python headers) with ``-march=native``, and cached
+under ``$LFADS_RUNS_CACHE`` (default ``~/.cache/lfads_runs``) in a folder keyed by
+the source, torch version, compiler and CPU, so machines sharing a home folder do
+not load each other's builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+from .._atomic import file_lock
+from ..exceptions import LfadsRunsWarning
+from ._ext_src import CPP_SOURCE
+
+__all__ = ["native", "native_available", "build_native", "set_native_enabled"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return hashlib.sha256(line.encode()).hexdigest()[:16]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler() -> str | None:
+    for c in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if c and shutil.which(c):
+            return c
+    return None
+
+
+def _flags(std: str) -> list[str]:
+    from torch.utils import cpp_extension
+
+    abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", 1))
+    inc = [f"-I{p}" for p in cpp_extension.include_paths()]
+    libdir = cpp_extension.library_paths()[0]
+    return [
+        "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", f"-std={std}",
+        "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", "-w", *inc,
+        f"-L{libdir}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{libdir}",
+    ]  # fmt: skip
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("LFADS_RUNS_CACHE") or Path.home() / ".cache" / "lfads_runs"
+    return Path(base) / "native"
+
+
+def build_native(force: bool = False) -> Path:
+    """Compile the kernels (if not cached) and return the shared library's path.
+
+    Raises
+    ------
+    RuntimeError
+        No compiler, or the compilation failed (its output is in the message).
+    """
+    cxx = _compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX)")
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(
+        "\n".join([CPP_SOURCE, torch.__version__, version, _cpu_signature(), sys.platform]).encode()
+    ).hexdigest()[:20]
+    folder = _cache_dir() / key
+    lib = folder / "lfads_native.so"
+    if lib.is_file() and not force:
+        return lib
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / ".lock", timeout=600):
+        if lib.is_file() and not force:
+            return lib
+        src = folder / "lfads_native.cpp"
+        src.write_text(CPP_SOURCE, encoding="utf-8")
+        errors = []
+        for std in ("c++20", "c++17"):
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+            os.close(fd)
+            proc = subprocess.run(
+                [cxx, str(src), "-o", tmp, *_flags(std)], capture_output=True, text=True
+            )
+            if proc.returncode == 0:
+                os.replace(tmp, lib)
+                return lib
+            os.unlink(tmp)
+            errors.append(proc.stderr[-2000:])
+        raise RuntimeError(f"compiling the native kernels failed:\n{errors[-1]}")
+
+
+def native():
+    """``torch.ops.lfads_ext`` when the kernels can be used, else None (CPU only)."""
+    with _lock:
+        if "ops" in _state:
+            return _state["ops"]
+        mode = os.environ.get("LFADS_RUNS_NATIVE", "auto").strip().lower()
+        ops = None
+        if mode not in ("0", "off", "false", "no"):
+            try:
+                torch.ops.load_library(str(build_native()))
+                ops = torch.ops.lfads_ext
+            except Exception as exc:  # noqa: BLE001 - any failure means: use the torch path
+                if mode in ("1", "on", "true", "yes"):
+                    raise
+                warnings.warn(
+                    f"LFADS engine: native kernels unavailable ({str(exc).splitlines()[0]}); "
+                    "using the slower pure-torch code",
+                    LfadsRunsWarning,
+                    stacklevel=2,
+                )
+        _state["ops"] = ops
+        return ops
+
+
+def native_available() -> bool:
+    return native() is not None
+
+
+def set_native_enabled(enabled: bool | None) -> None:
+    """Turn the native kernels off (False), or look them up again on next use (None/True)."""
+    with _lock:
+        _state.clear()
+        if enabled is False:
+            _state["ops"] = None
