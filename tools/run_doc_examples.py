@@ -31,7 +31,7 @@ Markers (HTML comments on the line just before a fenced block; invisible on the 
 ``<!-- expected-output -->``
     A ```` ```text ```` block: the standard output of the previous executed block
     must equal it (trailing spaces and surrounding blank lines ignored, the
-    working directory's path shown as ``.``). ``--update`` rewrites these blocks.
+    working directory's path shown as ``~/project``). ``--update`` rewrites these blocks.
 
 Page marker (anywhere in the page):
 
@@ -252,9 +252,13 @@ def _in_dir(path: Path) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ running
+#: How the working directory appears in expected outputs.
+WORKDIR_SHOWN = "~/project"
+
+
 def _normalise(text: str, workdir: Path) -> str:
     for w in {str(workdir), str(workdir.resolve())}:
-        text = text.replace(w + os.sep, "").replace(w, ".")
+        text = text.replace(w, WORKDIR_SHOWN)
     lines = [ln.rstrip() for ln in text.splitlines()]
     while lines and not lines[0]:
         lines.pop(0)
