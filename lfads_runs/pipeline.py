@@ -46,6 +46,7 @@ from .runstate import (
     hostname,
     log_tail,
     now_iso,
+    pid_alive,
     read_state,
     write_state,
 )
@@ -341,11 +342,10 @@ def _signals_stop_run(enabled: bool) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _watch_parent(stop: threading.Event) -> None:
-    """Stop this run (SIGTERM to ourselves) when the process that started us dies."""
-    parent = os.getppid()
+def _watch_process(stop: threading.Event, pid: int) -> None:
+    """Stop this run (SIGTERM to ourselves) when process ``pid`` (the queue) dies."""
     while not stop.wait(0.5):
-        if os.getppid() != parent:
+        if not pid_alive(pid):
             os.kill(os.getpid(), signal.SIGTERM)
             return
 
@@ -484,30 +484,29 @@ class _Pipeline:
         assert self.task.commands is not None
         script = self.task.commands[stage]
         self.log.fh.flush()
+        # Same process group as this run: a stop or kill of the run reaches it too.
         proc = subprocess.Popen(
             ["bash", "-c", script],
             stdin=subprocess.DEVNULL,
             stdout=self.log.fh,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # so that a stop reaches python under bash too
         )
         try:
             rc = proc.wait()
         except KeyboardInterrupt:
-            _stop_group(proc, timeout=20.0)
+            _stop_child(proc, timeout=20.0)
             raise
         if rc != 0:
             raise RunFailedError(f"the {stage} command exited with status {rc}")
 
 
-def _stop_group(proc: subprocess.Popen, timeout: float) -> None:
+def _stop_child(proc: subprocess.Popen, timeout: float) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.terminate()
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
         proc.wait()
 
 
@@ -522,7 +521,7 @@ def execute(
     job_id: str | None = None,
     redirect_output: bool = False,
     install_signal_handlers: bool = False,
-    watch_parent: bool = False,
+    watch_pid: int | None = None,
     echo: bool = False,
 ) -> RunOutcome:
     """Run ``task`` in this process under a claim; never raises for a failing run.
@@ -538,8 +537,8 @@ def execute(
         while the run executes (Slurm jobs, Ray workers).
     install_signal_handlers
         SIGTERM stops the run cleanly (main thread only).
-    watch_parent
-        Stop the run when the parent process (the local queue) dies.
+    watch_pid
+        Stop the run when this process (the local queue) dies.
     echo
         Also print the run's log lines on stderr (in-process runs).
 
@@ -578,7 +577,7 @@ def execute(
                 task.done_marker.unlink()
         redirect = _redirect_fds(paths.log_file) if redirect_output else contextlib.nullcontext()
         with redirect, _signals_stop_run(install_signal_handlers):
-            return _execute_claimed(task, run, executor, job_id, t0, watch_parent, echo)
+            return _execute_claimed(task, run, executor, job_id, t0, watch_pid, echo)
 
 
 def _execute_claimed(
@@ -587,7 +586,7 @@ def _execute_claimed(
     executor: str,
     job_id: str | None,
     t0: float,
-    watch_parent: bool,
+    watch_pid: int | None,
     echo: bool,
 ) -> RunOutcome:
     paths = task.paths
@@ -623,8 +622,8 @@ def _execute_claimed(
     log = _RunLog(paths.log_file, lambda p: pipe.on_epoch(p) if pipe else None, echo)
     pipe = _Pipeline(task, run, log, record)
     stop_watch = threading.Event()
-    if watch_parent:
-        threading.Thread(target=_watch_parent, args=(stop_watch,), daemon=True).start()
+    if watch_pid:
+        threading.Thread(target=_watch_process, args=(stop_watch, watch_pid), daemon=True).start()
     log(
         f"==== lfads_runs: {task.mode} {task.label} attempt {record['attempt']} on "
         f"{record['host']} pid {record['pid']} ({now_iso(t0)}; engine {task.engine}, "
@@ -724,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         queue_pid=args.queue_pid,
         redirect_output=args.redirect_output,
         install_signal_handlers=True,
-        watch_parent=args.watch_parent,
+        watch_pid=os.getppid() if args.watch_parent else None,
     )
     return outcome_exit_code(outcome)
 

@@ -280,13 +280,14 @@ def stage_script_text(
     kind: str | None = None,
     n_samples: int | None = None,
 ) -> str:
-    """One stage as a script for the queue: no tee (the queue sends output to lfads.out)."""
-    options = options or ScriptOptions()
-    if options.cuda_visible_devices is not None:  # the queue sets it in the environment
-        options = attrs.evolve(options, cuda_visible_devices=None)
+    """One stage as a script for the queue: no tee (the queue sends output to lfads.out).
+
+    The command is ``exec``-ed, so a stop signal reaches run_lfads.py itself; the
+    queue sets ``CUDA_VISIBLE_DEVICES`` in the environment instead of a prefix.
+    """
+    options = attrs.evolve(options or ScriptOptions(), cuda_visible_devices=None, display=None)
     cmd = stage_command(run, stage, options, kind=kind, n_samples=n_samples)
-    # The not-found message goes to the log too (stdout is the log in the queue).
-    return script_text(cmd, options)
+    return script_text("exec " + cmd, options)
 
 
 def tensorboard_command(rc: RunCollection, runs: Iterable[Run] | None = None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -130,11 +129,3 @@ def attempts(run) -> int:
     """How many attempts the run's lfads.out records."""
     text = run.paths.log_file.read_text() if run.paths.log_file.exists() else ""
     return sum(line.startswith("==== lfads_runs: train ") for line in text.splitlines())
-
-
-def pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -11,18 +11,27 @@ stderr are appended to the run's ``lfads.out``. Slots decide what runs at once:
 Children run in their own session, so Ctrl-C reaches only the queue, which then
 stops them with SIGTERM (each run records "interrupted" and stays resumable).
 Children also stop by themselves when the queue process dies (even by SIGKILL).
+
+Start-up: importing torch takes over a second, which would dominate short runs.
+By default (``start_method="forkserver"``) children are forked from a server
+process that imported the engine once, so a run starts in milliseconds; each
+run is still its own process with its own environment, log and exit status.
+``start_method="subprocess"`` starts a fresh interpreter per run
+(``python -m lfads_runs.pipeline``), as it must for another ``python``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -34,7 +43,12 @@ from .base import Executor, Job, outcome_from_exit
 if TYPE_CHECKING:
     from ..collection import Run
 
-__all__ = ["LocalExecutor", "LocalJob", "Slot", "detect_gpus", "parse_gpus"]
+__all__ = ["LocalExecutor", "LocalJob", "Slot", "detect_gpus", "parse_gpus", "START_METHODS"]
+
+START_METHODS = ("forkserver", "subprocess")
+#: Modules the fork server imports once, so that forked runs start at once.
+_PRELOAD = ["lfads_runs.pipeline", "lfads_runs.engine"]
+_FORKSERVER_LOCK = threading.Lock()
 
 
 @attrs.frozen
@@ -89,31 +103,66 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-class LocalJob(Job):
-    """A run in a child process."""
+def _forked_main(task_json: str, log: str, env: dict[str, str], queue_host: str, qpid: int) -> None:
+    """Body of a forked run: own session, own environment, output appended to lfads.out."""
+    os.setsid()
+    os.environ.clear()
+    os.environ.update(env)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    from ..pipeline import RunTask, execute, outcome_exit_code
 
-    def __init__(self, task: RunTask, proc: subprocess.Popen, slot: Slot, executor: LocalExecutor):
+    outcome = execute(
+        RunTask.from_json(task_json),
+        executor="local",
+        queue_host=queue_host,
+        queue_pid=qpid,
+        install_signal_handlers=True,
+        watch_pid=qpid,  # our parent is the fork server, which outlives the queue
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(outcome_exit_code(outcome))
+
+
+class LocalJob(Job):
+    """A run in a child process (a ``subprocess.Popen`` or a forked ``Process``)."""
+
+    def __init__(self, task: RunTask, proc: Any, slot: Slot, executor: LocalExecutor):
         super().__init__(task)
         self.proc = proc
+        self.pid = int(proc.pid)
         self.slot = slot
-        self.job_id = str(proc.pid)
+        self.job_id = str(self.pid)
         self._executor = executor
         self._stop_requested = False
         where = f"GPU {slot.gpu}" if slot.gpu is not None else "cpu"
-        self.detail = f"pid {proc.pid}, {where}, {slot.threads} thread{'s' * (slot.threads > 1)}"
+        self.detail = f"pid {self.pid}, {where}, {slot.threads} thread{'s' * (slot.threads > 1)}"
+
+    def _exit_code(self) -> int | None:
+        if isinstance(self.proc, subprocess.Popen):
+            return self.proc.poll()
+        return self.proc.exitcode
 
     def poll(self) -> RunOutcome | None:
-        code = self.proc.poll()
+        code = self._exit_code()
         if code is None:
             return None
         self._executor._release(self.slot)
-        return outcome_from_exit(
-            self.task, code, pid=self.proc.pid, stop_requested=self._stop_requested
-        )
+        if not isinstance(self.proc, subprocess.Popen):
+            self.proc.close()
+        return outcome_from_exit(self.task, code, pid=self.pid, stop_requested=self._stop_requested)
 
     def _signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)  # the child leads its own session
+        try:
+            os.killpg(self.pid, sig)  # the child leads its own session (and its bash children)
+        except ProcessLookupError:  # not yet a session leader, or gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+        except PermissionError:
+            pass
 
     def stop(self) -> None:
         self._stop_requested = True
@@ -140,7 +189,11 @@ class LocalExecutor(Executor):
     threads
         Torch threads per run. Default: the CPU cores divided among the slots.
     python
-        Interpreter of the children (default: this one).
+        Interpreter of the children (default: this one; another one implies
+        ``start_method="subprocess"``).
+    start_method
+        ``forkserver`` (default: fork each run from a server that imported the
+        engine once) or ``subprocess`` (a fresh interpreter per run).
     """
 
     name = "local"
@@ -155,6 +208,7 @@ class LocalExecutor(Executor):
         threads: int | None = None,
         python: str | None = None,
         device: str | None = None,
+        start_method: str | None = None,
     ):
         runs_per_gpu = 1 if runs_per_gpu is None else int(runs_per_gpu)
         if runs_per_gpu < 1:
@@ -182,6 +236,14 @@ class LocalExecutor(Executor):
         self.gpus = gpu_list
         self.device = device
         self.python = python or sys.executable
+        method = start_method or ("subprocess" if python else "forkserver")
+        if method not in START_METHODS:
+            raise ConfigError(f"start_method must be one of {START_METHODS}, got {method!r}")
+        if method == "forkserver" and python and python != sys.executable:
+            raise ConfigError("start_method 'forkserver' runs this interpreter; drop 'python'")
+        if method == "forkserver" and "forkserver" not in multiprocessing.get_all_start_methods():
+            method = "subprocess"
+        self.start_method = method
         self._free = list(self.slots)
 
     def capacity(self) -> int:
@@ -227,6 +289,12 @@ class LocalExecutor(Executor):
             "--watch-parent",
         ]
 
+    def _forkserver(self) -> Any:
+        with _FORKSERVER_LOCK:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(_PRELOAD)
+            return ctx
+
     def submit(self, task: RunTask, run: Run) -> LocalJob:
         if not self._free:
             raise RuntimeError("no free slot")  # the scheduler checks capacity() first
@@ -235,16 +303,25 @@ class LocalExecutor(Executor):
         task = attrs.evolve(task, threads=slot.threads, device=device)
         paths = task.paths
         paths.path.mkdir(parents=True, exist_ok=True)
+        env = self.child_env(slot)
         try:
-            with open(paths.log_file, "ab") as log:  # append: never lose an earlier attempt
-                proc = subprocess.Popen(
-                    self.command(task),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=self.child_env(slot),
-                    start_new_session=True,
+            if self.start_method == "forkserver" and task.engine == "torch":
+                proc = self._forkserver().Process(
+                    target=_forked_main,
+                    args=(task.to_json(), str(paths.log_file), env, hostname(), os.getpid()),
+                    name=f"lfads {task.label}",
                 )
+                proc.start()
+            else:
+                with open(paths.log_file, "ab") as log:  # append: keep earlier attempts
+                    proc = subprocess.Popen(
+                        self.command(task),
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                    )
         except BaseException:
             self._release(slot)
             raise

@@ -1,0 +1,235 @@
+"""The local queue with real subprocesses and tiny runs on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+pytest.importorskip("torch")
+
+from _queue_helpers import (  # noqa: E402
+    attempts,
+    cli,
+    corrupt_input,
+    load,
+    make_config,
+    queue_process,
+    state,
+    wait_for,
+)
+
+from lfads_runs.exceptions import ConfigError  # noqa: E402
+from lfads_runs.executors import get_executor, train_runs  # noqa: E402
+from lfads_runs.executors.local import LocalExecutor, parse_gpus  # noqa: E402
+from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
+from lfads_runs.io.model_params import read_model_params  # noqa: E402
+from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
+from lfads_runs.io.tensorbundle import read_bundle  # noqa: E402
+from lfads_runs.runstate import pid_alive  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def intervals(runs) -> list[tuple[float, float]]:
+    return [(state(r)["started_ts"], state(r)["ended_ts"]) for r in runs]
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    n = best = 0
+    for _, d in events:
+        n += d
+        best = max(best, n)
+    return best
+
+
+def check_outputs_readable(run) -> None:
+    """No corrupt file: checkpoints, fit log, posterior files and model_params all read."""
+    out = run.path_lfads_output
+    for index in out.glob("*.ckpt-*.index"):
+        read_bundle(index.with_suffix(""))
+    rows = read_fitlog_rows(run.file_fitlog)
+    assert [r.epoch for r in rows] == list(range(len(rows)))
+    for split in run.posterior_files().values():
+        for f in split.values():
+            read_posterior_file(f)
+    assert read_model_params(run.file_model_params)
+    assert not list(out.glob(".*.tmp")) and not list(run.path.glob(".*.tmp"))
+
+
+def test_parallel_limit_skip_done_and_status(tmp_path):
+    """max_parallel 2 never runs more than 2 at once (and does run 2); done runs are skipped."""
+    rc = load(make_config(tmp_path, n_params=2))
+    runs = rc.all_runs
+    res = rc.train(max_parallel=2, quiet=True)
+    assert res.summary() == "4 done, 0 skipped, 0 failed" and res.exit_code == 0
+    assert max_overlap(intervals(runs)) == 2
+    assert all(state(r)["threads"] == 1 for r in runs)  # 2 cores shared by 2 runs
+    queue = json.loads(rc.layout.queue_state_file.read_text())["queues"][-1]
+    assert queue["state"] == "finished" and {r["state"] for r in queue["runs"]} == {"done"}
+
+    again = rc.train(max_parallel=2, quiet=True)
+    assert again.summary() == "0 done, 4 skipped, 0 failed"
+    assert all(attempts(r) == 1 for r in runs)
+
+    proc = cli("status", str(rc.source), "--json")
+    assert proc.returncode == 0, proc.stderr
+    st = json.loads(proc.stdout)
+    assert st["counts"] == {"done": 4}
+    row = st["runs"][0]
+    assert row["state"] == "done" and row["epochs"] == 3 and row["best_valid_cost"] > 0
+    assert row["learning_rate"] == 0.01 and row["elapsed_s"] > 0
+
+
+def test_failing_run_is_reported_and_others_finish(tmp_path):
+    """A run with bad data fails with its log tail; the others finish; exit status 1."""
+    cfg = make_config(tmp_path, n_params=1)
+    rc = load(cfg)
+    bad = rc.find_runs("all", 1)
+    bad.prepare()
+    corrupt_input(bad)
+    proc = cli("train", str(cfg), "--max-parallel", "2", "--json")
+    assert proc.returncode == 1, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["summary"] == "1 done, 0 skipped, 1 failed"
+    (failed,) = [r for r in res["runs"] if r["status"] == "failed"]
+    assert failed["run_spec"] == "all" and failed["failed_stage"] == "train"
+    assert "negative" in failed["error"] and any("negative" in ln for ln in failed["log_tail"])
+    assert "FAILED" in proc.stderr and "negative" in proc.stderr  # the tail is shown
+    st = json.loads(cli("status", str(cfg), "--json").stdout)
+    by_spec = {r["run_spec"]: r for r in st["runs"]}
+    assert by_spec["all"]["state"] == "failed" and "negative" in by_spec["all"]["reason"]
+    assert by_spec["single_dataset001"]["state"] == "done"
+
+
+def test_resume_after_the_queue_is_killed(tmp_path):
+    """SIGKILL the queue mid-training; its runs stop; a restart finishes every run."""
+    cfg = make_config(tmp_path, n_params=2, epochs=40)
+    rc = load(cfg)
+    runs = rc.all_runs
+    q = queue_process(cfg, "--max-parallel", "2")
+
+    def mid_training():
+        for r in runs:
+            try:
+                p = state(r).get("progress") or {}
+            except (OSError, ValueError):
+                continue
+            if p.get("epoch", 0) >= 12:  # a checkpoint exists at epoch 10
+                return r
+        return None
+
+    wait_for(mid_training, 120, "a run past epoch 12")
+    os.kill(q.pid, signal.SIGKILL)
+    q.wait()
+    # The orphaned runs notice and stop cleanly, releasing their claims.
+    wait_for(lambda: not any(r.paths.claim_file.exists() for r in runs), 30, "claims released")
+    cut = [r for r in runs if r.paths.state_file.exists() and state(r)["state"] == "interrupted"]
+    assert cut and not any(r.paths.done_marker.exists() for r in cut)
+    wait_for(lambda: not any(pid_alive(state(r)["pid"]) for r in cut), 30, "runs to exit")
+
+    res = train_runs(runs, max_parallel=2, quiet=True)
+    assert res.n_done + res.n_skipped == 4 and res.n_failed == 0
+    for r in runs:
+        assert r.paths.done_marker.is_file()
+        check_outputs_readable(r)
+        assert len(read_fitlog_rows(r.file_fitlog)) == 40
+    for r in cut:
+        assert state(r)["train"]["resumed_from"]  # continued from its checkpoint
+
+
+def test_two_queues_train_each_run_once(tmp_path):
+    """Two queues started together on one collection train every run exactly once."""
+    cfg = make_config(tmp_path, n_params=2)
+    rc = load(cfg)
+    rc.prepare()
+    a = queue_process(cfg, "--max-parallel", "1", "--json")
+    b = queue_process(cfg, "--max-parallel", "1", "--json")
+    outs = [json.loads(p.communicate(timeout=180)[0]) for p in (a, b)]
+    assert a.returncode == 0 and b.returncode == 0
+    done = sum(o["counts"]["done"] for o in outs)
+    assert done == 4 and all(o["counts"]["failed"] == 0 for o in outs)
+    for r in rc.all_runs:
+        assert attempts(r) == 1 and state(r)["attempt"] == 1
+        assert r.paths.done_marker.is_file()
+
+
+def test_sigterm_stops_the_queue_cleanly(tmp_path):
+    """SIGTERM to the queue: children stop, every run is resumable, exit status 130."""
+    cfg = make_config(tmp_path, n_params=1, epochs=200)
+    rc = load(cfg)
+    q = queue_process(cfg, "--max-parallel", "1", "--json")
+    first = rc.all_runs[0]
+
+    def training():
+        return first.paths.state_file.exists() and state(first).get("progress")
+
+    wait_for(training, 120, "training to start")
+    q.send_signal(signal.SIGTERM)
+    out, err = q.communicate(timeout=60)
+    assert q.returncode == 130, err
+    res = json.loads(out)
+    assert res["interrupted"] and res["counts"]["interrupted"] == 2
+    assert state(first)["state"] == "interrupted" and state(first)["exit_code"] == 143
+    assert not any(r.paths.claim_file.exists() for r in rc.all_runs)
+    row = first.state()
+    assert row.state == "prepared" and "interrupted" in row.reason
+
+
+def test_gpu_slots_and_options(tmp_path):
+    """GPU slots interleave GPUs, threads divide the cores, bad options are ConfigErrors."""
+    ex = LocalExecutor(gpus="0,1", runs_per_gpu=2)
+    assert [s.gpu for s in ex.slots] == ["0", "1", "0", "1"]
+    assert ex.child_env(ex.slots[1])["CUDA_VISIBLE_DEVICES"] == "1"
+    assert LocalExecutor(gpus=[0, 1], runs_per_gpu=2, max_parallel=3).capacity() == 3
+    cpu = LocalExecutor(gpus="none", max_parallel=2)
+    assert cpu.capacity() == 2 and cpu.child_env(cpu.slots[0])["CUDA_VISIBLE_DEVICES"] == ""
+    assert parse_gpus("") == [] and parse_gpus(3) == ["3"]
+    with pytest.raises(ConfigError, match="listed twice"):
+        parse_gpus("0,0")
+    with pytest.raises(ConfigError, match="runs_per_gpu"):
+        LocalExecutor(runs_per_gpu=0)
+    with pytest.raises(ConfigError, match="does not take partition.*max_parallel=None"):
+        get_executor("local", partition="gpu")
+    with pytest.raises(ConfigError, match="unknown executor 'sge'"):
+        get_executor("sge")
+
+
+def test_dry_run_and_usage_errors(tmp_path):
+    """--dry-run plans without writing; bad options exit 2 with a message."""
+    cfg = make_config(tmp_path, n_params=1)
+    proc = cli("train", str(cfg), "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["dry_run"] and res["counts"]["planned"] == 2
+    assert not (tmp_path / "runs").exists()
+    proc = cli("train", str(cfg), "--runs-per-gpu", "0")
+    assert proc.returncode == 2 and "runs-per-gpu" in proc.stderr
+    proc = cli("train", str(cfg), "--partition", "gpu", "--executor", "local")
+    assert proc.returncode == 2 and "--executor slurm" in proc.stderr
+    proc = cli("train", str(cfg), "--param", "7")
+    assert proc.returncode == 2 and "parameter set" in proc.stderr
+
+
+def test_posterior_command_for_trained_runs(tmp_path):
+    """``lfads-runs posterior``: untrained runs skipped; trained ones get push-mean files."""
+    cfg = make_config(tmp_path, n_params=1)
+    rc = load(cfg)
+    trained = rc.find_runs("single_dataset001", 1)
+    assert trained.train(quiet=True).n_done == 1
+    t0 = time.time()
+    proc = cli("posterior", str(cfg), "--kind", "posterior_push_mean", "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    by = {r["run_spec"]: r for r in res["runs"]}
+    assert by["all"]["status"] == "skipped" and "not trained" in by["all"]["reason"]
+    assert by["single_dataset001"]["status"] == "done"
+    files = trained.posterior_files("posterior_push_mean")["dataset001"]
+    assert all(f.stat().st_mtime >= t0 for f in files.values())
+    assert trained.paths.done_marker_posterior_only.is_file()
+    again = json.loads(cli("posterior", str(cfg), "--kind", "posterior_push_mean", "--json").stdout)
+    assert again["counts"]["skipped"] == 2
