@@ -368,6 +368,32 @@ class Run:
 
         return read_fit_log(self.file_fitlog)
 
+    def infer(self, counts: Any, dataset: str | None = None, **options: Any) -> Any:
+        """Posterior means of NEW trials of ``dataset`` through the trained model (torch extra).
+
+        ``counts`` are trials x time x neurons, at ``spike_bin_ms`` or at the
+        original data's bin (rebinned like ``prepare``). Options: ``kind``
+        ("posterior_push_mean" default, or "posterior_sample_and_average"),
+        ``n_samples``, ``ext_inputs``, ``checkpoint`` ("lve", "latest",
+        "model_params" or a path), ``bin_ms``, ``condition_ids``, ``seed``,
+        ``device``; see :func:`lfads_runs.inference.infer_run`. Returns a
+        :class:`~lfads_runs.results.PosteriorMeans`.
+        """
+        from .inference import infer_run
+
+        return infer_run(self, counts, dataset=dataset, **options)
+
+    def export(self, path: str | Path, **options: Any) -> Path:
+        """Write this run's results to one HDF5 file (``nwb=True``: also an NWB file).
+
+        Posterior means by dataset, trained weights (dumped from the checkpoint
+        when needed), fit log, and the parameters as attributes; see
+        :func:`lfads_runs.run_export.export_run_results`. Returns the HDF5 path.
+        """
+        from .run_export import export_run_results
+
+        return export_run_results(self, path, **options)
+
     # ------------------------------------------------------------ training (lfads_runs.executors)
     def train(self, **options: Any) -> Any:
         """Train this run; options as :func:`lfads_runs.executors.train_runs`. Returns a QueueResult."""

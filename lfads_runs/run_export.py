@@ -1,0 +1,117 @@
+"""Export of one run's results: :meth:`Run.export <lfads_runs.collection.Run.export>`.
+
+Gathers what a run has (posterior means of every dataset, trained weights, fit
+log, parameters) and writes them with :func:`lfads_runs.results.export_run`
+(HDF5; layout in :mod:`lfads_runs.results.export`) and optionally
+:func:`lfads_runs.results.export_run_nwb`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavailable
+
+if TYPE_CHECKING:
+    from .collection import Run
+
+__all__ = ["export_run_results", "export_file_name", "run_attributes"]
+
+
+def export_file_name(run: Run, suffix: str = ".h5") -> str:
+    """``<run spec>_<param hash><suffix>``: unique within a collection (MATLAB's export
+    folders were named by run spec only, so parameter sets overwrote each other)."""
+    return f"{run.name}_{run.param_hash}{suffix}"
+
+
+def run_attributes(run: Run) -> dict[str, Any]:
+    """The run's identity and every parameter (stored as attributes of the export)."""
+    attrs: dict[str, Any] = {
+        "collection": run.collection.name,
+        "collection_path": os.fspath(run.collection.path),
+        "run_spec": run.name,
+        "datasets": list(run.dataset_names),
+        "param_index": run.param_index,
+        "param_hash": run.param_hash,
+        "data_hash": run.data_hash,
+        "run_path": os.fspath(run.path),
+        "parameter_differences": run.params.differences(),
+    }
+    for key, value in run.params.as_dict().items():
+        attrs.setdefault(key, value)
+    return attrs
+
+
+def export_run_results(
+    run: Run,
+    path: str | os.PathLike,
+    *,
+    kind: str | None = None,
+    model_params: bool = True,
+    checkpoint: str = "lve",
+    nwb: bool | str | os.PathLike = False,
+) -> Path:
+    """Write ``run``'s results to one HDF5 file; optionally an NWB file too.
+
+    Parameters
+    ----------
+    path
+        The HDF5 file (replaced atomically if it exists).
+    kind
+        Posterior-mean kind (default the run's ``posterior_mean_kind``).
+    model_params
+        Include the trained weights; ``model_params`` is dumped from the
+        ``checkpoint`` when missing. When there is nothing to dump from, the
+        weights are left out with a warning.
+    nwb
+        ``True``: also write ``path`` with suffix ``.nwb`` (needs the nwb extra);
+        a path: write the NWB file there.
+
+    Returns
+    -------
+    Path
+        The HDF5 file.
+
+    Raises
+    ------
+    MissingOutputError
+        The run has no posterior means (train it, or sample them first).
+    """
+    from .results.export import export_run, export_run_nwb
+
+    path = Path(path)
+    posterior = run.load_posterior_means(kind)
+    trained = None
+    if model_params:
+        try:
+            trained = run.load_model_trained_params(checkpoint=checkpoint)
+        except ModelParamsUnavailable as exc:
+            warnings.warn(
+                f"exporting {run.name} without model parameters: {exc}", LfadsRunsWarning, 2
+            )
+    try:
+        fit_log = run.load_fit_log()
+    except MissingOutputError as exc:
+        warnings.warn(f"exporting {run.name} without a fit log: {exc}", LfadsRunsWarning, 2)
+        fit_log = None
+    attrs = run_attributes(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export_run(
+        path,
+        posterior_means=posterior,
+        trained_params=trained,
+        fit_log=fit_log,
+        params_attrs=attrs,
+    )
+    if nwb:
+        nwb_path = path.with_suffix(".nwb") if nwb is True else Path(nwb)
+        export_run_nwb(
+            nwb_path,
+            posterior_means=posterior,
+            params_attrs=attrs,
+            identifier=f"{run.collection.name}/{run.name}/{run.param_hash}",
+        )
+    return path
