@@ -272,6 +272,319 @@ std::vector<at::Tensor> gru_bwd(const c10::List<c10::optional<at::Tensor>>& grad
   return {d_proj, carry, d_w_ru, d_w_c};
 }
 
+// ---------------------------------------------------------------------------------------
+// The coupled controller -> generator loop (spec §3.9-§3.12) for one batch, time-major.
+// One GRU step on [B, H] rows: xin has row stride xs and holds [r^ | u^ | c^] input parts.
+void step_fwd(const float* xin, int64_t xs, const at::Tensor& h_prev, const at::Tensor& w_ru,
+              const at::Tensor& w_c, at::Tensor gates, at::Tensor rh, at::Tensor cand,
+              at::Tensor h_new, float clip, bool do_clip) {
+  const int64_t B = h_prev.size(0), H = h_prev.size(1);
+  at::mm_out(gates, h_prev, w_ru);
+  float* gp = gates.data_ptr<float>();
+  const float* hp = h_prev.data_ptr<float>();
+  float* rhp = rh.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    float* __restrict__ gr = gp + b * 2 * H;
+    const float* __restrict__ x = xin + b * xs;
+    const float* __restrict__ hrow = hp + b * H;
+    float* __restrict__ rrow = rhp + b * H;
+    for (int64_t j = 0; j < 2 * H; ++j) gr[j] = sigm(gr[j] + x[j]);
+    for (int64_t j = 0; j < H; ++j) rrow[j] = gr[j] * hrow[j];
+  }
+  at::mm_out(cand, rh, w_c);
+  float* cp = cand.data_ptr<float>();
+  float* np_ = h_new.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    float* __restrict__ crow = cp + b * H;
+    const float* __restrict__ x = xin + b * xs + 2 * H;
+    const float* __restrict__ u = gp + b * 2 * H + H;
+    const float* __restrict__ hrow = hp + b * H;
+    float* __restrict__ out = np_ + b * H;
+    for (int64_t j = 0; j < H; ++j) {
+      const float cc = tanh_(crow[j] + x[j]);
+      crow[j] = cc;
+      out[j] = u[j] * hrow[j] + (1.0f - u[j]) * cc;
+    }
+    if (do_clip)
+      for (int64_t j = 0; j < H; ++j) out[j] = std::min(std::max(out[j], -clip), clip);
+  }
+}
+
+// Backward of one step: dh (modified: masked by the clip) -> d_xin (row stride 3H), dh_prev.
+void step_bwd(at::Tensor dh, const at::Tensor& gates, const at::Tensor& cand,
+              const at::Tensor& h_prev, const at::Tensor& h_new, const at::Tensor& w_ru_t,
+              const at::Tensor& w_c_t, float clip, bool masked, at::Tensor dzc, at::Tensor drh,
+              at::Tensor dru, float* d_xin, at::Tensor dh_prev) {
+  const int64_t B = h_prev.size(0), H = h_prev.size(1);
+  float* d = dh.data_ptr<float>();
+  const float* gp = gates.data_ptr<float>();
+  const float* cp = cand.data_ptr<float>();
+  const float* hp = h_prev.data_ptr<float>();
+  const float* hn = h_new.data_ptr<float>();
+  float* dzp = dzc.data_ptr<float>();
+  float* drup = dru.data_ptr<float>();
+  float* carp = dh_prev.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    float* __restrict__ drow = d + b * H;
+    if (masked) {
+      const float* __restrict__ hrow = hn + b * H;
+      for (int64_t j = 0; j < H; ++j) drow[j] = std::fabs(hrow[j]) < clip ? drow[j] : 0.0f;
+    }
+    bwd_row_a(H, drow, gp + b * 2 * H + H, cp + b * H, hp + b * H, carp + b * H,
+              dzp + b * H, d_xin + b * 3 * H + 2 * H, drup + b * 2 * H + H,
+              d_xin + b * 3 * H + H);
+  }
+  at::mm_out(drh, dzc, w_c_t);
+  const float* x = drh.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b)
+    bwd_row_b(H, x + b * H, gp + b * 2 * H, hp + b * H, carp + b * H, drup + b * 2 * H,
+              d_xin + b * 3 * H);
+  dh_prev.addmm_(dru, w_ru_t);
+}
+
+// Feedback to the controller from the factors f [B, F]: fb_mode 1 = factors,
+// 2 = Poisson rates exp(clip(f W + b)) (unclipped for the initial factors),
+// 3 = Gaussian means (the first D columns of f W + b). lin receives f W + b.
+void feedback(int64_t fb_mode, const at::Tensor& f, const at::Tensor& w_out,
+              const at::Tensor& b_out, at::Tensor lin, at::Tensor fb, bool initial) {
+  if (fb_mode == 1) { fb.copy_(f); return; }
+  at::addmm_out(lin, b_out, f, w_out);
+  const int64_t n = fb.numel();
+  const int64_t D = fb.size(1), W = lin.size(1);
+  float* lp = lin.data_ptr<float>();
+  float* out = fb.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = lp[(i / D) * W + (i % D)];
+    if (fb_mode == 3) out[i] = v;
+    else out[i] = initial ? std::exp(v) : std::exp(std::min(std::max(v, -80.0f), 80.0f));
+  }
+}
+
+std::vector<at::Tensor> congen_fwd(
+    const at::Tensor& cp, const c10::optional<at::Tensor>& keep_fb, const at::Tensor& w_fb,
+    const at::Tensor& c0_in, const at::Tensor& w_ru_c, const at::Tensor& w_c_c,
+    const at::Tensor& w_co, const at::Tensor& b_co, const at::Tensor& eps, bool sample,
+    const at::Tensor& gp, const at::Tensor& w_u, const at::Tensor& g0_in,
+    const at::Tensor& w_ru_g, const at::Tensor& w_c_g, const c10::optional<at::Tensor>& gen_keep,
+    const at::Tensor& w_fac, int64_t fb_mode, const at::Tensor& w_out, const at::Tensor& b_out,
+    double clip_d, bool train) {
+  check_f32(cp, "cp"); check_f32(gp, "gp"); check_f32(eps, "eps");
+  TORCH_CHECK(cp.stride(2) == 1 && gp.stride(2) == 1, "projections need a unit last stride");
+  const int64_t T = cp.size(0), B = cp.size(1), C = c0_in.size(1), G = g0_in.size(1);
+  const int64_t U = eps.size(2), F = w_fac.size(1);
+  const int64_t NF = fb_mode == 0 ? 0 : w_fb.size(0);
+  const float clip = static_cast<float>(clip_d);
+  const bool clip_all = clip < 1.0f;
+  auto opt = cp.options();
+  const int64_t Ts = train ? T : 1;
+  at::Tensor gs = at::empty({T, B, G}, opt), gd = at::empty({T, B, G}, opt);
+  at::Tensor fac = at::empty({T, B, F}, opt), mv = at::empty({T, B, 2 * U}, opt);
+  at::Tensor u = at::empty({T, B, U}, opt);
+  at::Tensor cs = at::empty({T, B, C}, opt);
+  at::Tensor c_gates = at::empty({Ts, B, 2 * C}, opt), c_cands = at::empty({Ts, B, C}, opt),
+             c_rh = at::empty({Ts, B, C}, opt);
+  at::Tensor g_gates = at::empty({Ts, B, 2 * G}, opt), g_cands = at::empty({Ts, B, G}, opt),
+             g_rh = at::empty({Ts, B, G}, opt);
+  at::Tensor fbk = at::empty({NF ? Ts : 0, B, NF}, opt);   // dropped feedback fed at step t
+  at::Tensor fbv = at::empty({NF ? Ts : 0, B, NF}, opt);   // undropped feedback fed at step t
+  const int64_t LW = (fb_mode >= 2) ? w_out.size(1) : 0;
+  at::Tensor lins = at::empty({(fb_mode >= 2) ? Ts : 0, B, LW}, opt);  // lin of that feedback
+  at::Tensor xc = at::empty({B, 3 * C}, opt), xg = at::empty({B, 3 * G}, opt);
+  at::Tensor fb = at::empty({B, NF}, opt), lin = at::empty({B, LW}, opt);
+  at::Tensor c0 = c0_in.contiguous(), g0 = g0_in.contiguous();
+  if (NF) {
+    at::Tensor f0 = at::mm(g0, w_fac);
+    feedback(fb_mode, f0, w_out, b_out, lin, fb, true);
+  }
+  const float* cpp = cp.data_ptr<float>();
+  const float* gpp = gp.data_ptr<float>();
+  const int64_t cs0 = cp.stride(0), cs1 = cp.stride(1), gs0 = gp.stride(0), gs1 = gp.stride(1);
+  const float* kfb = nullptr;
+  at::Tensor kfbc, gkc;
+  if (keep_fb.has_value() && keep_fb->defined() && NF) { kfbc = keep_fb->contiguous(); kfb = kfbc.data_ptr<float>(); }
+  const float* gk = nullptr;
+  if (gen_keep.has_value() && gen_keep->defined()) { gkc = gen_keep->contiguous(); gk = gkc.data_ptr<float>(); }
+  at::Tensor epsc = eps.contiguous();
+  const float* ep = epsc.data_ptr<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t i = train ? t : 0;
+    // Controller input: encoder part (precomputed) + dropped feedback @ w_fb.
+    float* xcp = xc.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(xcp + b * 3 * C, cpp + t * cs0 + b * cs1, sizeof(float) * 3 * C);
+    if (NF) {
+      at::Tensor fk = fbk[i];
+      float* fkp = fk.data_ptr<float>();
+      const float* fbp = fb.data_ptr<float>();
+      for (int64_t j = 0; j < B * NF; ++j) fkp[j] = kfb ? fbp[j] * kfb[t * B * NF + j] : fbp[j];
+      if (train) fbv[i].copy_(fb);
+      xc.addmm_(fk, w_fb);
+    }
+    at::Tensor c_prev = t == 0 ? c0 : cs[t - 1];
+    step_fwd(xc.data_ptr<float>(), 3 * C, c_prev, w_ru_c, w_c_c, c_gates[i], c_rh[i],
+             c_cands[i], cs[t], clip, t == 0 || clip_all);
+    at::Tensor mvt = mv[t];
+    at::addmm_out(mvt, b_co, cs[t], w_co);
+    float* mvp = mvt.data_ptr<float>();
+    float* up = u[t].data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < U; ++j) {
+        const float mu = mvp[b * 2 * U + j], lv = mvp[b * 2 * U + U + j];
+        up[b * U + j] = sample ? mu + std::exp(0.5f * lv) * ep[(t * B + b) * U + j] : mu;
+      }
+    // Generator input: precomputed part (biases, external inputs) + u @ w_u.
+    float* xgp = xg.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(xgp + b * 3 * G, gpp + t * gs0 + b * gs1, sizeof(float) * 3 * G);
+    xg.addmm_(u[t], w_u);
+    at::Tensor g_prev = t == 0 ? g0 : gs[t - 1];
+    step_fwd(xg.data_ptr<float>(), 3 * G, g_prev, w_ru_g, w_c_g, g_gates[i], g_rh[i],
+             g_cands[i], gs[t], clip, t == 0 || clip_all);
+    float* gdp = gd[t].data_ptr<float>();
+    const float* gsp = gs[t].data_ptr<float>();
+    for (int64_t j = 0; j < B * G; ++j) gdp[j] = gk ? gsp[j] * gk[t * B * G + j] : gsp[j];
+    at::Tensor ft = fac[t];
+    at::mm_out(ft, gd[t], w_fac);
+    if (NF && t + 1 < T) {
+      feedback(fb_mode, ft, w_out, b_out, lin, fb, false);
+      if (train && fb_mode >= 2) lins[t + 1].copy_(lin);
+    }
+  }
+  if (!train) return {gs, gd, fac, mv, u};
+  if (NF && fb_mode >= 2) {  // lin of the initial feedback, for its backward
+    at::Tensor f0 = at::mm(g0, w_fac);
+    at::addmm_out(lin, b_out, f0, w_out);
+    lins[0].copy_(lin);
+  }
+  return {gs, gd, fac, mv, u, cs, c_gates, c_cands, c_rh, g_gates, g_cands, g_rh, fbk, fbv, lins};
+}
+
+// Backward of congen_fwd(train=true): the sequential part only. Given the gradients of
+// the factors and of [mu | logvar], returns d_xc [T,B,3C] (controller input pre-activations,
+// biases and encoder part), d_xg [T,B,3G], d_mv [T,B,2U] (total), d_fac [T,B,F] (total,
+// feedback included), d_lin [T,B,LW] (read-out pre-activation of the feedback, modes 2/3),
+// d_c0 [B,C], d_g0 [B,G] (the initial-feedback path not included: see d_f0), d_f0 [B,F].
+std::vector<at::Tensor> congen_bwd(
+    const c10::optional<at::Tensor>& g_fac, const c10::optional<at::Tensor>& g_mv,
+    const c10::optional<at::Tensor>& keep_fb, const at::Tensor& w_fb, const at::Tensor& c0_in,
+    const at::Tensor& w_ru_c, const at::Tensor& w_c_c, const at::Tensor& w_co,
+    const at::Tensor& eps, bool sample, const at::Tensor& w_u, const at::Tensor& g0_in,
+    const at::Tensor& w_ru_g, const at::Tensor& w_c_g, const c10::optional<at::Tensor>& gen_keep,
+    const at::Tensor& w_fac, int64_t fb_mode, const at::Tensor& w_out,
+    const at::Tensor& gs, const at::Tensor& mv, const at::Tensor& cs,
+    const at::Tensor& c_gates, const at::Tensor& c_cands, const at::Tensor& g_gates,
+    const at::Tensor& g_cands, const at::Tensor& fbv, const at::Tensor& lins, double clip_d) {
+  const int64_t T = gs.size(0), B = gs.size(1), G = gs.size(2), C = cs.size(2);
+  const int64_t U = mv.size(2) / 2, F = w_fac.size(1);
+  const int64_t NF = fb_mode == 0 ? 0 : w_fb.size(0);
+  const int64_t LW = fb_mode >= 2 ? w_out.size(1) : 0;
+  const float clip = static_cast<float>(clip_d);
+  const bool clip_all = clip < 1.0f;
+  auto opt = gs.options();
+  at::Tensor c0 = c0_in.contiguous(), g0 = g0_in.contiguous();
+  at::Tensor d_xc = at::empty({T, B, 3 * C}, opt), d_xg = at::empty({T, B, 3 * G}, opt);
+  at::Tensor d_mv = at::empty({T, B, 2 * U}, opt), d_fac = at::empty({T, B, F}, opt);
+  at::Tensor d_lin = at::zeros({LW ? T : 0, B, LW}, opt);
+  at::Tensor dc = at::zeros({B, C}, opt), dg = at::zeros({B, G}, opt);
+  at::Tensor dc2 = at::empty({B, C}, opt), dg2 = at::empty({B, G}, opt);
+  at::Tensor dfb = at::zeros({B, NF}, opt);  // gradient of the feedback produced at step t
+  at::Tensor dzc_c = at::empty({B, C}, opt), drh_c = at::empty({B, C}, opt),
+             dru_c = at::empty({B, 2 * C}, opt);
+  at::Tensor dzc_g = at::empty({B, G}, opt), drh_g = at::empty({B, G}, opt),
+             dru_g = at::empty({B, 2 * G}, opt);
+  at::Tensor dgd = at::empty({B, G}, opt), du = at::empty({B, U}, opt);
+  at::Tensor w_ru_ct = w_ru_c.t(), w_c_ct = w_c_c.t(), w_ru_gt = w_ru_g.t(), w_c_gt = w_c_g.t();
+  at::Tensor w_cot = w_co.t(), w_ut = w_u.t(), w_fact = w_fac.t();
+  at::Tensor w_fbt = NF ? w_fb.t() : at::Tensor();
+  at::Tensor w_outt = LW ? w_out.t() : at::Tensor();
+  at::Tensor gfac, gmv, kfbc, gkc, epsc = eps.contiguous();
+  const float* gf = nullptr; const float* gm = nullptr; const float* kfb = nullptr;
+  const float* gk = nullptr;
+  if (g_fac.has_value() && g_fac->defined()) { gfac = g_fac->contiguous(); gf = gfac.data_ptr<float>(); }
+  if (g_mv.has_value() && g_mv->defined()) { gmv = g_mv->contiguous(); gm = gmv.data_ptr<float>(); }
+  if (keep_fb.has_value() && keep_fb->defined() && NF) { kfbc = keep_fb->contiguous(); kfb = kfbc.data_ptr<float>(); }
+  if (gen_keep.has_value() && gen_keep->defined()) { gkc = gen_keep->contiguous(); gk = gkc.data_ptr<float>(); }
+  const float* ep = epsc.data_ptr<float>();
+  for (int64_t t = T - 1; t >= 0; --t) {
+    // Factors: external gradient plus the feedback they produced for step t+1.
+    at::Tensor dft = d_fac[t];
+    float* dfp = dft.data_ptr<float>();
+    for (int64_t j = 0; j < B * F; ++j) dfp[j] = gf ? gf[t * B * F + j] : 0.0f;
+    if (NF && t + 1 < T) {
+      if (fb_mode == 1) {
+        dft.add_(dfb);
+      } else {  // through the rates / means: d lin, then through the read-out
+        const float* fv = fbv[t + 1].data_ptr<float>();
+        const float* lv = lins[t + 1].data_ptr<float>();
+        float* dl = d_lin[t + 1].data_ptr<float>();
+        const float* db = dfb.data_ptr<float>();
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t j = 0; j < NF; ++j) {
+            const float g = db[b * NF + j];
+            float v;
+            if (fb_mode == 3) v = g;
+            else v = std::fabs(lv[b * LW + j]) < 80.0f ? g * fv[b * NF + j] : 0.0f;
+            dl[b * LW + j] = v;
+          }
+        dft.addmm_(d_lin[t + 1], w_outt);
+      }
+    }
+    // Generator output dropout, then the generator step.
+    at::mm_out(dgd, dft, w_fact);
+    float* dgp = dg.data_ptr<float>();
+    const float* dgdp = dgd.data_ptr<float>();
+    for (int64_t j = 0; j < B * G; ++j) dgp[j] += gk ? dgdp[j] * gk[t * B * G + j] : dgdp[j];
+    at::Tensor g_prev = t == 0 ? g0 : gs[t - 1];
+    dg2.zero_();
+    step_bwd(dg, g_gates[t], g_cands[t], g_prev, gs[t], w_ru_gt, w_c_gt, clip,
+             t == 0 || clip_all, dzc_g, drh_g, dru_g, d_xg[t].data_ptr<float>(), dg2);
+    std::swap(dg, dg2);
+    // Inferred input u = mu + exp(lv/2) eps: gradients of mu and logvar.
+    at::mm_out(du, d_xg[t], w_ut);
+    const float* dup = du.data_ptr<float>();
+    const float* mvp = mv[t].data_ptr<float>();
+    float* dmv = d_mv[t].data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < U; ++j) {
+        const int64_t m = b * 2 * U + j, l = m + U;
+        const float d = dup[b * U + j];
+        dmv[m] = (gm ? gm[t * B * 2 * U + m] : 0.0f) + d;
+        float dl = gm ? gm[t * B * 2 * U + l] : 0.0f;
+        if (sample) dl += d * 0.5f * std::exp(0.5f * mvp[l]) * ep[(t * B + b) * U + j];
+        dmv[l] = dl;
+      }
+    dc.addmm_(d_mv[t], w_cot);
+    at::Tensor c_prev = t == 0 ? c0 : cs[t - 1];
+    dc2.zero_();
+    step_bwd(dc, c_gates[t], c_cands[t], c_prev, cs[t], w_ru_ct, w_c_ct, clip,
+             t == 0 || clip_all, dzc_c, drh_c, dru_c, d_xc[t].data_ptr<float>(), dc2);
+    std::swap(dc, dc2);
+    if (NF) {  // the feedback fed at step t came from step t-1 (or the initial factors)
+      at::mm_out(dfb, d_xc[t], w_fbt);
+      if (kfb) {
+        float* p = dfb.data_ptr<float>();
+        for (int64_t j = 0; j < B * NF; ++j) p[j] *= kfb[t * B * NF + j];
+      }
+    }
+  }
+  // Initial feedback: from f0 = g0 w_fac (no dropout, unclipped rates).
+  at::Tensor d_f0 = at::zeros({B, F}, opt);
+  if (NF) {
+    if (fb_mode == 1) {
+      d_f0.copy_(dfb);
+    } else {
+      const float* fv = fbv[0].data_ptr<float>();
+      float* dl = d_lin[0].data_ptr<float>();
+      const float* db = dfb.data_ptr<float>();
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < NF; ++j)
+          dl[b * LW + j] = fb_mode == 3 ? db[b * NF + j] : db[b * NF + j] * fv[b * NF + j];
+      d_f0.addmm_(d_lin[0], w_outt);
+    }
+  }
+  return {d_xc, d_xg, d_mv, d_fac, d_lin, dc, dg, d_f0};
+}
+
 // Counter-based generator: 64 random bits for (key, counter) by splitmix64 finalisation.
 inline uint64_t mix(uint64_t key, uint64_t ctr) {
   uint64_t z = ctr * 0x9E3779B97F4A7C15ULL + key;
@@ -315,6 +628,8 @@ void normal_(at::Tensor out, int64_t key, int64_t counter) {
 TORCH_LIBRARY(lfads_ext, m) {
   m.def("gru_fwd(Tensor proj, Tensor h0, Tensor w_ru, Tensor w_c, float clip, bool train) -> Tensor[]", &gru_fwd);
   m.def("gru_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor h0, Tensor w_ru, Tensor w_c, Tensor hs, Tensor gates, Tensor cands, Tensor rhs, float clip, bool need_w) -> Tensor[]", &gru_bwd);
+  m.def("congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor b_out, float clip, bool train) -> Tensor[]", &congen_fwd);
+  m.def("congen_bwd(Tensor? g_fac, Tensor? g_mv, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor eps, bool sample, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor gs, Tensor mv, Tensor cs, Tensor c_gates, Tensor c_cands, Tensor g_gates, Tensor g_cands, Tensor fbv, Tensor lins, float clip) -> Tensor[]", &congen_bwd);
   m.def("keep_mask_(Tensor(a!) out, int key, int counter, float kp) -> ()", &keep_mask_);
   m.def("normal_(Tensor(a!) out, int key, int counter) -> ()", &normal_);
 }

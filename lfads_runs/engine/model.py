@@ -14,6 +14,8 @@ import torch
 
 from ..hparams import CLIP_VALUE
 from ..model_spec import ModelSpec
+from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan
+from ._ext import native
 from ._rng import NoiseSource, as_noise_source
 from ._scan import gru_scan
 from .params import Alignment, ParamStore
@@ -86,6 +88,8 @@ class LfadsModel(torch.nn.Module):
         self.params = ParamStore(spec, device=device)
         self.device = torch.device(device)
         self._l2_names = [(v.name, v.l2) for v in spec.l2_variables()]
+        #: Run the controller loop in the native kernel when available (tests switch it off).
+        self.fused_controller = True
         self._l2_count = float(spec.l2_element_count())
 
     # ------------------------------------------------------------ utilities
@@ -342,7 +346,7 @@ class LfadsModel(torch.nn.Module):
         kl_co_b = zero
         corr = zero
         if spec.has_controller:
-            gs, gs_do, u_all, co = self._controller_generator(
+            gs, gs_do, u_all, co, factors = self._controller_generator(
                 enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T
             )
             if config.costs:
@@ -355,9 +359,11 @@ class LfadsModel(torch.nn.Module):
         else:
             gs = self._generator_only(g_init, ext_do, T, B)
             gs_do = self._dropout(gs, kp, gen)
+            factors = None
 
         # Factors and read-out (spec §3.12, §3.13).
-        factors = gs_do @ w_fac
+        if factors is None:
+            factors = gs_do @ w_fac
         lin = factors if ro is None else torch.matmul(factors, ro[0]) + ro[1]
         D = spec.dataset(dataset).n_neurons
         log_p_b = zero
@@ -488,6 +494,64 @@ class LfadsModel(torch.nn.Module):
         phi = logevars = logpvars = None
         if config.u == "prior":
             phi, logevars, logpvars = self.ar1_prior()
+        ops = native() if self.fused_controller and self.device.type == "cpu" else None
+        if ops is not None and config.u != "prior":
+            cp = c_proj if c_proj is not None else c_b.expand(T, B, 3 * C)
+            keep_fb = keep[..., n_enc:].contiguous() if keep is not None and n_fb else None
+            w_fb = cw_x[n_enc:] if n_fb else cw_x.new_zeros(0, 3 * C)
+            gp = g_proj_ext if g_proj_ext is not None else g_b.expand(T, B, 3 * G)
+            fb_mode, w_out, b_out = self._feedback_readout(ro, w_fac)
+            args = (
+                cp,
+                w_fb,
+                P["LFADS/con/c0"].expand(B, C),
+                c_wru,
+                c_wc,
+                w_co,
+                b_co[0],
+                gp,
+                g_wx_u,
+                g_init,
+                g_wru,
+                g_wc,
+                w_fac,
+                w_out,
+                b_out,
+                keep_fb,
+                eps,
+                gen_keep,
+            )
+            cfg = (fb_mode, config.u == "sample", float(clip))
+            if torch.is_grad_enabled():
+                gs_t, gd_t, fac, mv, u_all = CongenScan.apply(ops, cfg, *args)
+            else:
+                a_ = args
+                gs_t, gd_t, fac, mv, u_all = ops.congen_fwd(
+                    a_[0],
+                    a_[15],
+                    a_[1],
+                    a_[2],
+                    a_[3],
+                    a_[4],
+                    a_[5],
+                    a_[6],
+                    a_[16],
+                    cfg[1],
+                    a_[7],
+                    a_[8],
+                    a_[9],
+                    a_[10],
+                    a_[11],
+                    a_[17],
+                    a_[12],
+                    fb_mode,
+                    a_[13],
+                    a_[14],
+                    cfg[2],
+                    False,
+                )
+            co = {"mean": mv[..., :U], "logvar": mv[..., U:], "eps": eps}
+            return gs_t, gd_t, u_all, co, fac
 
         # Per-step slices via unbind: indexing a tensor that needs gradients step by step
         # would make autograd allocate a full-size zero gradient for every step.
@@ -532,7 +596,21 @@ class LfadsModel(torch.nn.Module):
         if config.u != "prior":
             co = {"mean": torch.stack(means), "logvar": torch.stack(logvars), "eps": eps}
         # The dropped-out states that fed the factor feedback also give the factors.
-        return gs_t, torch.stack(gs_do), u_all, co
+        return gs_t, torch.stack(gs_do), u_all, co, None
+
+    def _feedback_readout(self, ro, w_fac):
+        """Feedback mode of the native loop and the read-out it needs (spec §3.9)."""
+        h = self.spec.hps
+        dummy = w_fac.new_zeros(0, 0)
+        if not h.do_feed_factors_to_controller:
+            return FB_NONE, dummy, w_fac.new_zeros(0)
+        if h.feedback_factors_or_rates == "factors":
+            return FB_FACTORS, dummy, w_fac.new_zeros(0)
+        if ro is None:  # identity read-out (one dataset, F = D)
+            F = w_fac.shape[1]
+            return FB_RATES, torch.eye(F, device=w_fac.device), w_fac.new_zeros(F)
+        mode = FB_RATES if h.output_dist == "poisson" else FB_MEANS
+        return mode, ro[0], ro[1][0]
 
     def _feedback(self, factors, ro, *, initial: bool):
         h = self.spec.hps
