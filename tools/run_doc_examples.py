@@ -208,6 +208,7 @@ class FixtureCache:
         self.seconds: dict[str, float] = {}
         self.page_dirs: dict[Path, Path] = {}  #: working directories of pages that passed
         self.results: dict[Path, PageResult] = {}
+        self.with_data = True
         self._building: set[str] = set()
 
     def copy_into(self, name: str, dst: Path) -> None:
@@ -329,7 +330,7 @@ def run_page(page: Path, cache: FixtureCache, scratch: Path, update: bool) -> Pa
     if page in cache.results:  # already ran as another page's fixture
         return cache.results[page]
     workdir = Path(tempfile.mkdtemp(prefix=page.stem + "-", dir=scratch))
-    for name in ["data", *page_fixtures(page)]:
+    for name in [*(["data"] if cache.with_data else []), *page_fixtures(page)]:
         cache.copy_into(name, workdir)
     t0 = time.perf_counter()  # fixtures are timed separately
     env = dict(os.environ, MPLBACKEND="Agg")
@@ -425,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update", action="store_true", help="rewrite expected outputs in place")
     ap.add_argument("--list", action="store_true", help="list the blocks and exit")
     ap.add_argument("--keep", action="store_true", help="keep the working directories")
+    ap.add_argument(
+        "--no-data", action="store_true", help="do not copy the example data into the pages"
+    )
     args = ap.parse_args(argv)
     pages = [p.resolve() for p in args.pages] or nav_pages(args.mkdocs)
     missing = [p for p in pages if not p.is_file()]
@@ -441,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="lfads-docs-"))
     docs = args.mkdocs.parent / "docs"
     cache = FixtureCache(scratch / "_fixtures", docs, args.update)
+    cache.with_data = not args.no_data
     t_all = time.perf_counter()
     failures = 0
     try:
