@@ -1,7 +1,9 @@
 """Imports every command module so that its commands register on the group."""
 
 from . import (  # noqa: F401
+    demo_cmd,
     dump_cmd,
+    export_cmd,
     list_cmd,
     plot_cmd,
     posterior_cmd,

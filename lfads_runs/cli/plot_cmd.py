@@ -48,3 +48,106 @@ def plot_params(config, run, param, out_dir: Path) -> None:
     for p in paths:
         err(f"wrote {p}")
     echo_json([str(p) for p in paths])
+
+
+def _kind_option(f):
+    return click.option(
+        "--kind",
+        type=click.Choice(["posterior_sample_and_average", "posterior_push_mean"]),
+        default=None,
+        help="Posterior-mean kind (default: the run's posterior_mean_kind).",
+    )(f)
+
+
+def _dataset_option(f):
+    return click.option(
+        "--dataset",
+        "datasets",
+        multiple=True,
+        help="Dataset to draw (repeatable; default: all of the run's datasets).",
+    )(f)
+
+
+def _report(paths) -> None:
+    for p in paths:
+        err(f"wrote {p}")
+    echo_json([str(p) for p in paths])
+
+
+@plot.command("factors")
+@config_argument
+@click.argument("run")
+@click.argument("param")
+@_out_option
+@_kind_option
+@_dataset_option
+@click.option("--conditions", "max_conditions", type=int, default=6, show_default=True,
+              help="Conditions drawn per panel.")  # fmt: skip
+def plot_factors(config, run, param, out_dir: Path, kind, datasets, max_conditions: int) -> None:
+    """Factor traces per condition (factors_<dataset>.png), one file per dataset."""
+    from ..run_figures import save_factor_figures
+
+    r = _one_run(config, run, param)
+    _report(
+        save_factor_figures(
+            r, out_dir, kind=kind, datasets=datasets or None, max_conditions=max_conditions
+        )
+    )
+
+
+@plot.command("pca")
+@config_argument
+@click.argument("run")
+@click.argument("param")
+@_out_option
+@_kind_option
+@click.option("--conditions", "max_conditions", type=int, default=None,
+              help="Draw only the first N shared conditions.")  # fmt: skip
+def plot_pca(config, run, param, out_dir: Path, kind, max_conditions) -> None:
+    """Condition-averaged factors of all datasets on shared top-2 PCs (stitching_pca.png)."""
+    from ..run_figures import save_pca_figure
+
+    r = _one_run(config, run, param)
+    _report(save_pca_figure(r, out_dir, kind=kind, max_conditions=max_conditions))
+
+
+@plot.command("rates")
+@config_argument
+@click.argument("run")
+@click.argument("param")
+@_out_option
+@_kind_option
+@_dataset_option
+def plot_rates(config, run, param, out_dir: Path, kind, datasets) -> None:
+    """Inferred vs true rates (rates_vs_truth_<dataset>.png; synthetic data only)."""
+    from ..run_figures import save_rate_figures
+
+    r = _one_run(config, run, param)
+    _report(save_rate_figures(r, out_dir, kind=kind, datasets=datasets or None))
+
+
+@plot.command("fitlog")
+@config_argument
+@click.argument("run")
+@click.argument("param")
+@_out_option
+def plot_fitlog(config, run, param, out_dir: Path) -> None:
+    """Training curves from fitlog.csv (training_curves.png)."""
+    from ..run_figures import save_fitlog_figure
+
+    _report(save_fitlog_figure(_one_run(config, run, param), out_dir))
+
+
+@plot.command("alignment")
+@config_argument
+@click.argument("run")
+@click.argument("param")
+@_out_option
+@click.option("--factors", "n_factors", type=int, default=3, show_default=True,
+              help="Global PCs drawn (rows).")  # fmt: skip
+def plot_alignment(config, run, param, out_dir: Path, n_factors: int) -> None:
+    """Global PCs vs each dataset's alignment reconstruction (alignment_reconstruction.png)."""
+    from ..run_figures import save_alignment_figure
+
+    r = _one_run(config, run, param)
+    _report(save_alignment_figure(r, out_dir, factors=n_factors))

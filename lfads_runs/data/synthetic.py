@@ -9,6 +9,7 @@ share the latent trajectories, they can be stitched.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "LorenzDataset",
     "LorenzData",
     "lorenz",
+    "lorenz_dataset",
     "lorenz_trajectories",
     "write_lorenz_datasets",
     "DOCUMENTED_DEMO_TRIALS_PER_CONDITION",
@@ -296,3 +298,54 @@ def write_lorenz_datasets(data: LorenzData, out_dir: str | os.PathLike) -> dict[
             )
         paths[ds.name] = path
     return paths
+
+
+def lorenz_dataset(dataset: str | int = "dataset001", **options: object) -> DatasetData:
+    """One dataset of :func:`lorenz`, as a configuration ``loader`` function.
+
+    Every call regenerates the whole set from the same ``seed`` and returns one
+    dataset of it, so several YAML entries that share ``loader_args`` (except
+    ``dataset``) get datasets driven by the same Lorenz conditions, as
+    stitching needs::
+
+        datasets:
+          items:
+            - name: dataset001
+              loader: "lfads_runs.data.synthetic:lorenz_dataset"
+              loader_args: {dataset: dataset001, n_datasets: 3, seed: 0}
+
+    Parameters
+    ----------
+    dataset : str or int
+        Dataset name (``dataset001`` ...) or 1-based index.
+    **options
+        Keyword arguments of :func:`lorenz` (``n_datasets``, ``n_conditions``,
+        ``trials_per_condition``, ``n_neurons``, ``duration_ms``, ``bin_ms``,
+        ``mean_rate_hz``, ``seed``, ...). ``seed`` defaults to 0.
+
+    Returns
+    -------
+    DatasetData
+        Counts, time base, condition ids and true rates of that dataset.
+
+    Raises
+    ------
+    ConfigError
+        Unknown option, or no dataset of that name or index.
+    """
+    allowed = set(inspect.signature(lorenz).parameters)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        msg = f"lorenz_dataset: unknown option(s) {unknown}; allowed: {', '.join(sorted(allowed))}"
+        raise ConfigError(msg)
+    data = lorenz(**options)  # type: ignore[arg-type]
+    names = [d.name for d in data.datasets]
+    if isinstance(dataset, int) and not isinstance(dataset, bool):
+        if not 1 <= dataset <= len(names):
+            msg = f"lorenz_dataset: dataset index {dataset} out of range 1..{len(names)}"
+            raise ConfigError(msg)
+        return data.datasets[dataset - 1].to_dataset_data()
+    if dataset not in names:
+        msg = f"lorenz_dataset: no dataset {dataset!r}; the generated ones are {names}"
+        raise ConfigError(msg)
+    return data[str(dataset)].to_dataset_data()
