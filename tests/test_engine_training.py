@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from lfads_runs.data.synthetic import lorenz  # noqa: E402
 from lfads_runs.engine import train  # noqa: E402
 from lfads_runs.engine.cli import main as cli_main  # noqa: E402
+from lfads_runs.exceptions import LfadsRunsWarning  # noqa: E402
 from lfads_runs.hparams import Hyperparameters  # noqa: E402
 from lfads_runs.io.checkpoint_state import read_checkpoint_state  # noqa: E402
 from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
@@ -178,4 +179,49 @@ def test_command_line_trains_and_samples(inputs, tmp_path):
     assert (out / "model_runs_dataset002.h5_valid_posterior_push_mean").is_file()
     ours = json.loads(next(out.glob("hyperparameters-2*.txt")).read_text())
     assert ours["kind"] == "posterior_push_mean" and ours["do_causal_controller"] == "true"
+    with pytest.warns(LfadsRunsWarning, match="no lowest-validation-error checkpoint"):
+        rc = cli_main(
+            ["--kind=write_model_params", "--checkpoint_pb_load_name=checkpoint_lve", *base]
+        )
+    assert rc == 0
+    from lfads_runs.io.model_params import read_model_params
+
+    params = read_model_params(out / "model_params")
+    assert int(params["LFADS_global_step:0"]) == 24
+    assert "LFADS_LFADS_con_GenGRU_Gates_h_2_ru_W_Adam_1:0" in params
+    assert cli_main(["--kind=prior_sample", *base]) == 0
+    from lfads_runs.io.posterior_files import read_posterior_file
+
+    prior = read_posterior_file(out / "model_runs_prior_sample")
+    assert prior["prior_zs_ar_con"].shape == (8, 30, 1) and prior["factors"].shape == (8, 30, 4)
     assert cli_main(["--kind=bogus", *base]) == 2
+
+
+def test_time_limit_stops_after_an_epoch(inputs, tmp_path):
+    res = train(
+        inputs, tmp_path / "out", Hyperparameters(**HPS, max_train_seconds=1e-3), seed=1, log=_quiet
+    )
+    assert res.stop_reason == "max_train_seconds" and res.epochs == 1
+    # A later call with a larger budget continues from there.
+    res = train(inputs, tmp_path / "out", Hyperparameters(**HPS, max_epochs=2), seed=1, log=_quiet)
+    assert res.epochs == 2 and res.resumed_from is not None
+
+
+def test_spike_jitter_moves_spikes_within_the_trial():
+    from lfads_runs.engine.data import jitter_spikes
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.7, (6, 20, 5)).astype(np.int64)
+    counts[0, 0, 0] = 9  # reflected at the start
+    out = jitter_spikes(counts, 3, np.random.default_rng(1))
+    assert out.dtype == counts.dtype and out.shape == counts.shape
+    np.testing.assert_array_equal(out.sum(1), counts.sum(1))  # no spike lost or made
+    assert not np.array_equal(out, counts)
+    # A lone spike moves by -3..+2 bins (reflected at the ends).
+    one = np.zeros((1, 20, 1), np.int64)
+    one[0, 10, 0] = 1
+    moved = {
+        int(np.argmax(jitter_spikes(one, 3, np.random.default_rng(i))[0, :, 0])) for i in range(200)
+    }
+    assert moved == set(range(7, 13))
+    assert jitter_spikes(counts, 0, rng) is counts

@@ -82,6 +82,40 @@ def _device(flags: dict[str, str]) -> str:
     return "cpu"
 
 
+def _write_model_params(run: dict, hps: Hyperparameters) -> None:
+    """``--kind=write_model_params``: hyperparameters file, then ``model_params`` from the
+    checkpoint named by ``--checkpoint_pb_load_name`` (lfads_runs.dump does the copy)."""
+    from pathlib import Path
+
+    from ..dump import dump_model_params
+    from . import _names
+    from .data import build_spec, load_datasets
+    from .hps_file import RunFlags, write_hyperparameters_file
+    from .posterior import resolve_checkpoint
+    from .training import read_checkpoint_arrays_step
+
+    save_dir = Path(run["lfads_save_dir"])
+    name = run["checkpoint_pb_load_name"]
+    choice = {"checkpoint_lve": "lve", "checkpoint": "latest"}.get(name, name)
+    datasets = load_datasets(
+        run["data_dir"], hps, stem=run["data_filename_stem"], for_training=False
+    )
+    spec = build_spec(hps, datasets)
+    prefix = resolve_checkpoint(save_dir, choice)
+    flags = RunFlags.make(
+        data_dir=run["data_dir"],
+        lfads_save_dir=save_dir,
+        checkpoint_pb_load_name=name,
+        output_filename_stem=run["output_filename_stem"],
+        data_filename_stem=run["data_filename_stem"],
+    )
+    write_hyperparameters_file(
+        save_dir, read_checkpoint_arrays_step(prefix), spec, flags, "write_model_params"
+    )
+    dest = save_dir / _names.model_params_name(run["output_filename_stem"])
+    dump_model_params(save_dir, checkpoint=prefix, dest=dest, spec=spec)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one LFADS kind; returns the process exit status."""
     flags = parse_flags(sys.argv[1:] if argv is None else argv)
@@ -143,16 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dataset=run["output_filename_stem"] or None,
             )
         else:
-            from .dump import write_model_params_for_run
-
-            write_model_params_for_run(
-                data_dir,
-                save_dir,
-                hps,
-                run["checkpoint_pb_load_name"],
-                data_filename_stem=stem,
-                output_filename_stem=run["output_filename_stem"],
-            )
+            _write_model_params(run, hps)
     except LfadsRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -415,7 +415,8 @@ class _Trainer:
         if st.phase == "end_of_epoch":  # fresh start, TF restart, or a completed epoch
             epoch = st.epoch + 1 if self._completed_epochs() else 0
             phase, values = None, {}
-            stop = self._limit_reached(epoch)
+            # A fresh run always trains one epoch; a resumed one may already be at its limit.
+            stop = self._limit_reached(epoch) if self._completed_epochs() else None
             if stop:
                 return self._result(stop, t_call)
         else:  # finish the epoch the checkpoint was written in
