@@ -80,55 +80,47 @@ def hyperparameters(controller: bool):
 
 
 def time_steps(data_dir: Path, hps, device: str, steps: int, repeats: int) -> list[float]:
-    """Seconds per training step, one median per repeat."""
+    """Seconds per training step (the trainer's own step), one median per repeat."""
     import torch
 
-    from lfads_runs.engine._rng import NoiseSource
-    from lfads_runs.engine.data import alignment_of, build_spec, epoch_batches, load_datasets
-    from lfads_runs.engine.model import LfadsModel, PassConfig
-    from lfads_runs.engine.optim import TFAdam, clip_by_global_norm
+    from lfads_runs.engine.data import epoch_batches
+    from lfads_runs.engine.model import PassConfig
+    from lfads_runs.engine.training import _Trainer
 
-    datasets = load_datasets(data_dir, hps)
-    spec = build_spec(hps, datasets)
-    dev = torch.device(device)
-    model = LfadsModel(spec, device=dev)
-    model.initialize(torch.Generator().manual_seed(0), alignment_of(datasets))
-    gen = NoiseSource(0)
-    opt = TFAdam(model.params.updated())
-    params = opt.params
-    cfg = PassConfig.for_kind("train", hps.keep_prob)
-    rng = np.random.default_rng(0)
-    sizes = {n: d.train_data.shape[0] for n, d in datasets.items()}
-    data = {
-        n: torch.as_tensor(d.train_data, dtype=torch.float32, device=dev)
-        for n, d in datasets.items()
-    }
-    batches = epoch_batches(sizes, hps.batch_size, rng)
+    with tempfile.TemporaryDirectory() as out:
+        tr = _Trainer(
+            data_dir,
+            out,
+            hps,
+            device=device,
+            seed=0,
+            progress=False,
+            log=lambda m: None,
+            flags={},
+            stem="lfads",
+            load_name="checkpoint",
+        )
+        tr.restore()
+        cfg = PassConfig.for_kind("train", hps.keep_prob)
+        batches = epoch_batches(tr._sizes("train"), hps.batch_size, np.random.default_rng(0))
 
-    def one(i: int) -> None:
-        name, idx = batches[i % len(batches)]
-        x = data[name][torch.as_tensor(idx, device=dev)]
-        res = model(x, name, cfg, step=i, generator=gen)
-        grads = torch.autograd.grad(res.cost, params, allow_unused=True)
-        grads = [
-            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
-        ]
-        clip_by_global_norm(grads, hps.max_grad_norm)
-        opt.step(grads, 0.01)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+        def one(i: int) -> None:
+            name, idx = batches[i % len(batches)]
+            tr.train_step(name, idx, cfg)
+            if tr.device.type == "cuda":
+                torch.cuda.synchronize()
 
-    for i in range(3):
-        one(i)
-    out = []
-    for _ in range(repeats):
-        ts = []
-        for i in range(steps):
-            t0 = time.perf_counter()
+        for i in range(3):
             one(i)
-            ts.append(time.perf_counter() - t0)
-        out.append(statistics.median(ts))
-    return out
+        out_times = []
+        for _ in range(repeats):
+            ts = []
+            for i in range(steps):
+                t0 = time.perf_counter()
+                one(i)
+                ts.append(time.perf_counter() - t0)
+            out_times.append(statistics.median(ts))
+    return out_times
 
 
 def time_epochs(data_dir: Path, hps, device: str, epochs: int) -> list[float]:

@@ -235,6 +235,7 @@ class LfadsModel(torch.nn.Module):
         generator: NoiseSource | torch.Generator | None = None,
         batch_size: int | None = None,
         want_outputs: bool = False,
+        log_norm: torch.Tensor | None = None,
     ) -> PassResult:
         """One pass over a batch.
 
@@ -256,6 +257,9 @@ class LfadsModel(torch.nn.Module):
             ``torch.Generator``; None draws an unseeded source).
         want_outputs
             Also return factors, rates, states, g0 and controller outputs.
+        log_norm
+            Poisson only: sum over time and neurons of lgamma(x + 1) per trial [B],
+            when the caller has it precomputed (it depends on the data only).
         """
         spec = self.spec
         h = spec.hps
@@ -368,7 +372,7 @@ class LfadsModel(torch.nn.Module):
         D = spec.dataset(dataset).n_neurons
         log_p_b = zero
         if config.costs:
-            log_p_b = self._log_likelihood(lin, x_t, D)
+            log_p_b = self._log_likelihood(lin, x_t, D, log_norm)
 
         if want_outputs:
             out["gen_ics"] = g_init
@@ -642,10 +646,12 @@ class LfadsModel(torch.nn.Module):
         pairs = s[:, iu[0], iu[1]]
         return (0.5 * pairs * pairs).mean()
 
-    def _log_likelihood(self, lin, x_t, D) -> torch.Tensor:
+    def _log_likelihood(self, lin, x_t, D, log_norm=None) -> torch.Tensor:
         """log p(x | z) per trial, from the unclipped read-out (spec §3.13)."""
         if self.spec.hps.output_dist == "poisson":
-            ll = x_t * lin - torch.exp(lin) - torch.lgamma(x_t + 1.0)
+            if log_norm is None:
+                log_norm = poisson_log_norm(x_t, time_major=True)
+            return (x_t * lin - torch.exp(lin)).sum((0, 2)) - log_norm
         else:
             mu, lv = lin[..., :D], lin[..., D:]
             ll = -0.5 * (lv + _LOG_2PI + (x_t - mu) ** 2 / torch.exp(lv))
@@ -656,6 +662,11 @@ class LfadsModel(torch.nn.Module):
             return torch.exp(torch.clamp(lin, -CLIP_VALUE, CLIP_VALUE))
         mu, lv = lin[..., :D], lin[..., D:]
         return torch.cat((mu, torch.exp(torch.clamp(lv, -CLIP_VALUE, CLIP_VALUE))), -1)
+
+
+def poisson_log_norm(x: torch.Tensor, *, time_major: bool = False) -> torch.Tensor:
+    """Per-trial sum of lgamma(k + 1) over time and neurons (the Poisson normaliser)."""
+    return torch.lgamma(x + 1.0).sum((0, 2) if time_major else (1, 2))
 
 
 def _gengru_step(xp, h, w_ru, w_c, clip):

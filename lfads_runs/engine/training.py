@@ -53,7 +53,7 @@ from .data import (
     load_datasets,
 )
 from .hps_file import RunFlags, write_hyperparameters_file
-from .model import LfadsModel, PassConfig
+from .model import LfadsModel, PassConfig, poisson_log_norm
 from .optim import TFAdam, clip_by_global_norm
 
 __all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
@@ -165,17 +165,17 @@ class _Trainer:
         self.lve = CheckpointSet(self.save_dir, _names.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
         self.last_checkpoint: Path | None = None
         self._tensors = {
-            name: {
-                split: (
-                    torch.as_tensor(ds.data(split), dtype=torch.float32, device=self.device),
-                    None
-                    if ds.ext(split) is None
-                    else torch.as_tensor(ds.ext(split), dtype=torch.float32, device=self.device),
-                )
-                for split in ("train", "valid")
-            }
+            name: {split: self._split_tensors(ds, split) for split in ("train", "valid")}
             for name, ds in self.datasets.items()
         }
+
+    def _split_tensors(self, ds: EngineDataset, split: str):
+        """Data, external inputs and the Poisson per-trial log-normaliser, on the device."""
+        data = torch.as_tensor(ds.data(split), dtype=torch.float32, device=self.device)
+        ext = ds.ext(split)
+        ext = None if ext is None else torch.as_tensor(ext, dtype=torch.float32, device=self.device)
+        log_norm = poisson_log_norm(data) if self.hps.output_dist == "poisson" else None
+        return data, ext, log_norm
 
     # ------------------------------------------------------------- restore
     def restore(self) -> None:
@@ -327,37 +327,47 @@ class _Trainer:
 
     # ----------------------------------------------------------------- passes
     def _batch(self, name: str, split: str, idx: np.ndarray):
-        data, ext = self._tensors[name][split]
+        """Data, external inputs and (Poisson) per-trial log-normaliser of one batch."""
+        data, ext, log_norm = self._tensors[name][split]
         w = self.hps.temporal_spike_jitter_width
+        tidx = torch.as_tensor(idx, device=self.device)
         if w > 0 and self.hps.output_dist == "poisson":
             counts = self.datasets[name].data(split)[idx]
             x = torch.as_tensor(
                 jitter_spikes(counts, w, self.nrng), dtype=torch.float32, device=self.device
             )
+            ln = None  # jitter keeps each trial's counts, not their per-bin pattern
         else:
-            x = data[torch.as_tensor(idx, device=self.device)]
-        e = None if ext is None else ext[torch.as_tensor(idx, device=self.device)]
-        return x, e
+            x = data[tidx]
+            ln = None if log_norm is None else log_norm[tidx]
+        e = None if ext is None else ext[tidx]
+        return x, e, ln
 
     def _sizes(self, split: str) -> dict[str, int]:
         return {n: int(ds.data(split).shape[0]) for n, ds in self.datasets.items()}
 
+    def train_step(self, name: str, idx: np.ndarray, cfg: PassConfig):
+        """One Adam update on one batch (spec §4); returns the pass result."""
+        x, e, ln = self._batch(name, "train", idx)
+        res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.noise, log_norm=ln)
+        params = self.opt.params
+        grads = torch.autograd.grad(res.cost, params, allow_unused=True)
+        # Other datasets' read-in/read-out get zero gradients, as in TensorFlow.
+        grads = [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
+        ]
+        clip_by_global_norm(grads, self.hps.max_grad_norm)
+        self.opt.step(grads, self.lr)
+        self.step += 1
+        return res
+
     def train_pass(self, epoch: int) -> dict[str, float]:
         hps = self.hps
         cfg = PassConfig.for_kind("train", hps.keep_prob)
-        params = list(self.opt.params)
         batches = epoch_batches(self._sizes("train"), hps.batch_size, self.nrng)
         rows = []
         for i, (name, idx) in enumerate(batches):
-            x, e = self._batch(name, "train", idx)
-            res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.noise)
-            grads = torch.autograd.grad(res.cost, params, allow_unused=True)
-            grads = [
-                torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
-            ]
-            clip_by_global_norm(grads, hps.max_grad_norm)
-            self.opt.step(grads, self.lr)
-            self.step += 1
+            res = self.train_step(name, idx, cfg)
             rows.append(
                 torch.stack(
                     [res.cost.detach(), res.recon.detach(), res.kl.detach(), res.l2.detach()]
@@ -387,8 +397,10 @@ class _Trainer:
         rows = []
         with torch.no_grad():
             for name, idx in batches:
-                x, e = self._batch(name, "valid", idx)
-                res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.noise)
+                x, e, ln = self._batch(name, "valid", idx)
+                res = self.model(
+                    x, name, cfg, ext=e, step=self.step, generator=self.noise, log_norm=ln
+                )
                 rows.append(torch.stack([res.cost, res.recon, res.kl]))
         vals = torch.stack(rows).double().cpu().numpy()
         return {
