@@ -1,7 +1,7 @@
 """The default executor: runs as subprocesses of this machine, GPUs shared out by slot.
 
-Each run is one ``python -m lfads_runs.pipeline`` process whose stdout and
-stderr are appended to the run's ``lfads.out``. Slots decide what runs at once:
+Each run is one process whose stdout and stderr are appended to the run's
+``lfads.out``. Slots decide what runs at once:
 
 - with GPUs, ``runs_per_gpu`` slots per GPU; a run sees only its GPU
   (``CUDA_VISIBLE_DEVICES``), optionally capped by ``max_parallel``;
@@ -14,22 +14,20 @@ Children also stop by themselves when the queue process dies (even by SIGKILL).
 
 Start-up: importing torch takes over a second, which would dominate short runs.
 By default (``start_method="forkserver"``) children are forked from a server
-process that imported the engine once, so a run starts in milliseconds; each
-run is still its own process with its own environment, log and exit status.
-``start_method="subprocess"`` starts a fresh interpreter per run
-(``python -m lfads_runs.pipeline``), as it must for another ``python``.
+process that imported the engine once (:mod:`._forkserver`), so a run starts in
+milliseconds; each run is still its own process with its own environment, log
+and exit status. ``start_method="subprocess"`` starts a fresh interpreter per
+run (``python -m lfads_runs.pipeline``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +36,7 @@ import attrs
 from ..exceptions import ConfigError
 from ..pipeline import RunOutcome, RunTask
 from ..runstate import hostname
+from ._forkserver import ForkServer
 from .base import Executor, Job, outcome_from_exit
 
 if TYPE_CHECKING:
@@ -46,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["LocalExecutor", "LocalJob", "Slot", "detect_gpus", "parse_gpus", "START_METHODS"]
 
 START_METHODS = ("forkserver", "subprocess")
-#: Modules the fork server imports once, so that forked runs start at once.
-_PRELOAD = ["lfads_runs.pipeline", "lfads_runs.engine"]
-_FORKSERVER_LOCK = threading.Lock()
 
 
 @attrs.frozen
@@ -103,37 +99,15 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def _forked_main(task_json: str, log: str, env: dict[str, str], queue_host: str, qpid: int) -> None:
-    """Body of a forked run: own session, own environment, output appended to lfads.out."""
-    os.setsid()
-    os.environ.clear()
-    os.environ.update(env)
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    from ..pipeline import RunTask, execute, outcome_exit_code
-
-    outcome = execute(
-        RunTask.from_json(task_json),
-        executor="local",
-        queue_host=queue_host,
-        queue_pid=qpid,
-        install_signal_handlers=True,
-        watch_pid=qpid,  # our parent is the fork server, which outlives the queue
-    )
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.exit(outcome_exit_code(outcome))
-
-
 class LocalJob(Job):
-    """A run in a child process (a ``subprocess.Popen`` or a forked ``Process``)."""
+    """A run in a child process (forked by the fork server, or a ``subprocess.Popen``)."""
 
-    def __init__(self, task: RunTask, proc: Any, slot: Slot, executor: LocalExecutor):
+    def __init__(
+        self, task: RunTask, pid: int, exit_code: Any, slot: Slot, executor: LocalExecutor
+    ):
         super().__init__(task)
-        self.proc = proc
-        self.pid = int(proc.pid)
+        self.pid = int(pid)
+        self._exit_code = exit_code  #: callable -> int | None
         self.slot = slot
         self.job_id = str(self.pid)
         self._executor = executor
@@ -141,18 +115,11 @@ class LocalJob(Job):
         where = f"GPU {slot.gpu}" if slot.gpu is not None else "cpu"
         self.detail = f"pid {self.pid}, {where}, {slot.threads} thread{'s' * (slot.threads > 1)}"
 
-    def _exit_code(self) -> int | None:
-        if isinstance(self.proc, subprocess.Popen):
-            return self.proc.poll()
-        return self.proc.exitcode
-
     def poll(self) -> RunOutcome | None:
         code = self._exit_code()
         if code is None:
             return None
         self._executor._release(self.slot)
-        if not isinstance(self.proc, subprocess.Popen):
-            self.proc.close()
         return outcome_from_exit(self.task, code, pid=self.pid, stop_requested=self._stop_requested)
 
     def _signal(self, sig: int) -> None:
@@ -236,14 +203,11 @@ class LocalExecutor(Executor):
         self.gpus = gpu_list
         self.device = device
         self.python = python or sys.executable
-        method = start_method or ("subprocess" if python else "forkserver")
+        method = start_method or "forkserver"
         if method not in START_METHODS:
             raise ConfigError(f"start_method must be one of {START_METHODS}, got {method!r}")
-        if method == "forkserver" and python and python != sys.executable:
-            raise ConfigError("start_method 'forkserver' runs this interpreter; drop 'python'")
-        if method == "forkserver" and "forkserver" not in multiprocessing.get_all_start_methods():
-            method = "subprocess"
         self.start_method = method
+        self._server: ForkServer | None = None
         self._free = list(self.slots)
 
     def capacity(self) -> int:
@@ -289,11 +253,10 @@ class LocalExecutor(Executor):
             "--watch-parent",
         ]
 
-    def _forkserver(self) -> Any:
-        with _FORKSERVER_LOCK:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(_PRELOAD)
-            return ctx
+    def _fork_server(self) -> ForkServer:
+        if self._server is None or not self._server.alive():
+            self._server = ForkServer(self.python)
+        return self._server
 
     def submit(self, task: RunTask, run: Run) -> LocalJob:
         if not self._free:
@@ -306,23 +269,26 @@ class LocalExecutor(Executor):
         env = self.child_env(slot)
         try:
             if self.start_method == "forkserver" and task.engine == "torch":
-                proc = self._forkserver().Process(
-                    target=_forked_main,
-                    args=(task.to_json(), str(paths.log_file), env, hostname(), os.getpid()),
-                    name=f"lfads {task.label}",
+                server = self._fork_server()
+                pid = server.start(
+                    task.to_json(), str(paths.log_file), env, hostname(), os.getpid()
                 )
-                proc.start()
-            else:
-                with open(paths.log_file, "ab") as log:  # append: keep earlier attempts
-                    proc = subprocess.Popen(
-                        self.command(task),
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        start_new_session=True,
-                    )
+                return LocalJob(task, pid, lambda: server.exit_code(pid), slot, self)
+            with open(paths.log_file, "ab") as log:  # append: keep earlier attempts
+                proc = subprocess.Popen(
+                    self.command(task),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            return LocalJob(task, proc.pid, proc.poll, slot, self)
         except BaseException:
             self._release(slot)
             raise
-        return LocalJob(task, proc, slot, self)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
