@@ -151,3 +151,26 @@ def test_sample_posterior_writes_tensorflow_files(tf_fixtures, tmp_path):
             spread = np.abs(ref["factors"] - ref["factors"].mean(0)).mean()
             assert 0 < d < 0.25 * spread
             assert np.all(got["nll_bound_iwaes"] <= got["nll_bound_vaes"] + 1e-3)
+
+
+@pytest.fixture
+def pure_torch():
+    """Run with the native kernels switched off (the path used without a C++ compiler)."""
+    from lfads_runs.engine import _ext
+
+    _ext.set_native_enabled(False)
+    yield
+    _ext.set_native_enabled(None)
+
+
+@pytest.mark.parametrize("case", ["shared_ctrl1", "shared_stitch2"])
+def test_pure_torch_path_matches_tensorflow(tf_fixtures, case, pure_torch):
+    out, hps, datasets, spec = _case(tf_fixtures, case)
+    model = load_model(out / "model_params", spec)
+    from lfads_runs.engine import infer
+
+    name, ds = next(iter(datasets.items()))
+    ref = read_posterior_file(out / f"model_runs_{name}_valid_posterior_push_mean")
+    got = infer(model, spec, ds.data("valid"), dataset=name, kind="posterior_push_mean", seed=0)
+    for key in ("factors", "gen_states", "post_g0_mean"):
+        np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=1e-5)

@@ -225,3 +225,19 @@ def test_spike_jitter_moves_spikes_within_the_trial():
     }
     assert moved == set(range(7, 13))
     assert jitter_spikes(counts, 0, rng) is counts
+
+
+def test_pure_torch_path_trains_a_controller_model(inputs, tmp_path):
+    """Without the native kernels (no C++ compiler) training runs the torch code paths."""
+    from lfads_runs.engine import _ext
+
+    _ext.set_native_enabled(False)
+    try:
+        hps = Hyperparameters(**{**HPS, "co_dim": 1, "ci_enc_dim": 6, "con_dim": 6}, max_epochs=3)
+        res = train(inputs, tmp_path / "out", hps, seed=3, log=_quiet)
+    finally:
+        _ext.set_native_enabled(None)
+    rows = read_fitlog_rows(tmp_path / "out" / "fitlog.csv")
+    assert res.epochs == 3 and rows[-1].total_valid < rows[0].total_valid
+    side = json.loads((tmp_path / "out" / "lfads_vae.ckpt-36.lfads_runs.json").read_text())
+    assert side["noise"]["kind"] == "torch"
