@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -196,3 +199,54 @@ def test_gpu_slots_and_options(tmp_path):
         get_executor("local", partition="gpu")
     with pytest.raises(ConfigError, match="unknown executor 'sge'"):
         get_executor("sge")
+
+
+def test_script_without_main_guard_trains_once(tmp_path):
+    """rc.train() at the top level of a script (no __main__ guard) runs each run once."""
+    cfg = make_config(tmp_path, n_params=1)
+    script = tmp_path / "train_all.py"
+    script.write_text(
+        "from lfads_runs import RunCollection\n"
+        f"res = RunCollection.from_yaml({str(cfg)!r}).train(quiet=True)\n"
+        "print(res.summary())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["2 done, 0 skipped, 0 failed"]
+    assert all(attempts(r) == 1 for r in load(cfg).all_runs)
+
+
+def test_second_ctrl_c_kills(tmp_path):
+    """Ctrl-C asks runs to stop; one that does not is killed by a second Ctrl-C, recorded."""
+    fake = tmp_path / "run_lfads.py"
+    fake.write_text(  # an original run_lfads.py stand-in that ignores SIGTERM
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open(os.environ['PIDS'] + str(os.getpid()), 'w').close()\n"
+        "print('training', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    extra = f"scripts:\n  python: {sys.executable}\n  run_lfads_py: {fake}\n"
+    cfg = make_config(tmp_path, n_params=1, extra=extra)
+    rc = load(cfg)
+    env = dict(os.environ, PIDS=f"{pids}/")
+    q = queue_process(cfg, "--engine", "external", "--max-parallel", "2", "--json", env=env)
+    wait_for(lambda: len(list(pids.iterdir())) == 2, 120, "both runs training")
+    q.send_signal(signal.SIGINT)
+    time.sleep(1.0)  # the runs ignore the stop request
+    assert q.poll() is None
+    q.send_signal(signal.SIGINT)
+    out, err = q.communicate(timeout=60)
+    assert q.returncode == 130, err
+    assert "press Ctrl-C again" in err and "killing 2 runs" in err
+    assert json.loads(out)["counts"]["interrupted"] == 2
+    for r in rc.all_runs:
+        st = state(r)
+        assert st["state"] == "interrupted" and not r.paths.claim_file.exists()
+        assert not pid_alive(st["pid"])
+    for f in pids.iterdir():
+        wait_for(lambda f=f: not pid_alive(int(f.name)), 10, "run_lfads.py to die")
