@@ -70,7 +70,8 @@ def test_parallel_limit_skip_done_and_status(tmp_path):
     res = rc.train(max_parallel=2, quiet=True)
     assert res.summary() == "4 done, 0 skipped, 0 failed" and res.exit_code == 0
     assert max_overlap(intervals(runs)) == 2
-    assert all(state(r)["threads"] == 1 for r in runs)  # 2 cores shared by 2 runs
+    per = max(1, (os.cpu_count() or 1) // 2)
+    assert all(state(r)["threads"] == per for r in runs)  # the cores shared by 2 runs
     queue = json.loads(rc.layout.queue_state_file.read_text())["queues"][-1]
     assert queue["state"] == "finished" and {r["state"] for r in queue["runs"]} == {"done"}
 
@@ -190,6 +191,12 @@ def test_gpu_slots_and_options(tmp_path):
     assert LocalExecutor(gpus=[0, 1], runs_per_gpu=2, max_parallel=3).capacity() == 3
     cpu = LocalExecutor(gpus="none", max_parallel=2)
     assert cpu.capacity() == 2 and cpu.child_env(cpu.slots[0])["CUDA_VISIBLE_DEVICES"] == ""
+    cores = os.cpu_count() or 1
+    auto = LocalExecutor(gpus=[])
+    auto.plan(1)  # a lone run gets every core
+    assert auto.capacity() == 1 and auto.slots[0].threads == cores
+    auto.plan(1000)  # many runs: one per core
+    assert auto.capacity() == cores and auto.slots[0].threads == 1
     assert parse_gpus("") == [] and parse_gpus(3) == ["3"]
     with pytest.raises(ConfigError, match="listed twice"):
         parse_gpus("0,0")

@@ -106,6 +106,9 @@ class Executor(abc.ABC):
         """How many more runs can start now (None: no limit)."""
         return None
 
+    def plan(self, n_runs: int) -> None:  # noqa: B027 - optional hook
+        """Told once, before any submit, how many runs need work."""
+
     @abc.abstractmethod
     def submit(self, task: RunTask, run: Run) -> Job:
         """Start ``task`` and return its job."""
@@ -430,6 +433,7 @@ def run_queue(
         reason = _skip_reason(item)
         if reason:
             item.outcome = RunOutcome.for_task(item.task, "skipped", reason=reason)
+    executor.plan(sum(it.outcome is None for it in queue))
     if dry_run:
         for item in queue:
             if item.outcome is None:

@@ -152,7 +152,8 @@ class LocalExecutor(Executor):
         Runs sharing one GPU (default 1).
     max_parallel
         Upper bound on runs at once. Default: one per GPU slot; on CPU-only
-        machines ``max(1, cpu_count // 4)``.
+        machines one per core, but no more than the runs to do (a lone run gets
+        every core as threads).
     threads
         Torch threads per run. Default: the CPU cores divided among the slots.
     python
@@ -197,9 +198,13 @@ class LocalExecutor(Executor):
             per = int(threads) if threads else max(1, cores // n)
             self.slots = [Slot(i, order[i], per) for i in range(n)]
         else:
-            n = int(max_parallel) if max_parallel else max(1, cores // 4)
+            n = int(max_parallel) if max_parallel else cores
             per = int(threads) if threads else max(1, cores // n)
             self.slots = [Slot(i, None, per) for i in range(n)]
+        # Without an explicit max_parallel on the CPU, plan() fits the slots to the work.
+        self._auto_cpu = not gpu_list and max_parallel is None
+        self._threads = int(threads) if threads else None
+        self._cores = cores
         self.gpus = gpu_list
         self.device = device
         self.python = python or sys.executable
@@ -209,6 +214,15 @@ class LocalExecutor(Executor):
         self.start_method = method
         self._server: ForkServer | None = None
         self._free = list(self.slots)
+
+    def plan(self, n_runs: int) -> None:
+        """CPU default: one run per core, but never more runs than there is work for,
+        so that a single run gets every core as threads."""
+        if self._auto_cpu and n_runs > 0:
+            n = max(1, min(self._cores, n_runs))
+            per = self._threads or max(1, self._cores // n)
+            self.slots = [Slot(i, None, per) for i in range(n)]
+            self._free = list(self.slots)
 
     def capacity(self) -> int:
         return len(self._free)
