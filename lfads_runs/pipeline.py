@@ -617,6 +617,7 @@ def _execute_claimed(
         "error": None,
         "traceback": None,
         "log_tail": [],
+        "progress": previous.get("progress"),  # the last epoch known, until a new one
     }
     pipe: _Pipeline | None = None
     log = _RunLog(paths.log_file, lambda p: pipe.on_epoch(p) if pipe else None, echo)

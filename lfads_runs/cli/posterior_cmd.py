@@ -7,12 +7,13 @@ from typing import Any
 import click
 
 from ..layout import POSTERIOR_KINDS
-from ._app import cli, config_argument, load_collection, select_runs
+from ._app import cli, config_argument, load_collection, run_selection, selected_runs
 from .train_cmd import _script_options, print_result, queue_kwargs, queue_options
 
 
 @cli.command("posterior")
 @config_argument
+@run_selection
 @click.option(
     "--kind", type=click.Choice(POSTERIOR_KINDS), help="Default: the runs' posterior_mean_kind."
 )
@@ -29,7 +30,9 @@ from .train_cmd import _script_options, print_result, queue_kwargs, queue_option
     help="lve (lowest validation error), latest, or a checkpoint prefix.",
 )
 @queue_options
-def posterior(config, run_specs, params, kind, n_samples, checkpoint, as_json, **kw: Any) -> int:
+def posterior(
+    config, run, param, run_specs, params, kind, n_samples, checkpoint, as_json, **kw: Any
+) -> int:
     """Sample the posterior of the trained runs of CONFIG and write model_params.
 
     Runs without a checkpoint are skipped, and so are runs whose posterior files
@@ -38,7 +41,7 @@ def posterior(config, run_specs, params, kind, n_samples, checkpoint, as_json, *
     from ..executors import sample_posteriors
 
     rc = load_collection(config)
-    runs = select_runs(rc, run_specs, params)
+    runs = selected_runs(rc, run, param, run_specs, params)
     kw = queue_kwargs(kw)
     kw["script_options"] = _script_options(rc, kw["script_options"])
     result = sample_posteriors(runs, kind=kind, n_samples=n_samples, checkpoint=checkpoint, **kw)

@@ -5,18 +5,12 @@ from __future__ import annotations
 import click
 
 from ..layout import POSTERIOR_KINDS
-from ._app import cli, config_argument, echo_json, load_collection, select_runs
+from ._app import cli, config_argument, echo_json, load_collection, run_selection, selected_runs
 
 
 @cli.command("scripts")
 @config_argument
-@click.option("--run-spec", "run_specs", multiple=True, help="Only these run specs (repeatable).")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    help="Only these parameter sets: 1-based index or hash (repeatable).",
-)
+@run_selection
 @click.option("--run-lfads-py", help="Path of run_lfads.py (default: $(which run_lfads.py)).")
 @click.option("--python", "python_", help="Python interpreter in the scripts (default: python).")
 @click.option("--virtualenv", help="Environment activated with 'source activate'.")
@@ -32,6 +26,8 @@ from ._app import cli, config_argument, echo_json, load_collection, select_runs
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def scripts(
     config,
+    run,
+    param,
     run_specs,
     params,
     run_lfads_py,
@@ -52,7 +48,7 @@ def scripts(
     from ..scripts import ScriptOptions, write_scripts
 
     rc = load_collection(config)
-    runs = select_runs(rc, run_specs, params)
+    runs = selected_runs(rc, run, param, run_specs, params)
     options = ScriptOptions.from_config(
         rc.options.get("scripts"),
         run_lfads_py=run_lfads_py,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._app import cli, config_argument, echo_json, load_collection, select_runs
+from ._app import cli, config_argument, echo_json, load_collection, run_selection, selected_runs
 
 
 def _fmt(v, spec: str = "", none: str = "-") -> str:
@@ -22,16 +22,10 @@ def _elapsed(s: float | None) -> str:
 
 @cli.command("status")
 @config_argument
-@click.option("--run-spec", "run_specs", multiple=True, help="Only these run specs (repeatable).")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    help="Only these parameter sets: 1-based index or hash (repeatable).",
-)
+@run_selection
 @click.option("--tail", type=click.IntRange(min=0), default=0, help="Log lines per run (JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-def status(config, run_specs, params, tail: int, as_json: bool) -> None:
+def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> None:
     """One row per run of CONFIG: state, stage, epochs, step, best valid cost, lr, elapsed, reason.
 
     States: not prepared, prepared, queued, running, done, failed, stale.
@@ -39,7 +33,7 @@ def status(config, run_specs, params, tail: int, as_json: bool) -> None:
     from ..runstate import collection_run_status
 
     rc = load_collection(config)
-    runs = select_runs(rc, run_specs, params)
+    runs = selected_runs(rc, run, param, run_specs, params)
     rows = collection_run_status(rc, runs, tail=tail)
     if as_json:
         counts: dict[str, int] = {}

@@ -8,23 +8,14 @@ from typing import Any
 import click
 
 from ..pipeline import ENGINES
-from ._app import cli, config_argument, echo_json, load_collection, select_runs
+from ._app import cli, config_argument, echo_json, load_collection, run_selection, selected_runs
 
 EXECUTOR_NAMES = ("local", "debug", "slurm", "ray")
 
 
 def queue_options(f: Callable) -> Callable:
-    """Options shared by ``train`` and ``posterior`` (selection, executor, resources)."""
+    """Options shared by ``train`` and ``posterior`` (executor, resources, output)."""
     options = [
-        click.option(
-            "--run-spec", "run_specs", multiple=True, help="Only these run specs (repeatable)."
-        ),
-        click.option(
-            "--param",
-            "params",
-            multiple=True,
-            help="Only these parameter sets: 1-based index or hash (repeatable).",
-        ),
         click.option(
             "--executor",
             type=click.Choice(EXECUTOR_NAMES),
@@ -107,9 +98,12 @@ def print_result(result, as_json: bool) -> None:
 
 @cli.command("train")
 @config_argument
+@run_selection
 @queue_options
-def train(config, run_specs, params, as_json: bool, **kw: Any) -> int:
+def train(config, run, param, run_specs, params, as_json: bool, **kw: Any) -> int:
     """Train the runs of CONFIG: prepare, train, posterior means, model_params, done marker.
+
+    RUN and PARAM (or --run-spec / --param) select runs; default: all.
 
     Done runs are skipped (unless --rerun) and cut-off runs resume from their
     latest checkpoint. Progress goes to stderr; stdout carries only the results.
@@ -119,7 +113,7 @@ def train(config, run_specs, params, as_json: bool, **kw: Any) -> int:
     from ..executors import train_runs
 
     rc = load_collection(config)
-    runs = select_runs(rc, run_specs, params)
+    runs = selected_runs(rc, run, param, run_specs, params)
     kw = queue_kwargs(kw)
     kw["script_options"] = _script_options(rc, kw["script_options"])
     result = train_runs(runs, **kw)
