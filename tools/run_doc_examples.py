@@ -209,6 +209,7 @@ class FixtureCache:
         self.page_dirs: dict[Path, Path] = {}  #: working directories of pages that passed
         self.results: dict[Path, PageResult] = {}
         self.with_data = True
+        self.verbose = False
         self._building: set[str] = set()
 
     def copy_into(self, name: str, dst: Path) -> None:
@@ -371,8 +372,11 @@ def run_page(page: Path, cache: FixtureCache, scratch: Path, update: bool) -> Pa
                     if "no-run" in b.markers:
                         skipped.append((b.where, b.markers["no-run"]))
                     continue
+                t_block = time.perf_counter()
                 last_output = _run_python(b, ns) if b.lang == "python" else _run_bash(b, env)
                 ran += 1
+                if cache.verbose:
+                    print(f"       {b.where}: {time.perf_counter() - t_block:.1f} s", flush=True)
     finally:
         os.environ.clear()
         os.environ.update(old_env)
@@ -426,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update", action="store_true", help="rewrite expected outputs in place")
     ap.add_argument("--list", action="store_true", help="list the blocks and exit")
     ap.add_argument("--keep", action="store_true", help="keep the working directories")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print the time of each block")
     ap.add_argument(
         "--no-data", action="store_true", help="do not copy the example data into the pages"
     )
@@ -438,7 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for page in pages:
             for b in parse_page(page):
-                state = "run" if b.runnable else ("file" if "file" in b.markers else "no-run")
+                state = (
+                    "run"
+                    if b.runnable
+                    else next(
+                        (m for m in ("file", "expected-output", "no-run") if m in b.markers), "-"
+                    )
+                )
                 if b.lang in ("python", "bash") or b.markers:
                     print(f"{b.where}\t{b.lang}\t{state}")
         return 0
@@ -446,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     docs = args.mkdocs.parent / "docs"
     cache = FixtureCache(scratch / "_fixtures", docs, args.update)
     cache.with_data = not args.no_data
+    cache.verbose = args.verbose
     t_all = time.perf_counter()
     failures = 0
     try:
