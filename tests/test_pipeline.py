@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
@@ -108,10 +107,6 @@ def test_task_json_round_trip(rc):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("lfads_runs.engine.dump") is None,
-    reason="the engine's run_lfads.py drop-in has no --kind=write_model_params yet",
-)
 def test_external_engine_runs_the_script_commands(tmp_path):
     """--engine external: the run_lfads.py command lines, here with our drop-in, one per stage."""
     shim = tmp_path / "run_lfads.py"
