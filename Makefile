@@ -14,7 +14,7 @@ DEMO_OUT ?= demo_out
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH_PIN)
-	$(PIP) install -e '.[torch,plot,dev,slurm,fast,nwb,scipy]'
+	$(PIP) install -e '.[torch,plot,dev,slurm,fast,nwb,scipy,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,6 +34,10 @@ core-import:
 
 test: setup lint core-import
 	$(PY) -m pytest -q
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict -d site
+	$(PY) tools/run_doc_examples.py
 
 demo: setup
 	$(VENV)/bin/lfads-runs demo --out $(DEMO_OUT)

@@ -435,7 +435,7 @@ def load_with_function(
     the dataset has no path) and returns a :class:`DatasetData` or a mapping
     with the fields ``counts`` (required, trials x time x neurons), ``time_ms``,
     ``bin_ms``, ``condition_id``, ``true_rates``, ``external_inputs``.
-    ``base_dir`` (the configuration's folder) is searched for the module first.
+    ``base_dir`` (the datasets' folder, YAML ``datasets.path``) is searched for the module first.
     """
     spec = loader if isinstance(loader, str) else getattr(loader, "__qualname__", repr(loader))
     func = _import_function(loader, base_dir) if isinstance(loader, str) else loader
@@ -502,7 +502,7 @@ def load_dataset(
     loader : str or callable, optional
         ``"package.module:function"`` or a function; replaces the file loaders.
     base_dir : path, optional
-        Folder of the configuration: relative paths and loader modules are
+        The datasets' folder (YAML ``datasets.path``): relative paths and loader modules are
         looked up there.
     **options
         Source options (:data:`LOADER_OPTIONS`), or the loader function's
