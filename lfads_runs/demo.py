@@ -125,7 +125,7 @@ QUICK = DemoSettings(
         "c_batch_size": 20,
         "c_kl_increase_steps": 20,
         "c_l2_increase_steps": 20,
-        "c_max_epochs": 40,
+        "c_max_epochs": 60,
         "c_max_train_seconds": 25,
         "posterior_mean_kind": "posterior_push_mean",
         "num_samples_posterior": 20,
@@ -401,6 +401,9 @@ def run_demo(
         alignment = prepared.alignment if prepared is not None else None
 
     with clock.stage("train", f"training {run.name} on the CPU ({threads} threads)"):
+        # Idle OpenMP threads sleep instead of spinning: on a machine shared with other
+        # processes, spinning threads made training steps several times slower (measured).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         progress = _Progress(run.paths.state_file, say)
         progress.start()
         try:
