@@ -2,20 +2,24 @@
 
 Prints::
 
-    scheduling overhead per run (forkserver): median 0.04 s, max 0.06 s over 7 gaps
-    scheduling overhead per run (subprocess): median 1.52 s, max 1.60 s over 7 gaps
-    queue start to first run (forkserver): 1.71 s (the fork server imports torch once)
+    in-process reference (debug executor): 8 runs in 4.1 s
+    scheduling overhead per run (forkserver): 0.08 s (wall 4.8 s; gaps between runs median 0.07 s)
+    scheduling overhead per run (subprocess): 1.45 s (wall 15.7 s; gaps between runs median 0.6 s)
     8 tiny runs, max_parallel 1: 14.2 s wall (2 threads per run)
     8 tiny runs, max_parallel 2: 9.1 s wall (1 thread per run), 1.56x
 
-Scheduling overhead is the gap between one run's end and the next run's start
-with ``max_parallel 1``, from the runs' state files: noticing the exit,
-recording the outcome (state and queue files), starting the next process and
-its start-up up to the pipeline (claim included in neither). Both ways of
-starting a run are measured: forked from a server that imported the engine once
-(the default) and a fresh interpreter per run. The wall times cover the whole
-queue (inputs prepared beforehand). Runs: 2 run specs x 4 parameter sets of a
-tiny model (T = 50, 12/10 neurons, generator 16) for ``--epochs`` epochs.
+Scheduling overhead per run is the extra wall time of the local queue over the
+same runs done one after another in this process (``--executor debug``, which
+imports torch once, as the fork server does), divided by the number of runs,
+with ``max_parallel 1``: it covers noticing a run's end, recording its outcome
+(state and queue files), starting the next process and that process's start-up.
+Both ways of starting a run are measured: forked from a server that imported
+the engine once (the default) and a fresh interpreter per run. The gaps are the
+times between one run's end and the next run's start in the state files (for a
+fresh interpreter they exclude its torch import, which happens inside the run).
+Runs: 2 run specs x 4 parameter sets of a tiny model (T = 50, 12/10 neurons,
+generator 16), 3 epochs for the overhead, ``--epochs`` for the parallel runs;
+inputs are prepared before the clock starts.
 
 Usage: ``python benchmarks/bench_queue.py [--epochs 20] [--runs 8]``
 """
@@ -23,16 +27,22 @@ Usage: ``python benchmarks/bench_queue.py [--epochs 20] [--runs 8]``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+# The in-process reference must wait for OpenMP like the queue's runs do (see
+# lfads_runs.executors._forkserver.openmp_env); set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _queue_helpers import load, make_config, state  # noqa: E402
 
+from lfads_runs.executors.debug import DebugExecutor  # noqa: E402
 from lfads_runs.executors.local import LocalExecutor  # noqa: E402
 
 
@@ -67,22 +77,22 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        first = {}
+        rc, chosen = collection(tmp / "debug", args.runs, 3)
+        t0 = time.time()
+        res = rc.train(chosen, executor=DebugExecutor(echo=False), quiet=True)
+        ref = time.time() - t0
+        assert res.n_done == len(chosen), res.summary()
+        print(f"in-process reference (debug executor): {args.runs} runs in {ref:.1f} s", flush=True)
         for method in ("forkserver", "subprocess"):
-            _, spans, t0, _ = run_queue(
+            wall, spans, _, _ = run_queue(
                 tmp / f"overhead_{method}", args.runs, 3, max_parallel=1, start_method=method
             )
-            g = gaps(spans)
-            first[method] = spans[0][0] - t0
             print(
-                f"scheduling overhead per run ({method}): median {statistics.median(g):.2f} s, "
-                f"max {max(g):.2f} s over {len(g)} gaps",
+                f"scheduling overhead per run ({method}): {(wall - ref) / args.runs:.2f} s "
+                f"(wall {wall:.1f} s; gaps between runs median "
+                f"{statistics.median(gaps(spans)):.2f} s)",
                 flush=True,
             )
-        print(
-            f"queue start to first run (forkserver): {first['forkserver']:.2f} s "
-            "(the fork server imports torch once per queue)"
-        )
         walls = {}
         for n in (1, 2):
             wall, _, _, ex = run_queue(tmp / f"parallel{n}", args.runs, args.epochs, max_parallel=n)

@@ -36,7 +36,7 @@ import attrs
 from ..exceptions import ConfigError
 from ..pipeline import RunOutcome, RunTask
 from ..runstate import hostname
-from ._forkserver import ForkServer
+from ._forkserver import ForkServer, openmp_env
 from .base import Executor, Job, outcome_from_exit
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class LocalExecutor(Executor):
         )
 
     def child_env(self, slot: Slot) -> dict[str, str]:
-        env = dict(os.environ)
+        env = openmp_env(os.environ)
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(slot.threads)
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
