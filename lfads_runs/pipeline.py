@@ -484,12 +484,17 @@ class _Pipeline:
         assert self.task.commands is not None
         script = self.task.commands[stage]
         self.log.fh.flush()
+        env = dict(os.environ)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see executors._forkserver.openmp_env
+        if self.task.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.task.threads)
         # Same process group as this run: a stop or kill of the run reaches it too.
         proc = subprocess.Popen(
             ["bash", "-c", script],
             stdin=subprocess.DEVNULL,
             stdout=self.log.fh,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             rc = proc.wait()

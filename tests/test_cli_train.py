@@ -53,7 +53,7 @@ def test_posterior_command_for_trained_runs(tmp_path):
     cfg = make_config(tmp_path, n_params=1)
     rc = load(cfg)
     trained = rc.find_runs("single_dataset001", 1)
-    assert trained.train(executor="debug", quiet=True).n_done == 1
+    assert trained.train(executor="debug", threads=1, quiet=True).n_done == 1
     t0 = time.time()
     proc = cli("posterior", str(cfg), "--kind", "posterior_push_mean", "--threads", "1", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -27,7 +27,7 @@ def test_run_end_to_end_in_process(rc):
     run = rc.find_runs("single_dataset001", 1)
     run.paths.path.mkdir(parents=True)
     run.paths.log_file.write_text("an earlier attempt\n")
-    result = run.train(executor="debug", seed=3)
+    result = run.train(executor="debug", threads=1, seed=3)
     assert result.summary() == "1 done, 0 skipped, 0 failed" and result.exit_code == 0
     assert run.paths.done_marker.is_file()
     st = state(run)
@@ -47,7 +47,7 @@ def test_run_end_to_end_in_process(rc):
     assert "LFADS_gen_GenGRU_Gates_h_2_ru_W:0" in weights and len(weights) > 10
     row = run.state()
     assert row.state == "done" and row.epochs == 3 and row.best_valid_cost is not None
-    again = run.train(executor="debug")
+    again = run.train(executor="debug", threads=1)
     assert again.summary() == "0 done, 1 skipped, 0 failed" and attempts(run) == 1
 
 
@@ -56,7 +56,7 @@ def test_done_marker_only_after_every_stage(rc):
     run = rc.find_runs("all", 1)
     run.paths.path_lfads_output.mkdir(parents=True)
     run.file_model_params.mkdir()  # the dump cannot replace a folder
-    result = run.train(executor="debug")
+    result = run.train(executor="debug", threads=1)
     assert result.n_failed == 1 and result.exit_code == 1
     assert not run.paths.done_marker.exists()
     st = state(run)
@@ -68,7 +68,7 @@ def test_done_marker_only_after_every_stage(rc):
     row = run.state()
     assert row.state == "failed" and "dump" in row.reason
     run.file_model_params.rmdir()
-    result = run.train(executor="debug")
+    result = run.train(executor="debug", threads=1)
     assert result.n_done == 1 and run.paths.done_marker.is_file()
     st = state(run)
     assert st["attempt"] == 2 and st["train"]["resumed_from"]  # resumed, not retrained
@@ -80,7 +80,7 @@ def test_bad_data_fails_in_training_with_the_log_tail(rc):
     run = rc.find_runs("all", 1)
     run.prepare()
     corrupt_input(run)
-    result = run.train(executor="debug")
+    result = run.train(executor="debug", threads=1)
     (o,) = result.failed
     assert o.failed_stage == "train" and "DataError" in o.error and "negative" in o.error
     assert any("negative" in line for line in o.log_tail)
@@ -114,7 +114,7 @@ def test_external_engine_runs_the_script_commands(tmp_path):
     extra = f"scripts:\n  python: {sys.executable}\n  run_lfads_py: {shim}\n"
     rc = load(make_config(tmp_path, n_params=1, extra=extra))
     run = rc.find_runs("single_dataset001", 1)
-    result = run.train(executor="debug", engine="external")
+    result = run.train(executor="debug", threads=1, engine="external")
     assert result.n_done == 1, result.outcomes
     assert run.file_model_params.is_file() and run.paths.done_marker.is_file()
     assert all(f.is_file() for f in run.posterior_files()["dataset001"].values())
