@@ -257,3 +257,21 @@ def test_second_ctrl_c_kills(tmp_path):
         assert not pid_alive(st["pid"])
     for f in pids.iterdir():
         wait_for(lambda f=f: not pid_alive(int(f.name)), 10, "run_lfads.py to die")
+
+
+def test_run_killed_from_outside_is_a_failure_with_a_reason(tmp_path):
+    """A run killed by someone else (OOM killer, kill -9) is failed, with no stale claim."""
+    cfg = make_config(tmp_path, n_params=1, epochs=300, run_specs=("single_dataset001",))
+    rc = load(cfg)
+    (run,) = rc.all_runs
+    q = queue_process(cfg, "--json")
+    wait_for(lambda: run.paths.state_file.exists() and state(run).get("progress"), 120, "training")
+    os.kill(state(run)["pid"], signal.SIGKILL)
+    out, err = q.communicate(timeout=60)
+    assert q.returncode == 1, err
+    (o,) = json.loads(out)["runs"]
+    assert o["status"] == "failed" and "killed by signal 9" in o["error"]
+    assert o["failed_stage"] == "train"
+    assert not run.paths.claim_file.exists()
+    row = run.state()
+    assert row.state == "failed" and "signal 9" in row.reason
