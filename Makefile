@@ -14,7 +14,7 @@ DEMO_OUT ?= demo_out
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH_PIN)
-	$(PIP) install -e '.[torch,plot,dev,slurm,fast,nwb,scipy,docs]'
+	$(PIP) install -e '.[torch,plot,dev,slurm,ray,fast,nwb,scipy,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
