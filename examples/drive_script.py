@@ -12,8 +12,8 @@ Run it from anywhere (needs the torch and plot extras)::
     python examples/drive_script.py --root /tmp/lz --quick
 
 ``--quick`` trains a small model for a few epochs (about a minute on a laptop CPU);
-the default trains the drive script's model (factors 8, generator 64, batch 150)
-for up to 100 epochs, a few minutes on a CPU.
+the default trains the drive script's model (factors 8, generator 64; batch 50)
+for 70 epochs, a few minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # %% Generate synthetic Lorenz datasets (MATLAB: LFADS.Utils.generateDemoDatasets).
     # Three sessions share the Lorenz conditions; this script uses the first one.
-    # MATLAB made 1 ms bins and rebinned to 2 ms (T = 500); 10 ms bins (T = 100) train
-    # in minutes on a CPU.
+    # MATLAB made 1 ms bins and rebinned to 2 ms (T = 500); 20 ms bins (T = 50) train
+    # in minutes on a CPU (the choices of `lfads-runs demo`, see configs/lorenz_single.yaml).
     dataset_path = root / "datasets"
     data = lorenz(
         n_datasets=3,
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         trials_per_condition=(10, 10, 10) if args.quick else (28, 29, 21),
         n_neurons=(35, 26, 35),
         duration_ms=1000,
-        bin_ms=10,
-        mean_rate_hz=5.0,
+        bin_ms=20,
+        mean_rate_hz=10.0,
         seed=0,
     )
     files = write_lorenz_datasets(data, dataset_path)
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # %% Set parameters (MATLAB: par = LorenzExperiment.RunParams; par.c_co_dim = 0; ...).
     par = RunParams(
-        spike_bin_ms=10,
+        spike_bin_ms=20,
         c_co_dim=0,  # no controller, no inferred inputs
-        c_batch_size=20 if args.quick else 150,
+        c_batch_size=20 if args.quick else 50,
         c_factors_dim=8,
         c_gen_dim=32 if args.quick else 64,
         c_ic_enc_dim=32 if args.quick else 64,
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         c_learning_rate_stop=1e-3,
         c_kl_increase_steps=100,
         c_l2_increase_steps=100,
-        max_epochs=15 if args.quick else 100,  # lfads_runs extension
+        max_epochs=15 if args.quick else 70,  # lfads_runs extension
         posterior_mean_kind="posterior_push_mean",
     )
     rc.add_params(par)

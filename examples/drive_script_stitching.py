@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         trials_per_condition=(10, 10, 10) if args.quick else (28, 29, 21),
         n_neurons=(35, 26, 35),
         duration_ms=500 if args.quick else 1000,
-        bin_ms=10,
-        mean_rate_hz=20.0 if args.quick else 5.0,
+        bin_ms=10 if args.quick else 20,
+        mean_rate_hz=20.0 if args.quick else 10.0,
         seed=0,
     )
     files = write_lorenz_datasets(data, dataset_path)
@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     # %% Set parameters: the drive script's model plus the alignment matrices that stitch
     # the sessions (par.useAlignmentMatrix = true).
     par = RunParams(
-        spike_bin_ms=10,
+        spike_bin_ms=10 if args.quick else 20,
         use_alignment_matrix=True,
         c_co_dim=0,
-        c_batch_size=20 if args.quick else 150,
+        c_batch_size=20 if args.quick else 50,
         c_factors_dim=6 if args.quick else 8,
         c_gen_dim=32 if args.quick else 64,
         c_ic_enc_dim=32 if args.quick else 64,
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         c_learning_rate_stop=1e-3,
         c_kl_increase_steps=20 if args.quick else 100,  # x3 for three datasets
         c_l2_increase_steps=20 if args.quick else 100,
-        max_epochs=30 if args.quick else 100,
+        max_epochs=30 if args.quick else 70,
         posterior_mean_kind="posterior_push_mean",
     )
     rc.add_params(par)

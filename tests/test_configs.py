@@ -35,7 +35,7 @@ def _copy(tmp_path: Path, name: str, shrink: bool = False) -> Path:
         for old, new in [
             ("n_conditions: 65", "n_conditions: 8"),
             ("trials_per_condition: [28, 29, 21]", "trials_per_condition: [10, 12, 9]"),
-            ("c_batch_size: 150", "c_batch_size: 12"),
+            ("c_batch_size: 50", "c_batch_size: 12"),
         ]:
             assert old in text
             text = text.replace(old, new)
@@ -74,7 +74,7 @@ def test_configs_load_as_they_are(name):
         assert d.options["loader_args"]["seed"] == 0
     (p,) = rc.params
     assert (p.c_factors_dim, p.c_gen_dim, p.c_ic_enc_dim, p.c_co_dim) == (8, 64, 64, 0)
-    assert p.c_batch_size == 150 and p.spike_bin_ms == 10
+    assert p.c_batch_size == 50 and p.spike_bin_ms == 20
 
 
 def test_stitching_config_is_the_demo_collection():
@@ -100,9 +100,9 @@ def test_single_config_prepares_as_it_is(tmp_path):
     (run,) = rc.prepare()
     assert run.is_prepared and run.path.is_relative_to(tmp_path)
     inp = read_lfads_input(run.input_files["dataset001"])
-    assert inp.train_data.shape == (1456, 100, 35) and inp.valid_data.shape == (364, 100, 35)
+    assert inp.train_data.shape == (1456, 50, 35) and inp.valid_data.shape == (364, 50, 35)
     assert inp.alignment_matrix_cxf is None  # one dataset, no single-dataset alignment
-    assert run.model_spec().num_steps == 100
+    assert run.model_spec().num_steps == 50
 
 
 def test_stitching_config_prepares(tmp_path):
