@@ -39,7 +39,18 @@ CASES = {
         dict(c_factors_dim=5, c_ic_enc_dim=12, c_ic_dim=8, c_gen_dim=14, c_co_dim=2,
              c_ci_enc_dim=10, c_con_dim=12),
     ),
+    "shared_extin1": (
+        ("dataset001",),
+        dict(c_factors_dim=5, c_ic_enc_dim=12, c_ic_dim=8, c_gen_dim=14, c_co_dim=2,
+             c_ci_enc_dim=8, c_con_dim=10, c_ext_input_dim=1, c_inject_ext_input_to_gen=True),
+    ),
+    "shared_gauss1": (
+        ("dataset001",),
+        dict(c_factors_dim=5, c_ic_enc_dim=12, c_ic_dim=8, c_gen_dim=14, c_co_dim=1,
+             c_ci_enc_dim=8, c_con_dim=10, c_output_dist="gaussian"),
+    ),
 }  # fmt: skip
+STEPS = {"shared_stitch2": 320, "shared_ctrl1": 376, "shared_extin1": 456, "shared_gauss1": 504}
 #: Outputs that do not depend on sampling (push-mean: g0 and u at their posterior means).
 FIELDS = {
     "factors": "factors",
@@ -80,24 +91,36 @@ def _check_equal(pm, ref, where, costs: bool):
                 getattr(pm, field), ref[key], rtol=0, atol=1e-5, err_msg=f"{where} {key}"
             )
     # rates reach ~100 counts per bin: float32 round-off is relative
-    np.testing.assert_allclose(pm.rates, ref["output_dist_params"], rtol=1e-5, atol=1e-5)
+    if pm.output_dist == "poisson":
+        np.testing.assert_allclose(pm.rates, ref["output_dist_params"], rtol=1e-5, atol=1e-5)
+    else:
+        both = np.concatenate([pm.means, pm.variances], axis=2)
+        np.testing.assert_allclose(both, ref["output_dist_params"], rtol=1e-5, atol=1e-5)
     if costs:  # no controller: no sampled KL, so the batch costs are deterministic
         np.testing.assert_allclose(pm.costs, ref["costs"], rtol=2e-6)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("checkpoint", ["lve", "model_params"])
+@pytest.mark.parametrize(
+    ("case", "checkpoint"),
+    [(c, "lve") for c in CASES]
+    + [("shared_stitch2", "model_params"), ("shared_ctrl1", "model_params")],
+)
 def test_infer_equals_tensorflow_push_mean(tmp_path, tf_fixtures, case, checkpoint):
     run = _tf_run(tmp_path, tf_fixtures, case)
     for name in run.dataset_names:
         inp = read_lfads_input(run.input_files[name])
         ref = read_posterior_file(run.paths.posterior_file(name, "valid", "posterior_push_mean"))
-        pm = run.infer(inp.valid_data, dataset=name, checkpoint=checkpoint)
+        pm = run.infer(
+            inp.valid_data, dataset=name, checkpoint=checkpoint, ext_inputs=inp.valid_ext_input
+        )
         assert pm.n_trials == inp.valid_data.shape[0]
-        assert pm.train_step == 320 if case == "shared_stitch2" else 376
+        assert pm.train_step == STEPS[case]
         assert pm.valid_inds.size == 0 and pm.train_inds.tolist()[:2] == [1, 2]
         np.testing.assert_array_equal(pm.binned_data, inp.valid_data)
-        np.testing.assert_allclose(pm.rates_hz, pm.rates * 100.0)  # 10 ms bins
+        if inp.valid_ext_input is not None:
+            np.testing.assert_array_equal(pm.binned_external_inputs, inp.valid_ext_input)
+        if pm.rates is not None:
+            np.testing.assert_allclose(pm.rates_hz, pm.rates * 100.0)  # 10 ms bins
         _check_equal(pm, ref, f"{case} {name} {checkpoint}", costs=case == "shared_stitch2")
 
 
@@ -170,3 +193,22 @@ def test_infer_errors_are_clear(tmp_path, tf_fixtures):
         warnings.simplefilter("ignore")
         with pytest.raises(CheckpointError, match="no trained weights.*model_params"):
             run.infer(x, dataset="dataset002")
+
+
+def test_infer_external_inputs_are_required_and_rebinned(tmp_path, tf_fixtures):
+    run = _tf_run(tmp_path, tf_fixtures, "shared_extin1")
+    inp = read_lfads_input(run.input_files["dataset001"])
+    x, ext = inp.valid_data[:4], inp.valid_ext_input[:4]
+    with pytest.raises(DataError, match="takes 1 external inputs: pass ext_inputs"):
+        run.infer(x)
+    with pytest.raises(DataError, match=r"expected \(4, 50, 1\), got \(4, 50, 2\)"):
+        run.infer(x, ext_inputs=np.zeros((4, 50, 2)))
+    ref = run.infer(x, ext_inputs=ext)
+    # at 5 ms bins: each count and each input pulse in the first half of its 10 ms bin
+    fine_x = np.zeros((4, 100, x.shape[2]), np.int64)
+    fine_x[:, ::2] = x
+    fine_e = np.zeros((4, 100, 1))
+    fine_e[:, ::2] = ext
+    pm = run.infer(fine_x, ext_inputs=fine_e, bin_ms=5)
+    np.testing.assert_allclose(pm.factors, ref.factors, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(pm.binned_external_inputs, ext)
