@@ -303,51 +303,32 @@ class ModelSpec:
         )
         F = h.factors_dim
         for d in self.datasets:
-            init = "alignment" if d.has_alignment_matrix else "normal"
-            if h.output_dist == "poisson":
-                if self.has_readout_identity(d):
-                    continue
-                base = f"LFADS/glm/fac_2_logrates_{d.name}"
-                yield V(
-                    f"{base}/W",
-                    (F, d.n_neurons),
-                    True,
-                    "readout",
-                    d.name,
-                    init=init,
-                    init_scale=_normal(F),
-                    io=True,
-                )
-                yield V(
-                    f"{base}/b",
-                    (1, d.n_neurons),
-                    True,
-                    "readout",
-                    d.name,
-                    init="alignment" if d.has_alignment_matrix else "zeros",
-                    io=True,
-                )
-            else:
-                base = f"LFADS/glm/fac_2_means_{d.name}"
-                yield V(
-                    f"{base}/W",
-                    (F, d.n_neurons),
-                    True,
-                    "readout",
-                    d.name,
-                    init=init,
-                    init_scale=_normal(F),
-                    io=True,
-                )
-                yield V(
-                    f"{base}/b",
-                    (1, d.n_neurons),
-                    True,
-                    "readout",
-                    d.name,
-                    init="alignment" if d.has_alignment_matrix else "zeros",
-                    io=True,
-                )
+            if self.has_readout_identity(d):
+                continue
+            # Poisson log-rates, or Gaussian means: same shapes and initialisation.
+            what = "logrates" if h.output_dist == "poisson" else "means"
+            base = f"LFADS/glm/fac_2_{what}_{d.name}"
+            aligned = d.has_alignment_matrix
+            yield V(
+                f"{base}/W",
+                (F, d.n_neurons),
+                True,
+                "readout",
+                d.name,
+                init="alignment" if aligned else "normal",
+                init_scale=_normal(F),
+                io=True,
+            )
+            yield V(
+                f"{base}/b",
+                (1, d.n_neurons),
+                True,
+                "readout",
+                d.name,
+                init="alignment" if aligned else "zeros",
+                io=True,
+            )
+            if h.output_dist == "gaussian":
                 base = f"LFADS/glm/fac_2_logvars_{d.name}"
                 yield V(
                     f"{base}/W", (F, d.n_neurons), True, "readout", d.name, init="zeros", io=True
