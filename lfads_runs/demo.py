@@ -43,6 +43,7 @@ __all__ = [
     "DemoResult",
     "FULL",
     "QUICK",
+    "default_threads",
     "heldout_r2",
     "run_demo",
 ]
@@ -75,8 +76,8 @@ class DemoSettings:
 
 #: The demo: the documented dataset sizes (65 conditions; 1820, 1885 and 1365 trials; 35, 26
 #: and 35 neurons), 1 s trials, and the drive script's model (factors 8, generator 64, IC
-#: encoder 64, ic_dim 64, no controller). Chosen to reach R² >= 0.9 with margin in about two
-#: minutes of CPU training (measurements in the report of issue 7): 20 ms bins (T = 50;
+#: encoder 64, ic_dim 64, no controller). Chosen to reach R² >= 0.9 with margin in a few
+#: minutes of CPU training at most (R² 0.93-0.96 over seeds 0-2, 70 epochs in 72 s on one core): 20 ms bins (T = 50;
 #: the MATLAB demo used 2 ms, T = 500), 10 Hz base rate (5 Hz there), batch 50 (150 there:
 #: on a CPU a step costs about in proportion to the batch, and three times more updates per
 #: epoch learn faster), short KL/L2 ramps, 70 epochs, push-mean posterior (deterministic and
@@ -104,7 +105,7 @@ FULL = DemoSettings(
         "c_kl_increase_steps": 100,
         "c_l2_increase_steps": 100,
         "c_max_epochs": 70,
-        # A safety cap for slow or busy machines (70 epochs take ~125 s on 2 shared cores).
+        # A safety cap for slow or busy machines (70 epochs took 72 s on one core).
         "c_max_train_seconds": 210,
         "posterior_mean_kind": "posterior_push_mean",
         "num_samples_posterior": 50,
@@ -131,7 +132,7 @@ QUICK = DemoSettings(
         "c_batch_size": 20,
         "c_kl_increase_steps": 20,
         "c_l2_increase_steps": 20,
-        "c_max_epochs": 60,  # ~15-20 s on 2 shared cores
+        "c_max_epochs": 60,  # 4.6 s on one core
         "c_max_train_seconds": 30,
         "posterior_mean_kind": "posterior_push_mean",
         "num_samples_posterior": 20,
@@ -323,8 +324,16 @@ def _stage_seconds(log_file: Path) -> dict[str, float]:
     return out
 
 
-def _threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+def default_threads() -> int:
+    """Torch threads for the demo's training: half the cores, 1 to 4.
+
+    On the 2-core development machine one thread trained at 1.06 s/epoch and two at
+    0.83 s/epoch when the machine was idle, but two threads became ~3.7x slower as soon
+    as one other busy process competed for the cores, while one thread kept its speed.
+    A shared laptop or CI runner is the common case, hence the conservative default.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, (cores or 1) // 2))
 
 
 # ------------------------------------------------------------------------------ the demo
@@ -336,6 +345,7 @@ def run_demo(
     settings: DemoSettings | None = None,
     echo: Callable[[str], None] | None = None,
     figures: bool = True,
+    threads: int | None = None,
 ) -> DemoResult:
     """Generate, prepare, train, load and score the stitched Lorenz demo (torch extra).
 
@@ -355,6 +365,8 @@ def run_demo(
         Progress and summary lines (default: print to stdout).
     figures
         Write the PNG figures (needs matplotlib).
+    threads
+        Torch threads of the training process (default: see :func:`default_threads`).
 
     Returns
     -------
@@ -374,7 +386,7 @@ def run_demo(
     out = Path(out_dir).resolve()
     _prepare_out_dir(out)
     clock = _Stopwatch(say)
-    threads = _threads()
+    threads = int(threads) if threads else default_threads()
 
     with clock.stage("generate", f"generating 3 Lorenz datasets ({s.label}) in {out / 'data'}"):
         data = lorenz(
@@ -407,9 +419,6 @@ def run_demo(
         alignment = prepared.alignment if prepared is not None else None
 
     with clock.stage("train", f"training {run.name} on the CPU ({threads} threads)"):
-        # Idle OpenMP threads sleep instead of spinning: on a machine shared with other
-        # processes, spinning threads made training steps several times slower (measured).
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         progress = _Progress(run.paths.state_file, say)
         progress.start()
         try:

@@ -5,11 +5,11 @@ local executor, posterior means, model_params, figures, summary.json).
 
 R² floor: a linear map from the factors to the true Lorenz latents, fitted on
 training trials, scored on held-out trials. An untrained model (1 epoch) scores
-0.06; the quick demo's 60 epochs scored 0.82-0.89 over seeds 0-4 on the
-development machine (2 shared cores; 20-27 s wall each), and 18 epochs (what a
-heavily loaded machine managed in 25 s) still 0.60-0.62. A floor of 0.5 fails
-for a model that did not learn the latents, not for a slow machine (training
-is capped at 30 s; the epochs it reaches are in summary.json).
+0.06; the quick demo's 60 epochs scored 0.82-0.90 over seeds 0-4 on the
+development machine (2 cores, 10 s wall each), and an older, slower engine that
+managed only 18 epochs before the time cap still reached 0.60-0.62. A floor of
+0.5 fails for a model that did not learn the latents, not for a slow machine
+(training is capped at 30 s; the epochs it reached are in summary.json).
 """
 
 from __future__ import annotations

@@ -21,7 +21,13 @@ from ._app import cli
 @click.option("--quick", is_flag=True, help="A small problem that runs in well under a minute.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of data and training.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (no matplotlib needed).")
-def demo(out_dir: Path, quick: bool, seed: int, no_figures: bool) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads for training (default: half the cores, 1 to 4).",
+)
+def demo(out_dir: Path, quick: bool, seed: int, no_figures: bool, threads: int | None) -> None:
     """Generate 3 Lorenz datasets, prepare with alignment matrices, train the stitched
     run on the CPU, load the results and print per-dataset R² on held-out trials.
 
@@ -30,4 +36,4 @@ def demo(out_dir: Path, quick: bool, seed: int, no_figures: bool) -> None:
     """
     from ..demo import run_demo
 
-    run_demo(out_dir, quick=quick, seed=seed, figures=not no_figures)
+    run_demo(out_dir, quick=quick, seed=seed, figures=not no_figures, threads=threads)
