@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import h5py
 import numpy as np
 
 from ._atomic import atomic_write_json, atomic_write_text
@@ -418,7 +419,9 @@ def run_demo(
         rc.write_summary()
         alignment = prepared.alignment if prepared is not None else None
 
-    with clock.stage("train", f"training {run.name} on the CPU ({threads} threads)"):
+    with clock.stage(
+        "train", f"training {run.name} on the CPU ({threads} thread{'s' if threads > 1 else ''})"
+    ):
         progress = _Progress(run.paths.state_file, say)
         progress.start()
         try:
@@ -442,8 +445,6 @@ def run_demo(
     with clock.stage("r2", "scoring: linear map factors -> true latents, held-out trials"):
         r2 = {}
         for name, pm in pms.items():
-            import h5py
-
             with h5py.File(data_files[name], "r") as f:
                 latents = f["latents"][()]
             r2[name] = round(heldout_r2(pm.factors, latents, pm.train_inds - 1,

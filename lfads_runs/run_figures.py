@@ -131,7 +131,9 @@ def save_pca_figure(
     for ds in names:
         conds, avg = pms[ds].condition_averaged("factors")
         averages[ds] = dict(zip(conds.tolist(), avg, strict=True))
-    common = sorted(set.intersection(*(set(a) for a in averages.values())), key=str)
+    common = list(set.intersection(*(set(a) for a in averages.values())))
+    numeric = all(isinstance(c, int | float) for c in common)
+    common = sorted(common) if numeric else sorted(common, key=str)
     if not common:
         raise DataError(f"the datasets of {run.name} share no condition; nothing to project")
     if max_conditions is not None:
