@@ -34,6 +34,7 @@ from lfads_runs.run_figures import (
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=Path("lorenz_example"), help="working folder")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per run")
     ap.add_argument("--quick", action="store_true", help="small model, few epochs")
     args = ap.parse_args(argv)
     root = args.root.resolve()
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # %% Train (MATLAB: rc.writeShellScriptRunQueue(...) and run_lfads_queue on the GPUs).
     # Here the runs train in subprocesses of this machine; `lfads-runs train` does the same.
-    result = rc.train(seed=0)
+    result = rc.train(seed=0, threads=args.threads)
     print(result.summary())
     if not result.ok:
         return 1

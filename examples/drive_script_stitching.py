@@ -64,6 +64,7 @@ def compare_factor1(runs, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=Path("lorenz_example"), help="working folder")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per run")
     ap.add_argument("--quick", action="store_true", help="small problem, few epochs")
     ap.add_argument("--with-single", action="store_true", help="also train the single runs")
     args = ap.parse_args(argv)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # %% Train (MATLAB: rc.writeShellScriptRunQueue(...) and run_lfads_queue).
     to_train = rc.all_runs if args.with_single else [stitched]
-    result = rc.train(to_train, seed=0)
+    result = rc.train(to_train, seed=0, threads=args.threads)
     print(result.summary())
     if not result.ok:
         return 1

@@ -18,7 +18,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def _run(script: str, root: Path, *extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), "--quick", "--root", str(root), *extra],
+        # one thread: the engine's small-model steps were several times slower with two
+        [sys.executable, str(EXAMPLES / script), "--quick", "--threads", "1", "--root", str(root),
+         *extra],
         capture_output=True, text=True, env=env, timeout=300, cwd=root.parent,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
