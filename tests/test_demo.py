@@ -111,3 +111,14 @@ def test_quick_demo_end_to_end_in_a_subprocess(tmp_path):
     run = rc.find_runs("all", 1)
     assert run.is_done
     assert run.load_model_trained_params().global_step == summary["training"]["lve_step"]
+
+    # new trials through our engine's checkpoint give what the posterior files hold
+    import h5py
+
+    pm = run.load_posterior_means()["dataset002"]
+    with h5py.File(paths["data"]["dataset002"]) as f:
+        counts = f["counts"][()]
+    held_out = pm.valid_inds - 1
+    new = run.infer(counts[held_out], dataset="dataset002", checkpoint="lve")
+    np.testing.assert_allclose(new.factors, pm.factors[held_out], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(new.rates, pm.rates[held_out], rtol=1e-5, atol=1e-6)
