@@ -23,6 +23,7 @@ What it does, in the order of the MATLAB tool's ``drive_script_stitching.m``
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -37,6 +38,7 @@ import h5py
 import numpy as np
 
 from ._atomic import atomic_write_json, atomic_write_text
+from ._optional import require
 from .exceptions import ConfigError, DataError, RunFailedError
 
 __all__ = [
@@ -375,6 +377,8 @@ def run_demo(
 
     Raises
     ------
+    MissingDependencyError
+        torch (or, with figures, matplotlib) is not installed.
     RunFailedError
         Training failed (the message holds the end of the run's log).
     """
@@ -382,6 +386,11 @@ def run_demo(
     from .collection import RunCollection
     from .data.synthetic import lorenz, write_lorenz_datasets
 
+    # Fail before any work when an extra is missing (find_spec: no slow import here).
+    if importlib.util.find_spec("torch") is None:
+        require("torch", "the demo (training)")
+    if figures and importlib.util.find_spec("matplotlib") is None:
+        require("matplotlib", "the demo's figures (or pass figures=False / --no-figures)")
     say = echo or (lambda s: print(s, flush=True))
     s = settings or (QUICK if quick else FULL)
     out = Path(out_dir).resolve()
