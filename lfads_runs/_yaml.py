@@ -96,14 +96,20 @@ def load_yaml(path: str | Path) -> tuple[Any, Marks]:
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, marks: Marks) -> Any:
     marks[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        # Keys written in this mapping (not merged in with "<<") may not repeat; merged keys
+        # come first after flattening and are overridden by later ones, as YAML specifies.
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         loader.flatten_mapping(node)
         out: dict = {}
+        own_seen: set = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 raise YamlError("mapping keys must be scalars", key_node.start_mark.line + 1)
-            if key in out:
-                raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+            if id(key_node) in own:
+                if key in own_seen:
+                    raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+                own_seen.add(key)
             out[key] = _build(loader, value_node, path + (key,), marks)
             marks[path + (key,)] = key_node.start_mark.line + 1
         return out

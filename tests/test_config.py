@@ -254,3 +254,21 @@ def test_yaml_round_trip_keeps_hashes(tmp_path, params):
     got = RunCollection.from_yaml(path).params[0]
     assert got.param_hash == expected.param_hash
     assert got.data_hash == expected.data_hash
+
+
+def test_yaml_merge_keys_can_be_overridden(tmp_path):
+    rc = RunCollection.from_yaml(
+        write(
+            tmp_path,
+            """\
+        name: x
+        datasets:
+          - &base {file: a.h5, bin_ms: 1, keys: {counts: spikes}}
+          - {<<: *base, file: b.h5, bin_ms: 2}
+        run_specs: [{name: all, datasets: all}]
+        params: [{}]
+    """,
+        )
+    )
+    assert rc.datasets["b"].options == {"bin_ms": 2, "keys": {"counts": "spikes"}}
+    assert rc.datasets["a"].options["bin_ms"] == 1
