@@ -33,7 +33,13 @@ from .._atomic import file_lock
 from ..exceptions import LfadsRunsWarning
 from ._ext_src import CPP_SOURCE
 
-__all__ = ["native", "native_available", "build_native", "set_native_enabled"]
+__all__ = [
+    "native",
+    "native_available",
+    "build_native",
+    "set_native_enabled",
+    "tune_allocator",
+]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -64,7 +70,7 @@ def _flags(std: str) -> list[str]:
     inc = [f"-I{p}" for p in cpp_extension.include_paths()]
     libdir = cpp_extension.library_paths()[0]
     return [
-        "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", f"-std={std}",
+        "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", f"-std={std}",
         "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", "-w", *inc,
         f"-L{libdir}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{libdir}",
     ]  # fmt: skip
@@ -88,7 +94,16 @@ def build_native(force: bool = False) -> Path:
         raise RuntimeError("no C++ compiler found (set CXX)")
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256(
-        "\n".join([CPP_SOURCE, torch.__version__, version, _cpu_signature(), sys.platform]).encode()
+        "\n".join(
+            [
+                CPP_SOURCE,
+                torch.__version__,
+                version,
+                _cpu_signature(),
+                sys.platform,
+                " ".join(_flags("c++20")),
+            ]
+        ).encode()
     ).hexdigest()[:20]
     folder = _cache_dir() / key
     lib = folder / "lfads_native.so"
@@ -137,6 +152,20 @@ def native():
                 )
         _state["ops"] = ops
         return ops
+
+
+def tune_allocator() -> None:
+    """Ask glibc to reuse large freed blocks (see ``keep_heap_memory`` in the kernels).
+
+    Called once by training and sampling when the native kernels are in use;
+    ``LFADS_RUNS_KEEP_HEAP=0`` leaves the allocator alone.
+    """
+    ops = native()
+    if ops is None or _state.get("heap_tuned"):
+        return
+    if os.environ.get("LFADS_RUNS_KEEP_HEAP", "1").strip() not in ("0", "off", "false", "no"):
+        ops.keep_heap_memory()
+    _state["heap_tuned"] = True
 
 
 def native_available() -> bool:

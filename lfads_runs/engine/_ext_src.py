@@ -21,6 +21,9 @@ CPP_SOURCE = r"""
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace {
 
@@ -57,7 +60,11 @@ template <typename F>
 void for_row_blocks(int64_t B, const F& f) {
   const int64_t nt = std::max<int64_t>(1, at::get_num_threads());
   const int64_t grain = std::max<int64_t>(1, (B + nt - 1) / nt);
-  at::parallel_for(0, B, grain, f);
+  // Worker threads do not inherit the caller's grad mode; the kernels never record autograd.
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    at::NoGradGuard no_grad;
+    f(b0, b1);
+  });
 }
 
 inline float* fp(const at::Tensor& t) { return t.data_ptr<float>(); }
@@ -611,9 +618,23 @@ void normal_(at::Tensor out, int64_t key, int64_t counter) {
   });
 }
 
+// Keep large freed blocks in the heap instead of unmapping them: the scans allocate tens of
+// MB of activations per step, and fresh mmap'd memory costs a page fault per 4 KB on first
+// touch (about a fifth of a training step). Process-wide, so the engine calls it only when
+// it trains or samples. Returns false where glibc's mallopt is unavailable.
+bool keep_heap_memory() {
+#if defined(__GLIBC__)
+  const int big = 1 << 30;
+  return mallopt(M_MMAP_THRESHOLD, big) == 1 && mallopt(M_TRIM_THRESHOLD, big) == 1;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 TORCH_LIBRARY(lfads_ext, m) {
+  m.def("keep_heap_memory() -> bool", &keep_heap_memory);
   m.def("gru_fwd(Tensor proj, Tensor h0, Tensor w_ru, Tensor w_c, float clip, bool train) -> Tensor[]", &gru_fwd);
   m.def("gru_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor h0, Tensor w_ru, Tensor w_c, Tensor hs, Tensor gates, Tensor cands, Tensor rhs, float clip, bool need_w) -> Tensor[]", &gru_bwd);
   m.def("congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor b_out, float clip, bool train) -> Tensor[]", &congen_fwd);

@@ -26,6 +26,7 @@ from ..exceptions import CheckpointError, ConfigError, DataError, LfadsRunsWarni
 from ..hparams import Hyperparameters
 from ..model_spec import ModelSpec, hdf5_key
 from . import _names
+from ._ext import tune_allocator
 from ._rng import NoiseSource
 from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
 from .data import build_spec, load_datasets
@@ -121,6 +122,7 @@ def load_model(
     TF names (or ``model_params`` keys) to arrays. The restored global step is
     ``model.global_step``.
     """
+    tune_allocator()
     model = LfadsModel(spec, device=resolve_device(device))
     if isinstance(source, Mapping):
         weights = _normalise_weights(spec, source)

@@ -33,6 +33,7 @@ import torch
 from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFailedError
 from ..hparams import Hyperparameters
 from . import _names
+from ._ext import tune_allocator
 from ._rng import NoiseSource
 from .ckpt import (
     CheckpointSet,
@@ -155,6 +156,7 @@ class _Trainer:
         self.opt = TFAdam(self.model.params.updated())
         self.seed = new_seed() if seed is None else int(seed)
         self.noise = NoiseSource(self.seed)
+        tune_allocator()
         self.nrng = np.random.default_rng(self.seed)
         self.step = 0
         self.lr = np.float32(hps.learning_rate_init)
