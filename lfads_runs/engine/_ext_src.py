@@ -585,18 +585,22 @@ inline uint64_t mix(uint64_t key, uint64_t ctr) {
   return z ^ (z >> 31);
 }
 
-// out[i] = 1/kp where a uniform draw is < kp, else 0 (a scaled dropout keep mask).
+// out[i] = 1/kp where a uniform draw is < kp, else 0 (a scaled dropout keep mask). Each
+// 64-bit draw gives two 32-bit uniforms (elements 2j and 2j + 1 use draw c + j).
 void keep_mask_(at::Tensor out, int64_t key, int64_t counter, double kp) {
   check_f32(out, "out");
   TORCH_CHECK(out.is_contiguous(), "out must be contiguous");
   float* p = fp(out);
   const float scale = static_cast<float>(1.0 / kp);
-  const float kpf = static_cast<float>(kp);
+  const uint64_t thr = static_cast<uint64_t>(std::min(kp, 1.0) * 4294967296.0);
   const uint64_t k = static_cast<uint64_t>(key), c = static_cast<uint64_t>(counter);
-  at::parallel_for(0, out.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float u = static_cast<float>(mix(k, c + i) >> 40) * 5.9604644775390625e-08f;
-      p[i] = u < kpf ? scale : 0.0f;
+  const int64_t n = out.numel(), pairs = (n + 1) / 2;
+  at::parallel_for(0, pairs, 1 << 15, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const uint64_t z = mix(k, c + j);
+      const int64_t i = 2 * j;
+      p[i] = (z & 0xFFFFFFFFULL) < thr ? scale : 0.0f;
+      if (i + 1 < n) p[i + 1] = (z >> 32) < thr ? scale : 0.0f;
     }
   });
 }
