@@ -100,14 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     for epochs in range(args.every, args.max_epochs + 1, args.every):
         hps = run.hparams(max_epochs=epochs)
         t0 = time.perf_counter()
-        train(
-            run.path_lfads_input,
-            run.path_lfads_output,
-            hps,
-            seed=args.seed,
-            progress=False,
-            log=open(os.devnull, "w"),
-        )
+        with open(os.devnull, "w") as quiet:
+            train(
+                run.path_lfads_input,
+                run.path_lfads_output,
+                hps,
+                seed=args.seed,
+                progress=False,
+                log=quiet,
+            )
         trained += time.perf_counter() - t0
         r2 = r2_now()
         worst = min(r2.values())
