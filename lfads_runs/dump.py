@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -51,10 +50,13 @@ from .io.tensorbundle import bundle_index, checkpoint_exists, index_path, read_b
 from .layout import (
     CHECKPOINT_LVE_POINTER,
     CHECKPOINT_POINTER,
+    HYPERPARAMETERS_GLOB,
     INPUT_STEM,
     LFADS_INPUT_DIR,
     MODEL_PARAMS,
+    MODEL_PARAMS_LOCK,
     checkpoint_step,
+    hyperparameters_file_step,
 )
 from .model_spec import DatasetSpec, ModelSpec, hdf5_key, lfads_dataset_name
 from .trained_params import ModelTrainedParameters
@@ -70,9 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_PARAMS_LOCK = ".model_params.lock"  # moves to layout.py
-HYPERPARAMETERS_GLOB = "hyperparameters-*.txt"  # moves to layout.py
-_HPS_RE = re.compile(r"^hyperparameters-(\d+)\.txt$")  # moves to layout.py
 
 #: A shell string (run with ``/bin/sh -c``) or an argv list.
 DumpCommand = str | Sequence[str]
@@ -408,9 +407,9 @@ def load_trained_params(
 def _hps_file(output_dir: Path) -> Path | None:
     best: tuple[int, Path] | None = None
     for p in output_dir.glob(HYPERPARAMETERS_GLOB):
-        m = _HPS_RE.match(p.name)
-        if m and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), p)
+        step = hyperparameters_file_step(p.name)
+        if step is not None and (best is None or step > best[0]):
+            best = (step, p)
     return None if best is None else best[1]
 
 

@@ -48,12 +48,16 @@ MIN_SUPPORTED_VERSION = 3
 
 # ---- names inside lfadsInput/ and data_<D>/
 INPUT_STEM = "lfads"  #: --data_filename_stem
+PREPARE_LOCK = ".lfads_runs.prepare.lock"  #: ours: one preparation at a time per data folder
 # ---- names inside lfadsOutput/ (written by LFADS or by our engine)
 MODEL_PARAMS = "model_params"
 FITLOG = "fitlog.csv"
 CHECKPOINT_POINTER = "checkpoint"
 CHECKPOINT_LVE_POINTER = "checkpoint_lve"
 CHECKPOINT_NAME = "lfads_vae"  #: --checkpoint_name
+MODEL_PARAMS_LOCK = ".model_params.lock"  #: ours: one dump at a time per lfadsOutput/
+HYPERPARAMETERS_GLOB = "hyperparameters-*.txt"
+_HYPERPARAMETERS_RE = re.compile(r"^hyperparameters-(\d+)\.txt$")
 POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
 LEGACY_POSTERIOR_KIND = "posterior_sample"
 SPLITS = ("train", "valid")
@@ -129,6 +133,12 @@ def checkpoint_step(prefix: str | os.PathLike) -> int:
 
 def hyperparameters_file_name(step: int) -> str:
     return f"hyperparameters-{int(step)}.txt"
+
+
+def hyperparameters_file_step(name: str) -> int | None:
+    """The step in a ``hyperparameters-<step>.txt`` file name, or None for other names."""
+    m = _HYPERPARAMETERS_RE.match(name)
+    return int(m.group(1)) if m else None
 
 
 @attrs.frozen

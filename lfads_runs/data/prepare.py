@@ -52,9 +52,6 @@ __all__ = [
     "input_file_names",
 ]
 
-# moves to layout.py: lock serialising concurrent preparations of one folder
-PREPARE_LOCK = ".lfads_runs.prepare.lock"
-
 
 def input_file_names(dataset: str) -> tuple[str, str]:
     """``(lfads_<ds>.h5, inputInfo_<ds>.mat)``: the two files prepared per dataset."""
@@ -262,7 +259,7 @@ def prepare_datasets(
     want_hash = _plain_hash(data_hash)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(out_dir / PREPARE_LOCK):
+    with file_lock(out_dir / layout.PREPARE_LOCK):
         status = prepared_status(out_dir, names, want_hash)
         if not regenerate:
             clash = [s for s in status.values() if s.state == "hash_mismatch"]
