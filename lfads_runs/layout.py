@@ -56,6 +56,9 @@ CHECKPOINT_POINTER = "checkpoint"
 CHECKPOINT_LVE_POINTER = "checkpoint_lve"
 CHECKPOINT_NAME = "lfads_vae"  #: --checkpoint_name
 MODEL_PARAMS_LOCK = ".model_params.lock"  #: ours: one dump at a time per lfadsOutput/
+#: ours, next to each checkpoint our engine writes: resume state (epoch, histories, time)
+CHECKPOINT_SIDECAR_SUFFIX = ".lfads_runs.json"
+CHECKPOINT_RNG_SUFFIX = ".lfads_runs.rng.npz"  #: ours: the noise generators' states
 HYPERPARAMETERS_GLOB = "hyperparameters-*.txt"
 _HYPERPARAMETERS_RE = re.compile(r"^hyperparameters-(\d+)\.txt$")
 POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")

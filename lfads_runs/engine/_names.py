@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from .. import layout
 
-# moves to layout.py: these two follow --checkpoint_name / --csv_log rather than fixed names.
-CHECKPOINT_POINTER = layout.CHECKPOINT_POINTER  # "checkpoint"
-CHECKPOINT_LVE_POINTER = layout.CHECKPOINT_LVE_POINTER  # "checkpoint_lve"
-#: Our marker next to each checkpoint we write: resume state (epoch, histories, RNG, time).
-SIDECAR_SUFFIX = ".lfads_runs.json"
-RNG_SUFFIX = ".lfads_runs.rng.npz"
+CHECKPOINT_POINTER = layout.CHECKPOINT_POINTER
+CHECKPOINT_LVE_POINTER = layout.CHECKPOINT_LVE_POINTER
+SIDECAR_SUFFIX = layout.CHECKPOINT_SIDECAR_SUFFIX
+RNG_SUFFIX = layout.CHECKPOINT_RNG_SUFFIX
 
 
 def checkpoint_prefix(checkpoint_name: str, step: int, *, lve: bool = False) -> str:
