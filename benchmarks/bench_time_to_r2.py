@@ -40,58 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lfads_runs import Dataset, LfadsRunsWarning, RunCollection, RunParams, RunSpec
-    from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
-    from lfads_runs.demo import heldout_r2
-    from lfads_runs.engine import infer, load_model, train
+    from _lorenz_r2 import prepare_run, r2_by_dataset
+
+    from lfads_runs import LfadsRunsWarning
+    from lfads_runs.engine import train
 
     # Intermediate evaluations read the latest checkpoint before any LVE one exists.
     warnings.filterwarnings("ignore", category=LfadsRunsWarning)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_r2_"))
-    data = lorenz(
-        n_datasets=3,
-        n_conditions=65,
-        trials_per_condition=(28, 29, 21),
-        n_neurons=(35, 26, 35),
-        duration_ms=1000,
-        bin_ms=1,
-        mean_rate_hz=args.rate_hz,
-        seed=args.seed,
-    )
-    files = write_lorenz_datasets(data, out / "data")
-    datasets = [Dataset(name=n, path=p) for n, p in files.items()]
-    params = RunParams(
-        spike_bin_ms=10,
-        use_alignment_matrix=True,
-        c_factors_dim=8,
-        c_gen_dim=64,
-        c_ic_enc_dim=64,
-        c_ic_dim=64,
-        c_co_dim=0,
-        c_batch_size=150,
-        c_learning_rate_stop=1e-3,
-    )
-    rc = RunCollection(out / "runs", "bench_r2", datasets, [RunSpec("all", list(files))], [params])
-    run = rc.find_runs("all", 1)
-    run.prepare()
-    spec = run.model_spec()
-    info = run.load_input_info()
-    latents = {}
-    for ds in data.datasets:  # 1 ms latents -> 10 ms bins
-        lat = ds.latents
-        latents[ds.name] = lat.reshape(lat.shape[0], lat.shape[1] // 10, 10, 3).mean(axis=2)
+    run, latents = prepare_run(out, rate_hz=args.rate_hz, seed=args.seed)
 
     def r2_now() -> dict[str, float]:
-        model = load_model(run.path_lfads_output, spec)
-        out = {}
-        for name in run.dataset_names:
-            counts = info[name].counts
-            binned = counts.reshape(counts.shape[0], counts.shape[1] // 10, 10, -1).sum(axis=2)
-            res = infer(model, spec, binned, dataset=name, kind="posterior_push_mean")
-            out[name] = heldout_r2(
-                res["factors"], latents[name], info[name].train_inds - 1, info[name].valid_inds - 1
-            )
-        return out
+        return r2_by_dataset(run, latents, run.path_lfads_output)
 
     print(f"threads {args.threads}, data in {out}", file=sys.stderr)
     trained = 0.0
