@@ -1,0 +1,102 @@
+"""Why the engine's recurrences run in hand-written kernels: one GRU scan, several ways.
+
+Issue 4 asks to measure torch.compile / TorchScript (and CUDA graphs, which need
+a GPU) against the engine's own scan. The problem is the IC encoder of the
+benchmark configuration: K = 2 recurrences (forward and reverse) of H = 64
+units over T = 100 steps, batch 150, input projections precomputed. One
+iteration is the forward pass and the backward pass of ``sum(states)`` with
+respect to the projections and the recurrent weights. Prints one line per
+backend, e.g.::
+
+    native kernels (engine default)             17.5 ms/iter   (first call 0.0 s)
+    torch, hand-written backward                25.4 ms/iter   (first call 0.0 s)
+    torch eager, autograd per step             157.7 ms/iter   (first call 0.4 s)
+    TorchScript, autograd per step             154.7 ms/iter   (first call 0.2 s)
+    torch.compile (inductor), autograd         151.8 ms/iter   (first call 146.6 s)
+
+(2-core AMD EPYC, torch 2.13.0 CPU, 2 threads.) CUDA graphs are not measured
+here: no GPU was available.
+
+Usage: ``python benchmarks/bench_scan_backends.py [--threads 2] [--iters 30]
+[--backends native,torch,eager,script,compile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--backends", default="native,torch,eager,script,compile")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from lfads_runs.engine import _ext
+    from lfads_runs.engine._scan import gru_scan, gru_scan_reference
+
+    torch.set_num_threads(args.threads)
+    K, T, B, H, clip = 2, 100, 150, 64, 5.0
+    g = torch.Generator().manual_seed(0)
+    proj = torch.randn(K, T, B, 3 * H, generator=g).requires_grad_()
+    h0 = torch.zeros(K, B, H)
+    w_ru = (torch.randn(K, H, 2 * H, generator=g) / H**0.5).requires_grad_()
+    w_c = (torch.randn(K, H, H, generator=g) / H**0.5).requires_grad_()
+    inputs = (proj, w_ru, w_c)
+
+    def engine_scan(p, wr, wc):
+        states, _ = gru_scan(p, h0, wr, wc, clip)
+        return torch.stack(states)
+
+    def reference(p, wr, wc):
+        return gru_scan_reference(p, h0, wr, wc, clip)
+
+    def timed(fn, label: str, setup=None) -> None:
+        if setup:
+            setup()
+        t0 = time.perf_counter()
+        torch.autograd.grad(fn(*inputs).sum(), inputs)  # first call: compilation, caches
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(args.iters):
+            t0 = time.perf_counter()
+            torch.autograd.grad(fn(*inputs).sum(), inputs)
+            times.append(time.perf_counter() - t0)
+        print(
+            f"{label:40s} {statistics.median(times) * 1e3:7.1f} ms/iter"
+            f"   (first call {first:.1f} s)",
+            flush=True,
+        )
+
+    wanted = args.backends.split(",")
+    print(f"# torch {torch.__version__}, {args.threads} threads", file=sys.stderr)
+    if "native" in wanted:
+        if _ext.native_available():
+            timed(engine_scan, "native kernels (engine default)")
+        else:
+            print("native kernels: not available (no C++ compiler)")
+    if "torch" in wanted:
+        timed(engine_scan, "torch, hand-written backward", lambda: _ext.set_native_enabled(False))
+        _ext.set_native_enabled(None)
+    if "eager" in wanted:
+        timed(reference, "torch eager, autograd per step")
+    if "script" in wanted:
+        scripted = torch.jit.script(gru_scan_reference)
+        timed(lambda p, wr, wc: scripted(p, h0, wr, wc, clip), "TorchScript, autograd per step")
+    if "compile" in wanted:
+        try:
+            compiled = torch.compile(reference, dynamic=False)
+            timed(compiled, "torch.compile (inductor), autograd")
+        except Exception as exc:  # report, do not hide: the other lines still count
+            print(f"torch.compile (inductor): failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
