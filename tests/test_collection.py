@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _lorenz_params import LORENZ
 
 from lfads_runs import (
     ConfigError,
@@ -17,15 +18,6 @@ from lfads_runs import (
     RunSpec,
 )
 from lfads_runs.collection import Run
-
-LORENZ = dict(
-    c_learning_rate_stop=0.001,
-    c_batch_size=150,
-    c_co_dim=0,
-    c_ic_enc_dim=64,
-    c_gen_dim=64,
-    c_factors_dim=8,
-)
 
 
 def make(tmp_path: Path, version: int = 20171107) -> RunCollection:

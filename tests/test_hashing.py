@@ -6,18 +6,10 @@ import struct
 
 import numpy as np
 import pytest
+from _lorenz_params import LORENZ
 
 from lfads_runs.hashing import MValue, datahash_bytes, short_hash
 from lfads_runs.params import RunParams
-
-LORENZ = dict(
-    c_learning_rate_stop=0.001,
-    c_batch_size=150,
-    c_co_dim=0,
-    c_ic_enc_dim=64,
-    c_gen_dim=64,
-    c_factors_dim=8,
-)
 
 
 def test_worked_byte_stream_of_the_spec():

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from _lorenz_params import LORENZ
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lfads_runs import ConfigError, RunParams
 from lfads_runs.params import param_field, param_fields
-
-LORENZ = dict(
-    c_learning_rate_stop=0.001,
-    c_batch_size=150,
-    c_co_dim=0,
-    c_ic_enc_dim=64,
-    c_gen_dim=64,
-    c_factors_dim=8,
-)
 
 
 def test_every_spec_property_with_class_and_default():

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _lorenz_params import LORENZ as DRIVE_SCRIPT
 
 from lfads_runs import ConfigError, Dataset, RunCollection, RunParams, RunSpec
 from lfads_runs import scripts as S
@@ -16,15 +17,7 @@ from lfads_runs import scripts as S
 GOLDEN = Path(__file__).parent / "golden" / "scripts"
 UPDATE = os.environ.get("LFADS_RUNS_UPDATE_GOLDEN") == "1"
 
-LORENZ = dict(
-    c_learning_rate_stop=0.001,
-    c_batch_size=150,
-    c_co_dim=0,
-    c_ic_enc_dim=64,
-    c_gen_dim=64,
-    c_factors_dim=8,
-    c_ic_post_var_min=1e-7,  # MATLAB's %f would print 0.000000
-)
+LORENZ = {**DRIVE_SCRIPT, "c_ic_post_var_min": 1e-7}  # MATLAB's %f would print 0.000000
 
 
 def collection(tmp_path: Path) -> RunCollection:
