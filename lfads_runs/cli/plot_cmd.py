@@ -26,6 +26,19 @@ def _out_option(f):
     )(f)
 
 
+def _run_arguments(f):
+    """CONFIG RUN PARAM and -o/--out, shared by every figure command."""
+    for decorate in (_out_option, click.argument("param"), click.argument("run"), config_argument):
+        f = decorate(f)
+    return f
+
+
+def _report(paths) -> None:
+    for p in paths:
+        err(f"wrote {p}")
+    echo_json([str(p) for p in paths])
+
+
 def _one_run(config, run, param):
     rc = load_collection(config)
     runs = selected_runs(rc, run, param)
@@ -35,19 +48,13 @@ def _one_run(config, run, param):
 
 
 @plot.command("params")
-@config_argument
-@click.argument("run")
-@click.argument("param")
-@_out_option
+@_run_arguments
 def plot_params(config, run, param, out_dir: Path) -> None:
     """The generator recurrent matrix and the read-out matrices of RUN PARAM."""
     from ..plots.params import save_param_figures
 
     r = _one_run(config, run, param)
-    paths = save_param_figures(r.load_model_trained_params(), out_dir)
-    for p in paths:
-        err(f"wrote {p}")
-    echo_json([str(p) for p in paths])
+    _report(save_param_figures(r.load_model_trained_params(), out_dir))
 
 
 def _kind_option(f):
@@ -68,17 +75,8 @@ def _dataset_option(f):
     )(f)
 
 
-def _report(paths) -> None:
-    for p in paths:
-        err(f"wrote {p}")
-    echo_json([str(p) for p in paths])
-
-
 @plot.command("factors")
-@config_argument
-@click.argument("run")
-@click.argument("param")
-@_out_option
+@_run_arguments
 @_kind_option
 @_dataset_option
 @click.option("--conditions", "max_conditions", type=int, default=6, show_default=True,
@@ -96,10 +94,7 @@ def plot_factors(config, run, param, out_dir: Path, kind, datasets, max_conditio
 
 
 @plot.command("pca")
-@config_argument
-@click.argument("run")
-@click.argument("param")
-@_out_option
+@_run_arguments
 @_kind_option
 @click.option("--conditions", "max_conditions", type=int, default=None,
               help="Draw only the first N shared conditions.")  # fmt: skip
@@ -112,10 +107,7 @@ def plot_pca(config, run, param, out_dir: Path, kind, max_conditions) -> None:
 
 
 @plot.command("rates")
-@config_argument
-@click.argument("run")
-@click.argument("param")
-@_out_option
+@_run_arguments
 @_kind_option
 @_dataset_option
 def plot_rates(config, run, param, out_dir: Path, kind, datasets) -> None:
@@ -127,10 +119,7 @@ def plot_rates(config, run, param, out_dir: Path, kind, datasets) -> None:
 
 
 @plot.command("fitlog")
-@config_argument
-@click.argument("run")
-@click.argument("param")
-@_out_option
+@_run_arguments
 def plot_fitlog(config, run, param, out_dir: Path) -> None:
     """Training curves from fitlog.csv (training_curves.png)."""
     from ..run_figures import save_fitlog_figure
@@ -139,10 +128,7 @@ def plot_fitlog(config, run, param, out_dir: Path) -> None:
 
 
 @plot.command("alignment")
-@config_argument
-@click.argument("run")
-@click.argument("param")
-@_out_option
+@_run_arguments
 @click.option("--factors", "n_factors", type=int, default=3, show_default=True,
               help="Global PCs drawn (rows).")  # fmt: skip
 def plot_alignment(config, run, param, out_dir: Path, n_factors: int) -> None:
