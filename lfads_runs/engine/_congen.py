@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["CongenScan", "FB_NONE", "FB_FACTORS", "FB_RATES", "FB_MEANS"]
+__all__ = ["CongenScan", "congen_forward", "FB_NONE", "FB_FACTORS", "FB_RATES", "FB_MEANS"]
 
 FB_NONE, FB_FACTORS, FB_RATES, FB_MEANS = 0, 1, 2, 3
 
@@ -24,6 +24,22 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 def _mt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """sum over (t, b) of a^T b for [T, B, m] and [T, B, n] -> [m, n]."""
     return _flat(a).t() @ _flat(b)
+
+
+def congen_forward(
+    ops, cfg, cp, w_fb, c0, w_ru_c, w_c_c, w_co, b_co, gp, w_u, g0, w_ru_g, w_c_g, w_fac,
+    w_out, b_out, keep_fb, eps, gen_keep, *, train: bool,
+):  # fmt: skip
+    """The native forward loop, arguments in :class:`CongenScan`'s order.
+
+    Returns (generator states, their dropped-out copy, factors, [mu | logvar], u),
+    followed with ``train`` by the intermediates the backward pass needs.
+    """
+    fb_mode, sample, clip = cfg
+    return ops.congen_fwd(
+        cp, keep_fb, w_fb, c0, w_ru_c, w_c_c, w_co, b_co, eps, sample, gp, w_u, g0, w_ru_g,
+        w_c_g, gen_keep, w_fac, fb_mode, w_out, b_out, clip, train,
+    )  # fmt: skip
 
 
 class CongenScan(torch.autograd.Function):
@@ -54,31 +70,10 @@ class CongenScan(torch.autograd.Function):
         eps,
         gen_keep,
     ):
-        fb_mode, sample, clip = cfg
-        out = ops.congen_fwd(
-            cp,
-            keep_fb,
-            w_fb,
-            c0,
-            w_ru_c,
-            w_c_c,
-            w_co,
-            b_co,
-            eps,
-            sample,
-            gp,
-            w_u,
-            g0,
-            w_ru_g,
-            w_c_g,
-            gen_keep,
-            w_fac,
-            fb_mode,
-            w_out,
-            b_out,
-            clip,
-            True,
-        )
+        out = congen_forward(
+            ops, cfg, cp, w_fb, c0, w_ru_c, w_c_c, w_co, b_co, gp, w_u, g0, w_ru_g, w_c_g,
+            w_fac, w_out, b_out, keep_fb, eps, gen_keep, train=True,
+        )  # fmt: skip
         gs, gd, fac, mv, u, cs, c_gates, c_cands, c_rh, g_gates, g_cands, g_rh, fbk, fbv, lins = out
         ctx.ops, ctx.cfg = ops, cfg
         ctx.save_for_backward(

@@ -14,7 +14,7 @@ import torch
 
 from ..hparams import CLIP_VALUE
 from ..model_spec import ModelSpec
-from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan
+from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen_forward
 from ._ext import native
 from ._rng import NoiseSource, as_noise_source
 from ._scan import gru_scan
@@ -529,31 +529,7 @@ class LfadsModel(torch.nn.Module):
             if torch.is_grad_enabled():
                 gs_t, gd_t, fac, mv, u_all = CongenScan.apply(ops, cfg, *args)
             else:
-                a_ = args
-                gs_t, gd_t, fac, mv, u_all = ops.congen_fwd(
-                    a_[0],
-                    a_[15],
-                    a_[1],
-                    a_[2],
-                    a_[3],
-                    a_[4],
-                    a_[5],
-                    a_[6],
-                    a_[16],
-                    cfg[1],
-                    a_[7],
-                    a_[8],
-                    a_[9],
-                    a_[10],
-                    a_[11],
-                    a_[17],
-                    a_[12],
-                    fb_mode,
-                    a_[13],
-                    a_[14],
-                    cfg[2],
-                    False,
-                )
+                gs_t, gd_t, fac, mv, u_all = congen_forward(ops, cfg, *args, train=False)
             co = {"mean": mv[..., :U], "logvar": mv[..., U:], "eps": eps}
             return gs_t, gd_t, u_all, co, fac
 
