@@ -40,12 +40,13 @@ def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _recon_valid(folder: Path) -> dict[int, float]:
+def _fitlog(folder: Path) -> list:
+    """The folder's fit-log rows ([] without a fit log)."""
     from lfads_runs import layout
     from lfads_runs.io.fitlog import read_fitlog_rows
 
     path = folder / layout.FITLOG
-    return {r.epoch: r.recon_valid for r in read_fitlog_rows(path)} if path.is_file() else {}
+    return read_fitlog_rows(path) if path.is_file() else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,26 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     folders: list[tuple[str, Path]] = []
     for seed in (int(s) for s in args.seeds.split(",") if s):
         folder = out / f"ours_s{seed}"
-        if not (folder / "fitlog.csv").is_file():
+        if not _fitlog(folder):
             with open(os.devnull, "w") as quiet:
                 hps = run.hparams(max_epochs=args.epochs)
                 train(run.path_lfads_input, folder, hps, seed=seed, progress=False, log=quiet)
         folders.append(("ours", folder))
     folders += [(re.sub(r"_?s?\d+$", "", p.name) or "other", p) for p in args.compare]
 
-    steps_per_epoch = None
-    table: dict[Path, dict[int, float]] = {}
-    for _, folder in folders:
-        scores = {}
-        for step, prefix in _checkpoints(folder):
-            scores[step] = min(r2_by_dataset(run, latents, prefix).values())
-        table[folder] = scores
-        recon = _recon_valid(folder)
-        if recon and steps_per_epoch is None:
-            from lfads_runs.io.fitlog import read_fitlog_rows
-
-            steps_per_epoch = read_fitlog_rows(folder / "fitlog.csv")[0].step
-    spe = steps_per_epoch or 1
+    logs = {folder: _fitlog(folder) for _, folder in folders}
+    table = {
+        folder: {
+            step: min(r2_by_dataset(run, latents, prefix).values())
+            for step, prefix in _checkpoints(folder)
+        }
+        for _, folder in folders
+    }
+    # Epoch 0's row is written after one epoch of steps.
+    spe = next((rows[0].step for rows in logs.values() if rows), 1)
     epochs = sorted({round(s / spe) for sc in table.values() for s in sc})
     recon_epochs = list(range(0, args.epochs, 10))
     print(
@@ -112,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for group, folder in folders:
         by_epoch = {round(s / spe): v for s, v in table[folder].items()}
         r2 = [by_epoch.get(e, float("nan")) for e in epochs]
-        recon = _recon_valid(folder)
+        recon = {r.epoch: r.recon_valid for r in logs[folder]}
         rec = [recon.get(e, float("nan")) for e in recon_epochs]
         groups.setdefault(group, []).append((r2, rec))
         print(
