@@ -21,9 +21,9 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def _mt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum over (t, b) of a^T b for [T, B, m] and [T, B, n] -> [m, n]."""
-    return _flat(a).t() @ _flat(b)
+def _mt(ops, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum over (t, b) of a^T b for [T, B, m] and [T, B, n] -> [m, n] (native kernel)."""
+    return ops.mt(_flat(a), _flat(b))
 
 
 def congen_forward(
@@ -117,6 +117,7 @@ class CongenScan(torch.autograd.Function):
          gen_keep, gs, gd, fac, mv, u, cs, c_gates, c_cands, c_rh, g_gates, g_cands, g_rh, fbk,
          fbv, lins) = ctx.saved_tensors  # fmt: skip
         fb_mode, sample, clip = ctx.cfg
+        ops = ctx.ops
         d_xc, d_xg, d_mv, d_fac, d_lin, d_c0, d_g0, d_f0 = ctx.ops.congen_bwd(
             g_fac,
             g_mv,
@@ -150,22 +151,22 @@ class CongenScan(torch.autograd.Function):
         C, G = c0.shape[1], g0.shape[1]
         c_prev = torch.cat((c0.unsqueeze(0), cs[:-1]), 0)
         g_prev = torch.cat((g0.unsqueeze(0), gs[:-1]), 0)
-        d_w_ru_c = _mt(c_prev, d_xc[..., : 2 * C])
-        d_w_c_c = _mt(c_rh, d_xc[..., 2 * C :])
-        d_w_co = _mt(cs, d_mv)
+        d_w_ru_c = _mt(ops, c_prev, d_xc[..., : 2 * C])
+        d_w_c_c = _mt(ops, c_rh, d_xc[..., 2 * C :])
+        d_w_co = _mt(ops, cs, d_mv)
         d_b_co = d_mv.sum((0, 1))
-        d_w_u = _mt(u, d_xg)
-        d_w_ru_g = _mt(g_prev, d_xg[..., : 2 * G])
-        d_w_c_g = _mt(g_rh, d_xg[..., 2 * G :])
-        d_w_fac = _mt(gd, d_fac)
+        d_w_u = _mt(ops, u, d_xg)
+        d_w_ru_g = _mt(ops, g_prev, d_xg[..., : 2 * G])
+        d_w_c_g = _mt(ops, g_rh, d_xg[..., 2 * G :])
+        d_w_fac = _mt(ops, gd, d_fac)
         d_w_fb = d_w_out = d_b_out = None
         if fb_mode != FB_NONE:
-            d_w_fb = _mt(fbk, d_xc)
+            d_w_fb = _mt(ops, fbk, d_xc)
             d_w_fac = d_w_fac + g0.t() @ d_f0
             d_g0 = d_g0 + d_f0 @ w_fac.t()
             if fb_mode in (FB_RATES, FB_MEANS):
                 f_prev = torch.cat(((g0 @ w_fac).unsqueeze(0), fac[:-1]), 0)
-                d_w_out = _mt(f_prev, d_lin)
+                d_w_out = _mt(ops, f_prev, d_lin)
                 d_b_out = d_lin.sum((0, 1))
         return (
             None,

@@ -8,7 +8,9 @@ to float32 round-off, random streams differ). ``LFADS_RUNS_NATIVE=1`` makes a
 failed build an error instead of a warning.
 
 The shared library is built against the running torch (headers and libraries
-from the torch installation, no Python headers) with ``-march=native``, and cached
+from the torch installation, no Python headers) with ``-march=native`` (plus
+``$LFADS_RUNS_NATIVE_CFLAGS``, e.g. ``-mno-avx512f`` to build the code path of
+processors without AVX-512), and cached
 under ``$LFADS_RUNS_CACHE`` (default ``~/.cache/lfads_runs``) in a folder keyed by
 the source, torch version, compiler and CPU, so machines sharing a home folder do
 not load each other's builds.
@@ -69,8 +71,9 @@ def _flags(std: str) -> list[str]:
     abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", 1))
     inc = [f"-I{p}" for p in cpp_extension.include_paths()]
     libdir = cpp_extension.library_paths()[0]
+    extra = os.environ.get("LFADS_RUNS_NATIVE_CFLAGS", "").split()
     return [
-        "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", f"-std={std}",
+        "-O3", "-march=native", *extra, "-fno-math-errno", "-fno-trapping-math", "-fopenmp", f"-std={std}",
         "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", "-w", *inc,
         f"-L{libdir}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{libdir}",
     ]  # fmt: skip

@@ -21,6 +21,12 @@ CPP_SOURCE = r"""
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include <array>
+#include <string>
+#include <utility>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -69,6 +75,303 @@ void for_row_blocks(int64_t B, const F& f) {
 
 inline float* fp(const at::Tensor& t) { return t.data_ptr<float>(); }
 
+// Elements of a row are adjacent (a last dimension of size 1 may have any stride).
+inline bool unit_cols(const at::Tensor& t) { return t.size(-1) == 1 || t.stride(-1) == 1; }
+
+// ------------------------------------------------------------------ matrix products
+// gemm: C (+)= A B with row-major A [M, Kd] (row stride lda), B [Kd, N] (row stride ldb)
+// and C [M, N] (row stride ldc): the per-step products of the recurrences, a few hundred
+// thousand multiply-adds each. gemm_tn: C (+)= A^T B for A [R, M] and B [R, N] with R
+// large (weight gradients: sums over all steps and trials).
+//
+// MKL runs float32 products on its AVX2 code path on AMD processors, and pays a call
+// overhead that matters at these sizes. Register-blocked tiles here (6 rows x 4 vectors
+// with AVX-512, 6 rows x 2 vectors with AVX2, the last vector masked) are about twice as
+// fast with AVX-512 and on par with AVX2; without either the products go to ATen.
+#if defined(__AVX512F__)
+#define LFADS_TILES 1
+struct Vec {
+  using T = __m512;
+  using Mask = __mmask16;
+  static constexpr int kWidth = 16, kPerTile = 4;
+  static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
+  static Mask full() { return static_cast<Mask>(0xFFFF); }
+  static T zero() { return _mm512_setzero_ps(); }
+  static T set1(float x) { return _mm512_set1_ps(x); }
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static T load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, T v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+};
+#elif defined(__AVX2__) && defined(__FMA__)
+#define LFADS_TILES 1
+struct Vec {
+  using T = __m256;
+  using Mask = __m256i;
+  static constexpr int kWidth = 8, kPerTile = 2;
+  static Mask mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Mask full() { return _mm256_set1_epi32(-1); }
+  static T zero() { return _mm256_setzero_ps(); }
+  static T set1(float x) { return _mm256_set1_ps(x); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static T load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, T v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+};
+#endif
+
+// Which product kernels this build uses (reported by the engine and its benchmarks).
+std::string simd() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(LFADS_TILES)
+  return "avx2";
+#else
+  return "aten";
+#endif
+}
+
+#if defined(LFADS_TILES)
+constexpr int kTileRows = 6, kTileCols = Vec::kWidth * Vec::kPerTile;
+
+// C tile [R, NQ vectors] (+)= sum_k A(r, k) B[k, :], with A(r, k) = A[r * sai + k * sak];
+// the last vector is masked. bias (when given, and not acc) is added to every row.
+template <int R, int NQ>
+void gemm_tile(int64_t Kd, const float* __restrict__ A, int64_t sai, int64_t sak,
+               const float* __restrict__ B, int64_t ldb, float* __restrict__ C, int64_t ldc,
+               Vec::Mask last, bool acc, const float* __restrict__ bias) {
+  constexpr int W = Vec::kWidth;
+  Vec::T c[R][NQ];
+#pragma GCC unroll 4
+  for (int q = 0; q < NQ; ++q) {
+    const Vec::T init =
+        bias ? (q + 1 < NQ ? Vec::load(bias + W * q) : Vec::load(bias + W * q, last)) : Vec::zero();
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) c[r][q] = init;
+  }
+  for (int64_t k = 0; k < Kd; ++k) {
+    const float* b = B + k * ldb;
+    const float* a = A + k * sak;
+    Vec::T bv[NQ];
+#pragma GCC unroll 4
+    for (int q = 0; q < NQ; ++q)
+      bv[q] = q + 1 < NQ ? Vec::load(b + W * q) : Vec::load(b + W * q, last);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const Vec::T av = Vec::set1(a[r * sai]);
+#pragma GCC unroll 4
+      for (int q = 0; q < NQ; ++q) c[r][q] = Vec::fma(av, bv[q], c[r][q]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NQ; ++q) {
+      const Vec::Mask m = q + 1 < NQ ? Vec::full() : last;
+      float* p = C + r * ldc + W * q;
+      Vec::T v = c[r][q];
+      if (acc) v = Vec::add(v, Vec::load(p, m));
+      Vec::store(p, v, m);
+    }
+}
+
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*,
+                        int64_t, Vec::Mask, bool, const float*);
+template <int R, int... Q>
+constexpr std::array<TileFn, sizeof...(Q)> tile_row(std::integer_sequence<int, Q...>) {
+  return {gemm_tile<R, Q + 1>...};
+}
+template <int... R>
+constexpr std::array<std::array<TileFn, Vec::kPerTile>, sizeof...(R)> tile_table(
+    std::integer_sequence<int, R...>) {
+  return {tile_row<R + 1>(std::make_integer_sequence<int, Vec::kPerTile>())...};
+}
+constexpr auto kTiles = tile_table(std::make_integer_sequence<int, kTileRows>());
+
+// All tiles of C [M, N] over Kd terms; A(i, k) = A[i * sai + k * sak].
+void gemm_tiles(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t sai, int64_t sak,
+                const float* B, int64_t ldb, float* C, int64_t ldc, bool acc,
+                const float* bias = nullptr) {
+  for (int64_t j0 = 0; j0 < N; j0 += kTileCols) {
+    const int64_t nc = std::min<int64_t>(kTileCols, N - j0);
+    const int nq = static_cast<int>((nc + Vec::kWidth - 1) / Vec::kWidth);
+    const Vec::Mask last = Vec::mask(static_cast<int>(nc - Vec::kWidth * (nq - 1)));
+    for (int64_t i0 = 0; i0 < M; i0 += kTileRows) {
+      const int r = static_cast<int>(std::min<int64_t>(kTileRows, M - i0));
+      kTiles[r - 1][nq - 1](Kd, A + i0 * sai, sai, sak, B + j0, ldb, C + i0 * ldc + j0, ldc,
+                            last, acc, bias ? bias + j0 : nullptr);
+    }
+  }
+}
+
+void gemm(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float* C, int64_t ldc, bool acc) {
+  if (M > 0 && N > 0) gemm_tiles(M, N, Kd, A, lda, 1, B, ldb, C, ldc, acc);
+}
+
+// C = bias + A B (bias [N] added to every row).
+void gemm_bias(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
+               int64_t ldb, const float* bias, float* C, int64_t ldc) {
+  if (M > 0 && N > 0) gemm_tiles(M, N, Kd, A, lda, 1, B, ldb, C, ldc, false, bias);
+}
+
+// One thread's share of gemm_tn, in chunks of rows whose A and B parts stay in L2.
+void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
+  constexpr int64_t kChunk = 256;
+  for (int64_t r0 = 0; r0 < R; r0 += kChunk) {
+    const int64_t nr = std::min(kChunk, R - r0);
+    gemm_tiles(M, N, nr, A + r0 * lda, 1, lda, B + r0 * ldb, ldb, C, ldc, acc || r0 > 0);
+  }
+}
+#else
+at::Tensor view2d(const float* p, int64_t rows, int64_t cols, int64_t ld) {
+  return at::from_blob(const_cast<float*>(p), {rows, cols}, {ld, 1},
+                       at::TensorOptions().dtype(at::kFloat));
+}
+
+void gemm(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float* C, int64_t ldc, bool acc) {
+  if (M <= 0 || N <= 0) return;
+  at::Tensor a = view2d(A, M, Kd, lda), b = view2d(B, Kd, N, ldb), c = view2d(C, M, N, ldc);
+  if (acc) c.addmm_(a, b);
+  else at::mm_out(c, a, b);
+}
+
+void gemm_bias(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
+               int64_t ldb, const float* bias, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) std::memcpy(C + i * ldc, bias, sizeof(float) * N);
+  gemm(M, N, Kd, A, lda, B, ldb, C, ldc, true);
+}
+
+void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
+  at::Tensor a = view2d(A, R, M, lda).t(), b = view2d(B, R, N, ldb), c = view2d(C, M, N, ldc);
+  if (acc) c.addmm_(a, b);
+  else at::mm_out(c, a, b);
+}
+#endif
+
+// C [M, N] (contiguous) (+)= A^T B, the rows split into one block per thread, each
+// summed into its own partial result; the partials are added at the end.
+void gemm_tn(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda, const float* B,
+             int64_t ldb, float* C, bool acc) {
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), R / 64));
+  if (nt <= 1 || at::in_parallel_region()) {
+    if (R > 0) gemm_tn_serial(M, N, R, A, lda, B, ldb, C, N, acc);
+    else if (!acc) std::fill(C, C + M * N, 0.0f);
+    return;
+  }
+  std::vector<float> part(nt * M * N, 0.0f);
+  const int64_t grain = (R + nt - 1) / nt;
+  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * grain, nr = std::min(grain, R - r0);
+      if (nr > 0)
+        gemm_tn_serial(M, N, nr, A + r0 * lda, lda, B + r0 * ldb, ldb, part.data() + p * M * N,
+                       N, false);
+    }
+  });
+  for (int64_t i = 0; i < M * N; ++i) {
+    float v = acc ? C[i] : 0.0f;
+    for (int64_t p = 0; p < nt; ++p) v += part[p * M * N + i];
+    C[i] = v;
+  }
+}
+
+// The same on tensors: c (+)= a b for 2-d tensors with unit column stride.
+void mm_into(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b, bool acc) {
+  TORCH_CHECK(unit_cols(a) && unit_cols(b) && unit_cols(c),
+              "mm operands need a unit column stride");
+  gemm(a.size(0), b.size(1), a.size(1), fp(a), a.stride(0), fp(b), b.stride(0), fp(c),
+       c.stride(0), acc);
+}
+
+// a^T b for a [R, M] and b [R, N] (unit column strides): a weight gradient.
+at::Tensor mt(const at::Tensor& a_in, const at::Tensor& b_in) {
+  check_f32(a_in, "a");
+  check_f32(b_in, "b");
+  TORCH_CHECK(a_in.dim() == 2 && b_in.dim() == 2 && a_in.size(0) == b_in.size(0),
+              "mt needs a [R, M] and b [R, N]");
+  at::Tensor a = unit_cols(a_in) ? a_in : a_in.contiguous();
+  at::Tensor b = unit_cols(b_in) ? b_in : b_in.contiguous();
+  at::Tensor c = at::empty({a.size(1), b.size(1)}, a.options());
+  gemm_tn(a.size(1), b.size(1), a.size(0), fp(a), a.stride(0), fp(b), b.stride(0), fp(c), false);
+  return c;
+}
+
+// ------------------------------------------------------------------ input projections
+// The input parts of the K encoders' gates for all steps at once: out [K, R, N] =
+// b[k] + x[k] w[k] for x [K, R, E] (unit last stride), w [K, E, N], b [K, N]. One pass
+// that writes each output once (baddbmm first fills the output with the broadcast bias).
+at::Tensor lin_fwd(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in) {
+  check_f32(x_in, "x");
+  TORCH_CHECK(x_in.dim() == 3, "x must be [K, R, E]");
+  at::Tensor x = unit_cols(x_in) ? x_in : x_in.contiguous();
+  const int64_t K = x.size(0), R = x.size(1), E = x.size(2);
+  at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
+  const int64_t N = w.size(2);
+  TORCH_CHECK(w.size(0) == K && w.size(1) == E && b.numel() == K * N, "lin_fwd: shapes differ");
+  at::Tensor out = at::empty({K, R, N}, x.options());
+  const int64_t sk = x.stride(0), sr = x.stride(1);
+  for_row_blocks(R, [&](int64_t r0, int64_t r1) {
+    for (int64_t k = 0; k < K; ++k)
+      gemm_bias(r1 - r0, N, E, fp(x) + k * sk + r0 * sr, sr, fp(w) + k * E * N, N,
+                fp(b) + k * N, fp(out) + (k * R + r0) * N, N);
+  });
+  return out;
+}
+
+// Backward of lin_fwd: dx [K, R, E] (when need_x), dw [K, E, N], db [K, N], in one pass over
+// d [K, R, N] in chunks that stay in cache; each thread sums dw and db over its rows.
+std::vector<at::Tensor> lin_bwd(const at::Tensor& d_in, const at::Tensor& x_in,
+                                const at::Tensor& w, bool need_x) {
+  at::Tensor d = d_in.contiguous(), x = unit_cols(x_in) ? x_in : x_in.contiguous();
+  const int64_t K = d.size(0), R = d.size(1), N = d.size(2), E = x.size(2);
+  at::Tensor w_t = w.transpose(1, 2).contiguous();  // [K, N, E]
+  at::Tensor dx = need_x ? at::empty({K, R, E}, d.options()) : at::Tensor();
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), R / 64));
+  const int64_t grain = (R + nt - 1) / nt, per = K * (E + 1) * N;
+  std::vector<float> part(nt * per, 0.0f);  // per thread: dw [K, E, N], then db [K, N]
+  const int64_t sk = x.stride(0), sr = x.stride(1);
+  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
+    at::NoGradGuard no_grad;
+    for (int64_t p = p0; p < p1; ++p) {
+      float* dw = part.data() + p * per;
+      float* db = dw + K * E * N;
+      const int64_t end = std::min(R, (p + 1) * grain);
+      for (int64_t c0 = p * grain; c0 < end; c0 += 256) {
+        const int64_t nr = std::min<int64_t>(256, end - c0);
+        for (int64_t k = 0; k < K; ++k) {
+          const float* dk = fp(d) + (k * R + c0) * N;
+          const float* xk = fp(x) + k * sk + c0 * sr;
+          if (need_x)
+            gemm(nr, E, N, dk, N, fp(w_t) + k * N * E, E, fp(dx) + (k * R + c0) * E, E, false);
+          gemm_tn_serial(E, N, nr, xk, sr, dk, N, dw + k * E * N, N, true);
+          float* dbk = db + k * N;
+          for (int64_t i = 0; i < nr; ++i)
+            for (int64_t j = 0; j < N; ++j) dbk[j] += dk[i * N + j];
+        }
+      }
+    }
+  });
+  at::Tensor dwb = at::empty({per}, d.options());
+  float* o = fp(dwb);
+  for (int64_t i = 0; i < per; ++i) {
+    float v = 0.0f;
+    for (int64_t p = 0; p < nt; ++p) v += part[p * per + i];
+    o[i] = v;
+  }
+  at::Tensor dw_out = dwb.narrow(0, 0, K * E * N).view({K, E, N});
+  at::Tensor db_out = dwb.narrow(0, K * E * N, K * N).view({K, N});
+  if (!need_x) return {dw_out, db_out};
+  return {dx, dw_out, db_out};
+}
+
 // ------------------------------------------------------------------ row kernels
 // Gates: g <- sigmoid(g + x) over 2H, rh <- r * h.
 inline void row_gates(int64_t H, float* __restrict__ g, const float* __restrict__ x,
@@ -94,17 +397,13 @@ inline void row_state(int64_t H, float* __restrict__ c, const float* __restrict_
 // candidate and update-gate pre-activation gradients, and the direct path dh * u.
 inline void row_bwd_a(int64_t H, const float* __restrict__ d, const float* __restrict__ u,
                       const float* __restrict__ c, const float* __restrict__ hprev,
-                      float* __restrict__ car, float* __restrict__ dz, float* __restrict__ out_c,
-                      float* __restrict__ dzu_buf, float* __restrict__ out_u) {
+                      float* __restrict__ car, float* __restrict__ out_c,
+                      float* __restrict__ out_u) {
   for (int64_t j = 0; j < H; ++j) {
     const float g = d[j];
     const float uu = u[j], cc = c[j];
-    const float dzu = g * (hprev[j] - cc) * uu * (1.0f - uu);
-    const float dzc = g * (1.0f - uu) * (1.0f - cc * cc);
-    dz[j] = dzc;
-    out_c[j] = dzc;
-    dzu_buf[j] = dzu;
-    out_u[j] = dzu;
+    out_u[j] = g * (hprev[j] - cc) * uu * (1.0f - uu);
+    out_c[j] = g * (1.0f - uu) * (1.0f - cc * cc);
     car[j] = g * uu;
   }
 }
@@ -112,12 +411,10 @@ inline void row_bwd_a(int64_t H, const float* __restrict__ d, const float* __res
 // Backward, after x = dzc W_c^T: reset-gate pre-activation gradient and the carry.
 inline void row_bwd_b(int64_t H, const float* __restrict__ x, const float* __restrict__ r,
                       const float* __restrict__ hprev, float* __restrict__ car,
-                      float* __restrict__ dzr_buf, float* __restrict__ out_r) {
+                      float* __restrict__ out_r) {
   for (int64_t j = 0; j < H; ++j) {
     const float rr = r[j];
-    const float dzr = x[j] * hprev[j] * rr * (1.0f - rr);
-    dzr_buf[j] = dzr;
-    out_r[j] = dzr;
+    out_r[j] = x[j] * hprev[j] * rr * (1.0f - rr);
     car[j] += x[j] * rr;
   }
 }
@@ -126,13 +423,47 @@ inline void row_mask(int64_t H, float* __restrict__ d, const float* __restrict__
   for (int64_t j = 0; j < H; ++j) d[j] = std::fabs(h[j]) < clip ? d[j] : 0.0f;
 }
 
+// One GRU step on nb rows. x [nb, 3H] (row stride xs) holds the input parts of [r | u | c];
+// w_ru [H, 2H] and w_c [H, H] are contiguous. Writes the gates g [nb, 2H] (r | u after the
+// sigmoid), rh = r * h_prev, the candidate c and h_new, all with contiguous rows.
+void step_fwd(int64_t nb, int64_t H, const float* x, int64_t xs, const float* h_prev,
+              const float* w_ru, const float* w_c, float* g, float* rh, float* c, float* h_new,
+              float clip, bool do_clip) {
+  gemm(nb, 2 * H, H, h_prev, H, w_ru, 2 * H, g, 2 * H, false);
+  for (int64_t b = 0; b < nb; ++b)
+    row_gates(H, g + b * 2 * H, x + b * xs, h_prev + b * H, rh + b * H);
+  gemm(nb, H, H, rh, H, w_c, H, c, H, false);
+  for (int64_t b = 0; b < nb; ++b)
+    row_state(H, c + b * H, x + b * xs + 2 * H, g + b * 2 * H + H, h_prev + b * H,
+              h_new + b * H, do_clip, clip);
+}
+
+// Backward of one step on nb rows: dh [nb, H] is masked in place (when asked); writes the
+// input-part gradients d_x [nb, 3H] (row stride dxs) and dh_prev [nb, H]. w_ru_t [2H, H]
+// and w_c_t [H, H] are the transposed weights (contiguous); drh is [nb, H] scratch.
+void step_bwd(int64_t nb, int64_t H, float* dh, const float* g, const float* c,
+              const float* h_prev, const float* h_new, const float* w_ru_t, const float* w_c_t,
+              float clip, bool masked, float* drh, float* d_x, int64_t dxs, float* dh_prev) {
+  for (int64_t b = 0; b < nb; ++b) {
+    float* drow = dh + b * H;
+    if (masked) row_mask(H, drow, h_new + b * H, clip);
+    float* o = d_x + b * dxs;
+    row_bwd_a(H, drow, g + b * 2 * H + H, c + b * H, h_prev + b * H, dh_prev + b * H,
+              o + 2 * H, o + H);
+  }
+  gemm(nb, H, H, d_x + 2 * H, dxs, w_c_t, H, drh, H, false);
+  for (int64_t b = 0; b < nb; ++b)
+    row_bwd_b(H, drh + b * H, g + b * 2 * H, h_prev + b * H, dh_prev + b * H, d_x + b * dxs);
+  gemm(nb, H, 2 * H, d_x, dxs, w_ru_t, H, dh_prev, H, true);
+}
+
 // ------------------------------------------------------------------ GRU scans
 // Forward. proj [K,T,B,3H] = input parts of [r | u | c] (any strides, unit last stride),
 // h0 [K,B,H], w_ru [K,H,2H], w_c [K,H,H]. Returns hs [K,T,B,H] and, when train,
 // gates [T,K,B,2H] (r|u after the sigmoid), cands [T,K,B,H] (c), rhs [K,T,B,H] (r*h_prev).
 std::vector<at::Tensor> gru_fwd(const at::Tensor& proj, const at::Tensor& h0_in,
-                                const at::Tensor& w_ru, const at::Tensor& w_c, double clip_d,
-                                bool train) {
+                                const at::Tensor& w_ru_in, const at::Tensor& w_c_in,
+                                double clip_d, bool train) {
   check_f32(proj, "proj");
   check_f32(h0_in, "h0");
   const int64_t K = proj.size(0), T = proj.size(1), B = proj.size(2), H = proj.size(3) / 3;
@@ -144,39 +475,25 @@ std::vector<at::Tensor> gru_fwd(const at::Tensor& proj, const at::Tensor& h0_in,
   at::Tensor gates = train ? at::empty({T, K, B, 2 * H}, opt) : at::Tensor();
   at::Tensor cands = train ? at::empty({T, K, B, H}, opt) : at::Tensor();
   at::Tensor rhs = train ? at::empty({K, T, B, H}, opt) : at::Tensor();
-  at::Tensor h0 = h0_in.contiguous();
-  const float* pp = fp(proj);
+  at::Tensor h0 = h0_in.contiguous(), w_ru = w_ru_in.contiguous(), w_c = w_c_in.contiguous();
+  const float *pp = fp(proj), *h0p = fp(h0), *wru = fp(w_ru), *wc = fp(w_c);
+  float* hsp = fp(hs);
+  float *gtp = train ? fp(gates) : nullptr, *cdp = train ? fp(cands) : nullptr;
+  float* rhp = train ? fp(rhs) : nullptr;
   const int64_t s0 = proj.stride(0), s1 = proj.stride(1), s2 = proj.stride(2);
   for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
-    at::Tensor h = h0.narrow(1, b0, nb).clone();  // [K, nb, H], contiguous
-    at::Tensor g = at::empty({K, nb, 2 * H}, opt), c = at::empty({K, nb, H}, opt);
-    at::Tensor rh = at::empty({K, nb, H}, opt);
-    float *hp = fp(h), *gp = fp(g), *cp = fp(c), *rp = fp(rh);
+    std::vector<float> scratch(train ? 0 : 4 * nb * H);  // g, c, rh when not kept
     for (int64_t t = 0; t < T; ++t) {
-      at::bmm_out(g, h, w_ru);
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < nb; ++i) {
-          const int64_t r = k * nb + i, b = b0 + i;
-          row_gates(H, gp + r * 2 * H, pp + k * s0 + t * s1 + b * s2, hp + r * H, rp + r * H);
-          if (train) {
-            std::memcpy(fp(gates) + ((t * K + k) * B + b) * 2 * H, gp + r * 2 * H,
-                        sizeof(float) * 2 * H);
-            std::memcpy(fp(rhs) + ((k * T + t) * B + b) * H, rp + r * H, sizeof(float) * H);
-          }
-        }
-      at::bmm_out(c, rh, w_c);
       const bool do_clip = (t == 0) || clip_all;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < nb; ++i) {
-          const int64_t r = k * nb + i, b = b0 + i;
-          float* out = fp(hs) + ((k * T + t) * B + b) * H;
-          row_state(H, cp + r * H, pp + k * s0 + t * s1 + b * s2 + 2 * H, gp + r * 2 * H + H,
-                    hp + r * H, out, do_clip, clip);
-          std::memcpy(hp + r * H, out, sizeof(float) * H);
-          if (train)
-            std::memcpy(fp(cands) + ((t * K + k) * B + b) * H, cp + r * H, sizeof(float) * H);
-        }
+      for (int64_t k = 0; k < K; ++k) {
+        const float* hprev = t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
+        float* g = train ? gtp + ((t * K + k) * B + b0) * 2 * H : scratch.data();
+        float* c = train ? cdp + ((t * K + k) * B + b0) * H : scratch.data() + 2 * nb * H;
+        float* rh = train ? rhp + ((k * T + t) * B + b0) * H : scratch.data() + 3 * nb * H;
+        step_fwd(nb, H, pp + k * s0 + t * s1 + b0 * s2, s2, hprev, wru + k * 2 * H * H,
+                 wc + k * H * H, g, rh, c, hsp + ((k * T + t) * B + b0) * H, clip, do_clip);
+      }
     }
   });
   if (!train) return {hs};
@@ -199,7 +516,7 @@ std::vector<at::Tensor> gru_bwd(const c10::List<c10::optional<at::Tensor>>& grad
   at::Tensor h0 = h0_in.contiguous();
   at::Tensor d_proj = at::empty({K, T, B, 3 * H}, opt);
   at::Tensor d_h0 = at::empty({K, B, H}, opt);
-  at::Tensor w_ru_t = w_ru.transpose(1, 2), w_c_t = w_c.transpose(1, 2);
+  at::Tensor w_ru_t = w_ru.transpose(1, 2).contiguous(), w_c_t = w_c.transpose(1, 2).contiguous();
   std::vector<at::Tensor> gk(K);
   for (int64_t k = 0; k < K && k < (int64_t)grad_hs.size(); ++k) {
     c10::optional<at::Tensor> g = grad_hs.get(k);
@@ -207,104 +524,52 @@ std::vector<at::Tensor> gru_bwd(const c10::List<c10::optional<at::Tensor>>& grad
   }
   at::Tensor gl;
   if (grad_last.has_value() && grad_last->defined()) gl = grad_last->contiguous();
+  const float *hsp = fp(hs), *h0p = fp(h0), *gtp = fp(gates), *cdp = fp(cands);
+  const float *wrut = fp(w_ru_t), *wct = fp(w_c_t);
+  float* out = fp(d_proj);
   for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
-    at::Tensor carry = at::zeros({K, nb, H}, opt), d = at::empty({K, nb, H}, opt);
-    at::Tensor dzc = at::empty({K, nb, H}, opt), drh = at::empty({K, nb, H}, opt);
-    at::Tensor dru = at::empty({K, nb, 2 * H}, opt);
-    float *car = fp(carry), *dp = fp(d), *dz = fp(dzc), *dx = fp(drh), *dr = fp(dru);
-    const float* hsp = fp(hs);
-    const float* h0p = fp(h0);
-    float* out = fp(d_proj);
+    // per recurrence: the carried gradient of h_{t-1}, the gradient of h_t, scratch
+    std::vector<float> carry(K * nb * H, 0.0f), d(K * nb * H), drh(nb * H);
     for (int64_t t = T - 1; t >= 0; --t) {
-      const float* gp = fp(gates) + t * K * B * 2 * H;
-      const float* cp = fp(cands) + t * K * B * H;
       const bool masked = (t == 0) || clip_all;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < nb; ++i) {
-          const int64_t r = k * nb + i, b = b0 + i, row = k * B + b;
-          float* drow = dp + r * H;
-          const float* cr = car + r * H;
-          for (int64_t j = 0; j < H; ++j) drow[j] = cr[j];
-          if (gk[k].defined()) {
-            const float* go = fp(gk[k]) + (t * B + b) * H;
-            for (int64_t j = 0; j < H; ++j) drow[j] += go[j];
-          }
-          if (gl.defined() && t == T - 1) {
-            const float* ga = fp(gl) + row * H;
-            for (int64_t j = 0; j < H; ++j) drow[j] += ga[j];
-          }
-          if (masked) row_mask(H, drow, hsp + ((k * T + t) * B + b) * H, clip);
-          const float* hprev = t > 0 ? hsp + ((k * T + t - 1) * B + b) * H : h0p + row * H;
-          float* o = out + ((k * T + t) * B + b) * 3 * H;
-          row_bwd_a(H, drow, gp + row * 2 * H + H, cp + row * H, hprev, car + r * H,
-                    dz + r * H, o + 2 * H, dr + r * 2 * H + H, o + H);
+      for (int64_t k = 0; k < K; ++k) {
+        float* car = carry.data() + k * nb * H;
+        float* dk = d.data() + k * nb * H;
+        for (int64_t i = 0; i < nb * H; ++i) dk[i] = car[i];
+        if (gk[k].defined()) {
+          const float* go = fp(gk[k]) + (t * B + b0) * H;
+          for (int64_t i = 0; i < nb * H; ++i) dk[i] += go[i];
         }
-      at::bmm_out(drh, dzc, w_c_t);
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < nb; ++i) {
-          const int64_t r = k * nb + i, b = b0 + i, row = k * B + b;
-          const float* hprev = t > 0 ? hsp + ((k * T + t - 1) * B + b) * H : h0p + row * H;
-          row_bwd_b(H, dx + r * H, gp + row * 2 * H, hprev, car + r * H, dr + r * 2 * H,
-                    out + ((k * T + t) * B + b) * 3 * H);
+        if (gl.defined() && t == T - 1) {
+          const float* ga = fp(gl) + (k * B + b0) * H;
+          for (int64_t i = 0; i < nb * H; ++i) dk[i] += ga[i];
         }
-      carry.baddbmm_(dru, w_ru_t);
+        const float* hprev = t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
+        step_bwd(nb, H, dk, gtp + ((t * K + k) * B + b0) * 2 * H, cdp + ((t * K + k) * B + b0) * H,
+                 hprev, hsp + ((k * T + t) * B + b0) * H, wrut + k * 2 * H * H, wct + k * H * H,
+                 clip, masked, drh.data(), out + ((k * T + t) * B + b0) * 3 * H, 3 * H, car);
+      }
     }
-    d_h0.narrow(1, b0, nb).copy_(carry);
+    for (int64_t k = 0; k < K; ++k)
+      std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H, sizeof(float) * nb * H);
   });
   if (!need_w) return {d_proj, d_h0};
-  at::Tensor d_ru = d_proj.narrow(3, 0, 2 * H);
-  at::Tensor d_c = d_proj.narrow(3, 2 * H, H);
-  at::Tensor d_w_ru = at::bmm(h0.transpose(1, 2), d_ru.select(1, 0));
-  if (T > 1) {
-    at::Tensor hp = hs.narrow(1, 0, T - 1).reshape({K, (T - 1) * B, H});
-    at::Tensor dq = d_ru.narrow(1, 1, T - 1).reshape({K, (T - 1) * B, 2 * H});
-    d_w_ru.baddbmm_(hp.transpose(1, 2), dq);
+  // Over all steps and trials: d_w_ru = sum h_{t-1}^T d[r|u]_t, d_w_c = sum (r h)_t^T d[c]_t.
+  at::Tensor d_w_ru = at::empty({K, H, 2 * H}, opt), d_w_c = at::empty({K, H, H}, opt);
+  const float* rhp = fp(rhs);
+  for (int64_t k = 0; k < K; ++k) {
+    const float* dk = out + k * T * B * 3 * H;
+    float* dwru = fp(d_w_ru) + k * H * 2 * H;
+    gemm_tn(H, 2 * H, B, h0p + k * B * H, H, dk, 3 * H, dwru, false);
+    gemm_tn(H, 2 * H, (T - 1) * B, hsp + k * T * B * H, H, dk + B * 3 * H, 3 * H, dwru, true);
+    gemm_tn(H, H, T * B, rhp + k * T * B * H, H, dk + 2 * H, 3 * H, fp(d_w_c) + k * H * H,
+            false);
   }
-  at::Tensor d_w_c = at::bmm(rhs.reshape({K, T * B, H}).transpose(1, 2),
-                             d_c.reshape({K, T * B, H}));
   return {d_proj, d_h0, d_w_ru, d_w_c};
 }
 
 // ------------------------------------------------------------------ controller loop
-// One GRU step on a block of rows: xin [nb, 3H] (row stride xs) holds the input parts.
-void step_fwd(const float* xin, int64_t xs, const at::Tensor& h_prev, const at::Tensor& w_ru,
-              const at::Tensor& w_c, const at::Tensor& gates, const at::Tensor& rh,
-              const at::Tensor& cand, const at::Tensor& h_new, float clip, bool do_clip) {
-  const int64_t nb = h_prev.size(0), H = h_prev.size(1);
-  at::Tensor g = gates, c = cand;
-  at::mm_out(g, h_prev, w_ru);
-  for (int64_t b = 0; b < nb; ++b)
-    row_gates(H, fp(gates) + b * 2 * H, xin + b * xs, fp(h_prev) + b * H, fp(rh) + b * H);
-  at::mm_out(c, rh, w_c);
-  for (int64_t b = 0; b < nb; ++b)
-    row_state(H, fp(cand) + b * H, xin + b * xs + 2 * H, fp(gates) + b * 2 * H + H,
-              fp(h_prev) + b * H, fp(h_new) + b * H, do_clip, clip);
-}
-
-// Backward of one step on a block: dh is masked in place; writes d_xin (row stride 3H)
-// and dh_prev.
-void step_bwd(const at::Tensor& dh, const at::Tensor& gates, const at::Tensor& cand,
-              const at::Tensor& h_prev, const at::Tensor& h_new, const at::Tensor& w_ru_t,
-              const at::Tensor& w_c_t, float clip, bool masked, const at::Tensor& dzc,
-              const at::Tensor& drh, const at::Tensor& dru, float* d_xin,
-              const at::Tensor& dh_prev) {
-  const int64_t nb = h_prev.size(0), H = h_prev.size(1);
-  for (int64_t b = 0; b < nb; ++b) {
-    float* drow = fp(dh) + b * H;
-    if (masked) row_mask(H, drow, fp(h_new) + b * H, clip);
-    row_bwd_a(H, drow, fp(gates) + b * 2 * H + H, fp(cand) + b * H, fp(h_prev) + b * H,
-              fp(dh_prev) + b * H, fp(dzc) + b * H, d_xin + b * 3 * H + 2 * H,
-              fp(dru) + b * 2 * H + H, d_xin + b * 3 * H + H);
-  }
-  at::Tensor x = drh, dp = dh_prev;
-  at::mm_out(x, dzc, w_c_t);
-  for (int64_t b = 0; b < nb; ++b)
-    row_bwd_b(H, fp(drh) + b * H, fp(gates) + b * 2 * H, fp(h_prev) + b * H,
-              fp(dh_prev) + b * H, fp(dru) + b * 2 * H, d_xin + b * 3 * H);
-  dp.addmm_(dru, w_ru_t);
-}
-
 // Feedback to the controller from the factors f [nb, F]: fb_mode 1 = factors,
 // 2 = Poisson rates exp(clip(f W + b)) (unclipped for the initial factors),
 // 3 = Gaussian means (the first D columns of f W + b). lin receives f W + b.
@@ -316,8 +581,9 @@ void feedback(int64_t fb_mode, const at::Tensor& f, const at::Tensor& w_out,
     o.copy_(f);
     return;
   }
-  at::Tensor l = lin;
-  at::addmm_out(l, b_out, f, w_out);
+  for (int64_t b = 0; b < lin.size(0); ++b)
+    std::memcpy(fp(lin) + b * lin.size(1), fp(b_out), sizeof(float) * lin.size(1));
+  mm_into(lin, f, w_out, true);
   const int64_t nb = fb.size(0), D = fb.size(1), W = lin.size(1);
   for (int64_t b = 0; b < nb; ++b) {
     const float* lp = fp(lin) + b * W;
@@ -369,6 +635,9 @@ std::vector<at::Tensor> congen_fwd(
   at::Tensor fbv = at::empty({NF ? Ts : 0, B, NF}, opt);  // undropped feedback fed at step t
   at::Tensor lins = at::empty({LW ? Ts : 0, B, LW}, opt);  // its read-out pre-activation
   at::Tensor c0 = c0_in.contiguous(), g0 = g0_in.contiguous(), epsc = eps.contiguous();
+  at::Tensor wruc = w_ru_c.contiguous(), wcc = w_c_c.contiguous(), wrug = w_ru_g.contiguous();
+  at::Tensor wcg = w_c_g.contiguous(), wfb = w_fb.contiguous(), wco = w_co.contiguous();
+  at::Tensor wu = w_u.contiguous(), wfac = w_fac.contiguous(), wout = w_out.contiguous();
   at::Tensor kfb, gk;
   if (keep_fb.has_value() && keep_fb->defined() && NF) kfb = keep_fb->contiguous();
   if (gen_keep.has_value() && gen_keep->defined()) gk = gen_keep->contiguous();
@@ -381,7 +650,11 @@ std::vector<at::Tensor> congen_fwd(
     at::Tensor gg = at::empty({nb, 2 * G}, opt), gc = at::empty({nb, G}, opt),
                grh = at::empty({nb, G}, opt);
     at::Tensor c0b = c0.narrow(0, b0, nb), g0b = g0.narrow(0, b0, nb);
-    if (NF) feedback(fb_mode, at::mm(g0b, w_fac), w_out, b_out, lin, fb, true);
+    if (NF) {
+      at::Tensor f0 = at::empty({nb, F}, opt);
+      mm_into(f0, g0b, wfac, false);
+      feedback(fb_mode, f0, wout, b_out, lin, fb, true);
+    }
     if (NF && LW && train) blk(lins, 0, b0, nb).copy_(lin);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t i = train ? t : 0;
@@ -395,15 +668,17 @@ std::vector<at::Tensor> congen_fwd(
         const float* kp = kfb.defined() ? blkp(kfb, t, b0) : nullptr;
         for (int64_t j = 0; j < nb * NF; ++j) fkp[j] = kp ? fbp[j] * kp[j] : fbp[j];
         if (train) blk(fbv, i, b0, nb).copy_(fb);
-        xc.addmm_(fk, w_fb);
+        mm_into(xc, fk, wfb, true);
       }
       at::Tensor c_prev = t == 0 ? c0b : blk(cs, t - 1, b0, nb);
       at::Tensor c_now = blk(cs, t, b0, nb);
-      step_fwd(fp(xc), 3 * C, c_prev, w_ru_c, w_c_c, train ? blk(c_gates, i, b0, nb) : cg,
-               train ? blk(c_rh, i, b0, nb) : crh, train ? blk(c_cands, i, b0, nb) : cc, c_now,
-               clip, t == 0 || clip_all);
+      step_fwd(nb, C, fp(xc), 3 * C, fp(c_prev), fp(wruc), fp(wcc),
+               fp(train ? blk(c_gates, i, b0, nb) : cg), fp(train ? blk(c_rh, i, b0, nb) : crh),
+               fp(train ? blk(c_cands, i, b0, nb) : cc), fp(c_now), clip, t == 0 || clip_all);
       at::Tensor mvt = blk(mv, t, b0, nb);
-      at::addmm_out(mvt, b_co, c_now, w_co);
+      for (int64_t b = 0; b < nb; ++b)
+        std::memcpy(fp(mvt) + b * 2 * U, fp(b_co), sizeof(float) * 2 * U);
+      mm_into(mvt, c_now, wco, true);
       float* up = fp(u) + t * B * U + b0 * U;
       const float* mvp = fp(mvt);
       const float* ep = blkp(epsc, t, b0);
@@ -415,21 +690,21 @@ std::vector<at::Tensor> congen_fwd(
       // Generator input: precomputed part (biases, external inputs) + u @ w_u.
       for (int64_t b = 0; b < nb; ++b)
         std::memcpy(fp(xg) + b * 3 * G, blkp(gp, t, b0 + b), sizeof(float) * 3 * G);
-      xg.addmm_(blk(u, t, b0, nb), w_u);
+      mm_into(xg, blk(u, t, b0, nb), wu, true);
       at::Tensor g_prev = t == 0 ? g0b : blk(gs, t - 1, b0, nb);
       at::Tensor g_now = blk(gs, t, b0, nb);
-      step_fwd(fp(xg), 3 * G, g_prev, w_ru_g, w_c_g, train ? blk(g_gates, i, b0, nb) : gg,
-               train ? blk(g_rh, i, b0, nb) : grh, train ? blk(g_cands, i, b0, nb) : gc, g_now,
-               clip, t == 0 || clip_all);
+      step_fwd(nb, G, fp(xg), 3 * G, fp(g_prev), fp(wrug), fp(wcg),
+               fp(train ? blk(g_gates, i, b0, nb) : gg), fp(train ? blk(g_rh, i, b0, nb) : grh),
+               fp(train ? blk(g_cands, i, b0, nb) : gc), fp(g_now), clip, t == 0 || clip_all);
       at::Tensor gdt = blk(gd, t, b0, nb);
       float* gdp = fp(gdt);
       const float* gsp = fp(g_now);
       const float* kp = gk.defined() ? blkp(gk, t, b0) : nullptr;
       for (int64_t j = 0; j < nb * G; ++j) gdp[j] = kp ? gsp[j] * kp[j] : gsp[j];
       at::Tensor ft = blk(fac, t, b0, nb);
-      at::mm_out(ft, gdt, w_fac);
+      mm_into(ft, gdt, wfac, false);
       if (NF && t + 1 < T) {
-        feedback(fb_mode, ft, w_out, b_out, lin, fb, false);
+        feedback(fb_mode, ft, wout, b_out, lin, fb, false);
         if (train && LW) blk(lins, t + 1, b0, nb).copy_(lin);
       }
     }
@@ -466,10 +741,13 @@ std::vector<at::Tensor> congen_bwd(
   at::Tensor d_lin = at::zeros({LW ? T : 0, B, LW}, opt);
   at::Tensor d_c0 = at::empty({B, C}, opt), d_g0 = at::empty({B, G}, opt);
   at::Tensor d_f0 = at::zeros({B, F}, opt);
-  at::Tensor w_ru_ct = w_ru_c.t(), w_c_ct = w_c_c.t(), w_ru_gt = w_ru_g.t(), w_c_gt = w_c_g.t();
-  at::Tensor w_cot = w_co.t(), w_ut = w_u.t(), w_fact = w_fac.t();
-  at::Tensor w_fbt = NF ? w_fb.t() : at::Tensor();
-  at::Tensor w_outt = LW ? w_out.t() : at::Tensor();
+  // transposed weights, contiguous for the products
+  at::Tensor w_ru_ct = w_ru_c.t().contiguous(), w_c_ct = w_c_c.t().contiguous();
+  at::Tensor w_ru_gt = w_ru_g.t().contiguous(), w_c_gt = w_c_g.t().contiguous();
+  at::Tensor w_cot = w_co.t().contiguous(), w_ut = w_u.t().contiguous();
+  at::Tensor w_fact = w_fac.t().contiguous();
+  at::Tensor w_fbt = NF ? w_fb.t().contiguous() : at::Tensor();
+  at::Tensor w_outt = LW ? w_out.t().contiguous() : at::Tensor();
   at::Tensor gfac, gmv, kfb, gk;
   if (g_fac.has_value() && g_fac->defined()) gfac = g_fac->contiguous();
   if (g_mv.has_value() && g_mv->defined()) gmv = g_mv->contiguous();
@@ -480,10 +758,7 @@ std::vector<at::Tensor> congen_bwd(
     at::Tensor dc = at::zeros({nb, C}, opt), dg = at::zeros({nb, G}, opt);
     at::Tensor dc2 = at::empty({nb, C}, opt), dg2 = at::empty({nb, G}, opt);
     at::Tensor dfb = at::zeros({nb, NF}, opt);  // gradient of the feedback made at step t
-    at::Tensor dzc_c = at::empty({nb, C}, opt), drh_c = at::empty({nb, C}, opt),
-               dru_c = at::empty({nb, 2 * C}, opt);
-    at::Tensor dzc_g = at::empty({nb, G}, opt), drh_g = at::empty({nb, G}, opt),
-               dru_g = at::empty({nb, 2 * G}, opt);
+    at::Tensor drh_c = at::empty({nb, C}, opt), drh_g = at::empty({nb, G}, opt);
     at::Tensor dgd = at::empty({nb, G}, opt), du = at::empty({nb, U}, opt);
     at::Tensor c0b = c0.narrow(0, b0, nb), g0b = g0.narrow(0, b0, nb);
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -507,23 +782,23 @@ std::vector<at::Tensor> congen_bwd(
                                             : (std::fabs(lv[b * LW + j]) < 80.0f
                                                    ? g * fv[b * NF + j] : 0.0f);
             }
-          dft.addmm_(dlt, w_outt);
+          mm_into(dft, dlt, w_outt, true);
         }
       }
       // Generator output dropout, then the generator step.
-      at::mm_out(dgd, dft, w_fact);
+      mm_into(dgd, dft, w_fact, false);
       float* dgp = fp(dg);
       const float* dgdp = fp(dgd);
       const float* kp = gk.defined() ? blkp(gk, t, b0) : nullptr;
       for (int64_t j = 0; j < nb * G; ++j) dgp[j] += kp ? dgdp[j] * kp[j] : dgdp[j];
       at::Tensor g_prev = t == 0 ? g0b : blk(gs, t - 1, b0, nb);
       at::Tensor dxg = blk(d_xg, t, b0, nb);
-      step_bwd(dg, blk(g_gates, t, b0, nb), blk(g_cands, t, b0, nb), g_prev,
-               blk(gs, t, b0, nb), w_ru_gt, w_c_gt, clip, t == 0 || clip_all, dzc_g, drh_g,
-               dru_g, fp(dxg), dg2);
+      step_bwd(nb, G, fp(dg), fp(blk(g_gates, t, b0, nb)), fp(blk(g_cands, t, b0, nb)),
+               fp(g_prev), fp(blk(gs, t, b0, nb)), fp(w_ru_gt), fp(w_c_gt), clip,
+               t == 0 || clip_all, fp(drh_g), fp(dxg), 3 * G, fp(dg2));
       std::swap(dg, dg2);
       // u = mu + exp(lv/2) eps: gradients of mu and logvar.
-      at::mm_out(du, dxg, w_ut);
+      mm_into(du, dxg, w_ut, false);
       at::Tensor dmt = blk(d_mv, t, b0, nb);
       const float* dup = fp(du);
       const float* mvp = blkp(mv, t, b0);
@@ -539,15 +814,15 @@ std::vector<at::Tensor> congen_bwd(
           if (sample) dl += d * 0.5f * std::exp(0.5f * mvp[l]) * ep[b * U + j];
           dmv[l] = dl;
         }
-      dc.addmm_(dmt, w_cot);
+      mm_into(dc, dmt, w_cot, true);
       at::Tensor c_prev = t == 0 ? c0b : blk(cs, t - 1, b0, nb);
       at::Tensor dxc = blk(d_xc, t, b0, nb);
-      step_bwd(dc, blk(c_gates, t, b0, nb), blk(c_cands, t, b0, nb), c_prev,
-               blk(cs, t, b0, nb), w_ru_ct, w_c_ct, clip, t == 0 || clip_all, dzc_c, drh_c,
-               dru_c, fp(dxc), dc2);
+      step_bwd(nb, C, fp(dc), fp(blk(c_gates, t, b0, nb)), fp(blk(c_cands, t, b0, nb)),
+               fp(c_prev), fp(blk(cs, t, b0, nb)), fp(w_ru_ct), fp(w_c_ct), clip,
+               t == 0 || clip_all, fp(drh_c), fp(dxc), 3 * C, fp(dc2));
       std::swap(dc, dc2);
       if (NF) {  // the feedback fed at step t came from step t-1 (or the initial factors)
-        at::mm_out(dfb, dxc, w_fbt);
+        mm_into(dfb, dxc, w_fbt, false);
         if (kfb.defined()) {
           float* p = fp(dfb);
           const float* k = blkp(kfb, t, b0);
@@ -569,7 +844,7 @@ std::vector<at::Tensor> congen_bwd(
         for (int64_t b = 0; b < nb; ++b)
           for (int64_t j = 0; j < NF; ++j)
             dl[b * LW + j] = fb_mode == 3 ? db[b * NF + j] : db[b * NF + j] * fv[b * NF + j];
-        df0.addmm_(dl0, w_outt);
+        mm_into(df0, dl0, w_outt, true);
       }
     }
   });
@@ -639,10 +914,14 @@ bool keep_heap_memory() {
 
 TORCH_LIBRARY(lfads_ext, m) {
   m.def("keep_heap_memory() -> bool", &keep_heap_memory);
+  m.def("simd() -> str", &simd);
   m.def("gru_fwd(Tensor proj, Tensor h0, Tensor w_ru, Tensor w_c, float clip, bool train) -> Tensor[]", &gru_fwd);
   m.def("gru_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor h0, Tensor w_ru, Tensor w_c, Tensor hs, Tensor gates, Tensor cands, Tensor rhs, float clip, bool need_w) -> Tensor[]", &gru_bwd);
   m.def("congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor b_out, float clip, bool train) -> Tensor[]", &congen_fwd);
   m.def("congen_bwd(Tensor? g_fac, Tensor? g_mv, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor eps, bool sample, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor gs, Tensor mv, Tensor cs, Tensor c_gates, Tensor c_cands, Tensor g_gates, Tensor g_cands, Tensor fbv, Tensor lins, float clip) -> Tensor[]", &congen_bwd);
+  m.def("mt(Tensor a, Tensor b) -> Tensor", &mt);
+  m.def("lin_fwd(Tensor x, Tensor w, Tensor b) -> Tensor", &lin_fwd);
+  m.def("lin_bwd(Tensor d, Tensor x, Tensor w, bool need_x) -> Tensor[]", &lin_bwd);
   m.def("keep_mask_(Tensor(a!) out, int key, int counter, float kp) -> ()", &keep_mask_);
   m.def("normal_(Tensor(a!) out, int key, int counter) -> ()", &normal_);
 }

@@ -16,6 +16,7 @@ from ..hparams import CLIP_VALUE
 from ..model_spec import ModelSpec
 from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen_forward
 from ._ext import native
+from ._linear import batched_linear
 from ._rng import NoiseSource, as_noise_source
 from ._scan import gru_scan
 from .params import Alignment, ParamStore
@@ -207,7 +208,7 @@ class LfadsModel(torch.nn.Module):
                 h0.append(self.params[f"LFADS/{scope}/{t0}"].expand(B, H))
             K = len(group)
             x = torch.stack(xin).reshape(K, n * B, E)
-            proj = torch.baddbmm(torch.stack(b_x).unsqueeze(1), x, torch.stack(w_x))
+            proj = batched_linear(x, torch.stack(w_x), torch.stack(b_x))
             proj = proj.view(K, n, B, 3 * H)
             seqs, last = gru_scan(
                 proj,
