@@ -39,23 +39,30 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lfads_runs.engine import _ext
-    from lfads_runs.engine._scan import gru_scan, gru_scan_reference
+    from lfads_runs.engine._scan import gru_layer, gru_scan_reference
 
     torch.set_num_threads(args.threads)
-    K, T, B, H, clip = 2, 100, 150, 64, 5.0
+    K, T, B, E, H, clip = 2, 100, 150, 8, 64, 5.0
+    rev = [False, True]
     g = torch.Generator().manual_seed(0)
-    proj = torch.randn(K, T, B, 3 * H, generator=g).requires_grad_()
+    x = torch.randn(T, B, E, generator=g).requires_grad_()
     h0 = torch.zeros(K, B, H)
-    w_ru = (torch.randn(K, H, 2 * H, generator=g) / H**0.5).requires_grad_()
-    w_c = (torch.randn(K, H, H, generator=g) / H**0.5).requires_grad_()
-    inputs = (proj, w_ru, w_c)
+    w_ru = (torch.randn(K, E + H, 2 * H, generator=g) / H**0.5).requires_grad_()
+    w_c = (torch.randn(K, E + H, H, generator=g) / H**0.5).requires_grad_()
+    b = torch.zeros(K, 3 * H).requires_grad_()
+    inputs = (x, w_ru, w_c, b)
 
-    def engine_scan(p, wr, wc):
-        states, _ = gru_scan(p, h0, wr, wc, clip)
+    def engine_layer(x, wr, wc, b):
+        states, _ = gru_layer(x, rev, wr, wc, b, h0, clip)
         return torch.stack(states)
 
-    def reference(p, wr, wc):
-        return gru_scan_reference(p, h0, wr, wc, clip)
+    def projections(x, wr, wc, b):
+        xs = torch.stack((x, x.flip(0))).reshape(K, T * B, E)
+        w_x = torch.cat((wr[:, :E], wc[:, :E]), 2)
+        return torch.baddbmm(b.unsqueeze(1), xs, w_x).view(K, T, B, 3 * H)
+
+    def reference(x, wr, wc, b):
+        return gru_scan_reference(projections(x, wr, wc, b), h0, wr[:, E:], wc[:, E:], clip)
 
     def timed(fn, label: str, setup=None) -> None:
         if setup:
@@ -78,17 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# torch {torch.__version__}, {args.threads} threads", file=sys.stderr)
     if "native" in wanted:
         if _ext.native_available():
-            timed(engine_scan, "native kernels (engine default)")
+            timed(engine_layer, "native fused layer (engine default)")
         else:
             print("native kernels: not available (no C++ compiler)")
     if "torch" in wanted:
-        timed(engine_scan, "torch, hand-written backward", lambda: _ext.set_native_enabled(False))
+        timed(engine_layer, "torch, hand-written backward", lambda: _ext.set_native_enabled(False))
         _ext.set_native_enabled(None)
     if "eager" in wanted:
         timed(reference, "torch eager, autograd per step")
     if "script" in wanted:
         scripted = torch.jit.script(gru_scan_reference)
-        timed(lambda p, wr, wc: scripted(p, h0, wr, wc, clip), "TorchScript, autograd per step")
+        timed(
+            lambda x, wr, wc, b: scripted(
+                projections(x, wr, wc, b), h0, wr[:, E:], wc[:, E:], clip
+            ),
+            "TorchScript, autograd per step",
+        )
     if "compile" in wanted:
         try:
             compiled = torch.compile(reference, dynamic=False)

@@ -137,17 +137,6 @@ def test_scan_backward_torch_path_matches_autograd(clip, h0_scale):
         _ext.set_native_enabled(None)
 
 
-@pytest.mark.parametrize(("clip", "h0_scale"), [(5.0, 1.0), (5.0, 8.0), (0.9, 1.0)])
-def test_scan_native_kernels_match_autograd(clip, h0_scale):
-    """The native kernels (float32) agree with float64 autograd to float32 round-off."""
-    from lfads_runs.engine import _ext
-
-    if not _ext.native_available():
-        pytest.skip("native kernels not available (no C++ compiler)")
-    ins, w, w_last = _scan_inputs(3, 9, 5, 6, h0_scale, torch.float32)
-    _check_scan(ins, w, w_last, clip, 1e-5, 1e-4)
-
-
 def test_noise_source_masks_normals_and_state():
     from lfads_runs.engine._rng import NoiseSource
 

@@ -4,7 +4,8 @@ The engine's products run in register-blocked tiles (AVX-512 or AVX2, rows in
 blocks of 6, columns in blocks of 4 or 2 vectors with the last one masked) or
 in ATen where neither instruction set is targeted. These tests put sizes that
 are not multiples of any block through the weight-gradient product (``mt``),
-the encoders' input projection (``lin_fwd``/``lin_bwd``) and the GRU scans, and
+the controller's input projection (``lin_fwd``/``lin_bwd``) and the fused GRU
+layers against a step-by-step cell, and
 rebuild the kernels for the other code paths this CPU can run.
 """
 
@@ -20,7 +21,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lfads_runs.engine import _ext  # noqa: E402
-from lfads_runs.engine._scan import gru_scan, gru_scan_reference  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not _ext.native_available(), reason="native kernels not available (no C++ compiler)"
@@ -65,27 +65,80 @@ def test_input_projection_and_its_gradients(k, rows, e, n):
         torch.testing.assert_close(a.double(), c, rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize(("k", "b", "h"), [(1, 1, 16), (2, 13, 64), (1, 150, 100), (3, 7, 33)])
-def test_scan_at_model_sizes(k, b, h):
-    """Forward states and all gradients of the native scan vs float64 autograd."""
-    g = torch.Generator().manual_seed(b * h)
-    T = 6
+def layer_reference(x, rev, w_ru, w_c, b, h0, clip):
+    """Spec §2 step by step in TensorFlow's form ([x, h] times one matrix), for autograd."""
+    H = h0.shape[-1]
+    out = []
+    for k, r in enumerate(rev):
+        xs = x.flip(0) if r else x
+        h, hs = h0[k], []
+        for t in range(x.shape[0]):
+            g = torch.sigmoid(torch.cat((xs[t], h), -1) @ w_ru[k] + b[k, : 2 * H])
+            rr, u = g[:, :H], g[:, H:]
+            c = torch.tanh(torch.cat((xs[t], rr * h), -1) @ w_c[k] + b[k, 2 * H :])
+            h = torch.clamp(u * h + (1 - u) * c, -clip, clip)
+            hs.append(h)
+        out.append(torch.stack(hs))
+    return torch.stack(out)
+
+
+LAYERS = {  # K, T, B, E, H, reversed recurrences, clip, scale of h0
+    "one_row_no_input": (1, 6, 1, 0, 16, [False], 5.0, 1.0),
+    "encoder_pair": (2, 6, 13, 8, 64, [False, True], 5.0, 1.0),
+    "wide_batch": (1, 5, 150, 3, 100, [True], 5.0, 1.0),
+    "odd_sizes": (3, 7, 7, 5, 33, [False, True, False], 5.0, 1.0),
+    "clipped_first_step": (2, 5, 9, 4, 20, [False, True], 5.0, 8.0),
+    "clip_below_one": (2, 5, 9, 4, 20, [True, False], 0.9, 1.0),
+}
+
+
+def _layer_inputs(K, T, B, E, H, h0_scale, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
     ins = [
-        torch.randn(k, T, b, 3 * h, generator=g) * 0.7,
-        torch.randn(k, b, h, generator=g) * 0.5,
-        torch.randn(k, h, 2 * h, generator=g) / h**0.5,
-        torch.randn(k, h, h, generator=g) / h**0.5,
+        torch.randn(T, B, E, generator=g, dtype=dtype),
+        torch.randn(K, E + H, 2 * H, generator=g, dtype=dtype) / (E + H) ** 0.5,
+        torch.randn(K, E + H, H, generator=g, dtype=dtype) / (E + H) ** 0.5,
+        torch.randn(K, 3 * H, generator=g, dtype=dtype) * 0.5,
+        torch.randn(K, B, H, generator=g, dtype=dtype) * 0.5 * h0_scale,
     ]
-    ins = [t.requires_grad_() for t in ins]
-    w = torch.randn(k, T, b, h, generator=g)
-    states, last = gru_scan(*ins, 5.0)
-    got = torch.autograd.grad((torch.stack(states) * w).sum() + last.sum(), ins)
+    return [t.requires_grad_() for t in ins], torch.randn(K, T, B, H, generator=g, dtype=dtype)
+
+
+def _check_layer(case, dtype, atol_fwd, atol_bwd):
+    from lfads_runs.engine._scan import gru_layer
+
+    K, T, B, E, H, rev, clip, h0_scale = LAYERS[case]
+    ins, w = _layer_inputs(K, T, B, E, H, h0_scale, dtype, seed=len(case))
+    states, last = gru_layer(ins[0], rev, *ins[1:], clip)
+    # Gradients through every state of recurrence 0 and through all final states.
+    got = torch.autograd.grad((states[0] * w[0]).sum() + (last * w[:, -1]).sum(), ins)
     ins64 = [t.detach().double().requires_grad_() for t in ins]
-    ref = gru_scan_reference(*ins64, 5.0)
-    torch.testing.assert_close(torch.stack(states).double(), ref, rtol=0, atol=1e-5)
-    want = torch.autograd.grad((ref * w.double()).sum() + ref[:, -1].sum(), ins64)
-    for a, c in zip(got, want, strict=True):
-        torch.testing.assert_close(a.double(), c, rtol=1e-4, atol=1e-4)
+    ref = layer_reference(ins64[0], rev, *ins64[1:], clip)
+    torch.testing.assert_close(torch.stack(states).double(), ref, rtol=0, atol=atol_fwd)
+    torch.testing.assert_close(last.double(), ref[:, -1], rtol=0, atol=atol_fwd)
+    w64 = w.double()
+    want = torch.autograd.grad((ref[0] * w64[0]).sum() + (ref[:, -1] * w64[:, -1]).sum(), ins64)
+    for name, a, c in zip(("x", "w_ru", "w_c", "b", "h0"), got, want, strict=True):
+        torch.testing.assert_close(a.double(), c, rtol=1e-4, atol=atol_bwd, msg=name)
+    if clip < 1 or h0_scale > 1:
+        assert (ref.abs() == clip).any()  # the clip was exercised
+
+
+@pytest.mark.parametrize("case", list(LAYERS))
+def test_native_gru_layer_matches_the_step_by_step_cell(case):
+    """Fused input projection, both directions, clip on the first or every step: states and
+    the gradients of x, weights, biases and h0 against float64 autograd."""
+    _check_layer(case, torch.float32, 1e-5, 1e-4)
+
+
+@pytest.mark.parametrize("case", ["encoder_pair", "clip_below_one"])
+def test_torch_gru_layer_matches_the_step_by_step_cell(case):
+    """The path without native kernels (projections, then GruScan), in float64."""
+    _ext.set_native_enabled(False)
+    try:
+        _check_layer(case, torch.float64, 1e-12, 1e-10)
+    finally:
+        _ext.set_native_enabled(None)
 
 
 def _cpu_flags() -> set[str]:

@@ -457,116 +457,229 @@ void step_bwd(int64_t nb, int64_t H, float* dh, const float* g, const float* c,
   gemm(nb, H, 2 * H, d_x, dxs, w_ru_t, H, dh_prev, H, true);
 }
 
-// ------------------------------------------------------------------ GRU scans
-// Forward. proj [K,T,B,3H] = input parts of [r | u | c] (any strides, unit last stride),
-// h0 [K,B,H], w_ru [K,H,2H], w_c [K,H,H]. Returns hs [K,T,B,H] and, when train,
-// gates [T,K,B,2H] (r|u after the sigmoid), cands [T,K,B,H] (c), rhs [K,T,B,H] (r*h_prev).
-std::vector<at::Tensor> gru_fwd(const at::Tensor& proj, const at::Tensor& h0_in,
-                                const at::Tensor& w_ru_in, const at::Tensor& w_c_in,
-                                double clip_d, bool train) {
-  check_f32(proj, "proj");
+// ------------------------------------------------------------------ GRU layers
+// K GRU recurrences of H units over the same input sequence x [T, B, E] (recurrence k
+// reads it backwards when rev[k]), input projections fused in (spec §2):
+//
+//   [r^ | u^]_t = b_ru + [x_t | h_{t-1}] W_ru        W_ru [K, E+H, 2H], forget bias in b
+//   c_t         = tanh(b_c + [x_t | r_t h_{t-1}] W_c)  W_c [K, E+H, H], b = [b_ru | b_c]
+//   h_t         = clip(u_t h_{t-1} + (1 - u_t) c_t)
+//
+// so no [K, T, B, 3H] projection (or its gradient) goes through memory: per step a
+// thread's rows of [x_t | h_{t-1}] sit in a small buffer, and in the backward pass the
+// weight gradients are summed step by step from data still in cache. The clip can act
+// on the first step only unless clip < 1 (h_t is a convex combination of h_{t-1} and
+// |c_t| < 1). Returns hs [K, T, B, H] and, when train, gates [T, K, B, 2H] (r | u after
+// the sigmoid) and cands [T, K, B, H].
+inline void row_sigm_rh(int64_t H, float* __restrict__ g, const float* __restrict__ h,
+                        float* __restrict__ rh) {
+  for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigm(g[j]);
+  for (int64_t j = 0; j < H; ++j) rh[j] = g[j] * h[j];
+}
+
+inline void row_update(int64_t H, float* __restrict__ c, const float* __restrict__ u,
+                       const float* __restrict__ h, float* __restrict__ hn, bool do_clip,
+                       float clip) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float cc = tanh_(c[j]);
+    c[j] = cc;
+    hn[j] = u[j] * h[j] + (1.0f - u[j]) * cc;
+  }
+  if (do_clip)
+    for (int64_t j = 0; j < H; ++j) hn[j] = std::min(std::max(hn[j], -clip), clip);
+}
+
+struct LayerDims {
+  int64_t K, T, B, E, H, D;
+};
+
+LayerDims layer_dims(const at::Tensor& x, c10::IntArrayRef rev, const at::Tensor& w_ru,
+                     const at::Tensor& w_c, const at::Tensor& b, const at::Tensor& h0) {
+  TORCH_CHECK(x.dim() == 3 && w_ru.dim() == 3 && w_c.dim() == 3, "gru_layer: bad ranks");
+  LayerDims d{w_ru.size(0), x.size(0), x.size(1), x.size(2), w_c.size(2), 0};
+  d.D = d.E + d.H;
+  TORCH_CHECK(w_ru.size(1) == d.D && w_ru.size(2) == 2 * d.H, "gru_layer: W_ru must be [K, E+H, 2H]");
+  TORCH_CHECK(w_c.size(0) == d.K && w_c.size(1) == d.D, "gru_layer: W_c must be [K, E+H, H]");
+  TORCH_CHECK(b.numel() == d.K * 3 * d.H, "gru_layer: b must be [K, 3H]");
+  TORCH_CHECK(h0.dim() == 3 && h0.size(0) == d.K && h0.size(1) == d.B && h0.size(2) == d.H,
+              "gru_layer: h0 must be [K, B, H]");
+  TORCH_CHECK(static_cast<int64_t>(rev.size()) == d.K, "gru_layer: one rev flag per recurrence");
+  return d;
+}
+
+// Rows [b0, b0 + nb) of [x_t | h]: x row stride sxb, h contiguous [nb, H].
+inline void fill_xh(float* xh, int64_t nb, int64_t E, int64_t H, const float* x, int64_t sxb,
+                    const float* h) {
+  const int64_t D = E + H;
+  for (int64_t i = 0; i < nb; ++i) {
+    if (E) std::memcpy(xh + i * D, x + i * sxb, sizeof(float) * E);
+    std::memcpy(xh + i * D + E, h + i * H, sizeof(float) * H);
+  }
+}
+
+std::vector<at::Tensor> gru_layer_fwd(const at::Tensor& x_in, c10::IntArrayRef rev,
+                                      const at::Tensor& w_ru_in, const at::Tensor& w_c_in,
+                                      const at::Tensor& b_in, const at::Tensor& h0_in,
+                                      double clip_d, bool train) {
+  check_f32(x_in, "x");
   check_f32(h0_in, "h0");
-  const int64_t K = proj.size(0), T = proj.size(1), B = proj.size(2), H = proj.size(3) / 3;
-  TORCH_CHECK(proj.size(3) == 3 * H && proj.stride(3) == 1, "proj must be [K,T,B,3H]");
+  const LayerDims d = layer_dims(x_in, rev, w_ru_in, w_c_in, b_in, h0_in);
+  const int64_t K = d.K, T = d.T, B = d.B, E = d.E, H = d.H, D = d.D;
+  at::Tensor x = unit_cols(x_in) ? x_in : x_in.contiguous();
+  at::Tensor w_ru = w_ru_in.contiguous(), w_c = w_c_in.contiguous(), b = b_in.contiguous();
+  at::Tensor h0 = h0_in.contiguous();
   const float clip = static_cast<float>(clip_d);
   const bool clip_all = clip < 1.0f;
-  auto opt = proj.options();
+  auto opt = h0.options();
   at::Tensor hs = at::empty({K, T, B, H}, opt);
   at::Tensor gates = train ? at::empty({T, K, B, 2 * H}, opt) : at::Tensor();
   at::Tensor cands = train ? at::empty({T, K, B, H}, opt) : at::Tensor();
-  at::Tensor rhs = train ? at::empty({K, T, B, H}, opt) : at::Tensor();
-  at::Tensor h0 = h0_in.contiguous(), w_ru = w_ru_in.contiguous(), w_c = w_c_in.contiguous();
-  const float *pp = fp(proj), *h0p = fp(h0), *wru = fp(w_ru), *wc = fp(w_c);
+  const float *xp = fp(x), *h0p = fp(h0), *wru = fp(w_ru), *wc = fp(w_c), *bp = fp(b);
   float* hsp = fp(hs);
   float *gtp = train ? fp(gates) : nullptr, *cdp = train ? fp(cands) : nullptr;
-  float* rhp = train ? fp(rhs) : nullptr;
-  const int64_t s0 = proj.stride(0), s1 = proj.stride(1), s2 = proj.stride(2);
+  const int64_t sxt = x.stride(0), sxb = x.stride(1);
   for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
-    std::vector<float> scratch(train ? 0 : 4 * nb * H);  // g, c, rh when not kept
+    std::vector<float> xh(nb * D), scratch(train ? 0 : 3 * nb * H);
     for (int64_t t = 0; t < T; ++t) {
       const bool do_clip = (t == 0) || clip_all;
       for (int64_t k = 0; k < K; ++k) {
+        const int64_t tr = rev[k] ? T - 1 - t : t;
         const float* hprev = t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
         float* g = train ? gtp + ((t * K + k) * B + b0) * 2 * H : scratch.data();
         float* c = train ? cdp + ((t * K + k) * B + b0) * H : scratch.data() + 2 * nb * H;
-        float* rh = train ? rhp + ((k * T + t) * B + b0) * H : scratch.data() + 3 * nb * H;
-        step_fwd(nb, H, pp + k * s0 + t * s1 + b0 * s2, s2, hprev, wru + k * 2 * H * H,
-                 wc + k * H * H, g, rh, c, hsp + ((k * T + t) * B + b0) * H, clip, do_clip);
+        const float* bk = bp + k * 3 * H;
+        fill_xh(xh.data(), nb, E, H, xp + tr * sxt + b0 * sxb, sxb, hprev);
+        gemm_bias(nb, 2 * H, D, xh.data(), D, wru + k * D * 2 * H, 2 * H, bk, g, 2 * H);
+        for (int64_t i = 0; i < nb; ++i)  // r * h_prev replaces h_prev in the buffer
+          row_sigm_rh(H, g + i * 2 * H, hprev + i * H, xh.data() + i * D + E);
+        gemm_bias(nb, H, D, xh.data(), D, wc + k * D * H, H, bk + 2 * H, c, H);
+        float* hn = hsp + ((k * T + t) * B + b0) * H;
+        for (int64_t i = 0; i < nb; ++i)
+          row_update(H, c + i * H, g + i * 2 * H + H, hprev + i * H, hn + i * H, do_clip, clip);
       }
     }
   });
   if (!train) return {hs};
-  return {hs, gates, cands, rhs};
+  return {hs, gates, cands};
 }
 
-// Backward of gru_fwd(train=true). grad_hs: per recurrence k an optional [T,B,H]
-// gradient of its states; grad_last: optional [K,B,H] gradient of the final states.
-// Returns d_proj [K,T,B,3H], d_h0 [K,B,H] and, when need_w, d_w_ru, d_w_c.
-std::vector<at::Tensor> gru_bwd(const c10::List<c10::optional<at::Tensor>>& grad_hs,
-                                const c10::optional<at::Tensor>& grad_last,
-                                const at::Tensor& h0_in, const at::Tensor& w_ru,
-                                const at::Tensor& w_c, const at::Tensor& hs,
-                                const at::Tensor& gates, const at::Tensor& cands,
-                                const at::Tensor& rhs, double clip_d, bool need_w) {
-  const int64_t K = hs.size(0), T = hs.size(1), B = hs.size(2), H = hs.size(3);
+// Backward of gru_layer_fwd(train=true). grad_hs: per recurrence an optional [T, B, H]
+// gradient of its states; grad_last: optional [K, B, H] gradient of the final states.
+// Returns d_h0 [K, B, H], d_w_ru, d_w_c, d_b [K, 3H] and, when need_x, d_x [T, B, E].
+std::vector<at::Tensor> gru_layer_bwd(const c10::List<c10::optional<at::Tensor>>& grad_hs,
+                                      const c10::optional<at::Tensor>& grad_last,
+                                      const at::Tensor& x_in, c10::IntArrayRef rev,
+                                      const at::Tensor& w_ru, const at::Tensor& w_c,
+                                      const at::Tensor& b, const at::Tensor& h0_in,
+                                      const at::Tensor& hs, const at::Tensor& gates,
+                                      const at::Tensor& cands, double clip_d, bool need_x) {
+  const LayerDims d = layer_dims(x_in, rev, w_ru, w_c, b, h0_in);
+  const int64_t K = d.K, T = d.T, B = d.B, E = d.E, H = d.H, D = d.D;
+  at::Tensor x = unit_cols(x_in) ? x_in : x_in.contiguous();
+  at::Tensor h0 = h0_in.contiguous();
   const float clip = static_cast<float>(clip_d);
   const bool clip_all = clip < 1.0f;
   auto opt = hs.options();
-  at::Tensor h0 = h0_in.contiguous();
-  at::Tensor d_proj = at::empty({K, T, B, 3 * H}, opt);
-  at::Tensor d_h0 = at::empty({K, B, H}, opt);
-  at::Tensor w_ru_t = w_ru.transpose(1, 2).contiguous(), w_c_t = w_c.transpose(1, 2).contiguous();
+  // Transposed weight blocks, contiguous: x and h rows of W_ru and W_c.
+  at::Tensor wt_ru_x = w_ru.narrow(1, 0, E).transpose(1, 2).contiguous();  // [K, 2H, E]
+  at::Tensor wt_ru_h = w_ru.narrow(1, E, H).transpose(1, 2).contiguous();  // [K, 2H, H]
+  at::Tensor wt_c_x = w_c.narrow(1, 0, E).transpose(1, 2).contiguous();    // [K, H, E]
+  at::Tensor wt_c_h = w_c.narrow(1, E, H).transpose(1, 2).contiguous();    // [K, H, H]
   std::vector<at::Tensor> gk(K);
-  for (int64_t k = 0; k < K && k < (int64_t)grad_hs.size(); ++k) {
+  for (int64_t k = 0; k < K && k < static_cast<int64_t>(grad_hs.size()); ++k) {
     c10::optional<at::Tensor> g = grad_hs.get(k);
     if (g.has_value() && g->defined()) gk[k] = g->contiguous();
   }
   at::Tensor gl;
   if (grad_last.has_value() && grad_last->defined()) gl = grad_last->contiguous();
-  const float *hsp = fp(hs), *h0p = fp(h0), *gtp = fp(gates), *cdp = fp(cands);
-  const float *wrut = fp(w_ru_t), *wct = fp(w_c_t);
-  float* out = fp(d_proj);
-  for_row_blocks(B, [&](int64_t b0, int64_t b1) {
-    const int64_t nb = b1 - b0;
-    // per recurrence: the carried gradient of h_{t-1}, the gradient of h_t, scratch
-    std::vector<float> carry(K * nb * H, 0.0f), d(K * nb * H), drh(nb * H);
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const bool masked = (t == 0) || clip_all;
-      for (int64_t k = 0; k < K; ++k) {
-        float* car = carry.data() + k * nb * H;
-        float* dk = d.data() + k * nb * H;
-        for (int64_t i = 0; i < nb * H; ++i) dk[i] = car[i];
-        if (gk[k].defined()) {
-          const float* go = fp(gk[k]) + (t * B + b0) * H;
-          for (int64_t i = 0; i < nb * H; ++i) dk[i] += go[i];
+  at::Tensor d_x = need_x ? at::zeros({T, B, E}, opt) : at::Tensor();
+  at::Tensor d_h0 = at::empty({K, B, H}, opt);
+  const float *xp = fp(x), *h0p = fp(h0), *hsp = fp(hs), *gtp = fp(gates), *cdp = fp(cands);
+  const int64_t sxt = x.stride(0), sxb = x.stride(1);
+  // Per thread and recurrence, partial sums: d_w_ru [D, 2H], d_w_c [D, H], d_b [3H].
+  const int64_t per_k = D * 3 * H + 3 * H, per = K * per_k;
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B));
+  const int64_t grain = (B + nt - 1) / nt;
+  std::vector<float> part(nt * per, 0.0f);
+  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
+    at::NoGradGuard no_grad;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b0 = p * grain, nb = std::min(grain, B - b0);
+      if (nb <= 0) continue;
+      std::vector<float> carry(K * nb * H, 0.0f), dh(nb * H), dpre(nb * 3 * H), xh(nb * D);
+      std::vector<float> drh(nb * H);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const bool masked = (t == 0) || clip_all;
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t tr = rev[k] ? T - 1 - t : t;
+          float* car = carry.data() + k * nb * H;
+          float* dhp = dh.data();
+          for (int64_t i = 0; i < nb * H; ++i) dhp[i] = car[i];
+          if (gk[k].defined()) {
+            const float* go = fp(gk[k]) + (t * B + b0) * H;
+            for (int64_t i = 0; i < nb * H; ++i) dhp[i] += go[i];
+          }
+          if (gl.defined() && t == T - 1) {
+            const float* ga = fp(gl) + (k * B + b0) * H;
+            for (int64_t i = 0; i < nb * H; ++i) dhp[i] += ga[i];
+          }
+          const float* hprev =
+              t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
+          const float* hnew = hsp + ((k * T + t) * B + b0) * H;
+          const float* g = gtp + ((t * K + k) * B + b0) * 2 * H;
+          const float* c = cdp + ((t * K + k) * B + b0) * H;
+          float* dp = dpre.data();
+          for (int64_t i = 0; i < nb; ++i) {
+            if (masked) row_mask(H, dhp + i * H, hnew + i * H, clip);
+            row_bwd_a(H, dhp + i * H, g + i * 2 * H + H, c + i * H, hprev + i * H, car + i * H,
+                      dp + i * 3 * H + 2 * H, dp + i * 3 * H + H);
+          }
+          gemm(nb, H, H, dp + 2 * H, 3 * H, fp(wt_c_h) + k * H * H, H, drh.data(), H, false);
+          for (int64_t i = 0; i < nb; ++i)
+            row_bwd_b(H, drh.data() + i * H, g + i * 2 * H, hprev + i * H, car + i * H,
+                      dp + i * 3 * H);
+          gemm(nb, H, 2 * H, dp, 3 * H, fp(wt_ru_h) + k * 2 * H * H, H, car, H, true);
+          if (need_x && E) {
+            float* dxr = fp(d_x) + (tr * B + b0) * E;
+            gemm(nb, E, 2 * H, dp, 3 * H, fp(wt_ru_x) + k * 2 * H * E, E, dxr, E, true);
+            gemm(nb, E, H, dp + 2 * H, 3 * H, fp(wt_c_x) + k * H * E, E, dxr, E, true);
+          }
+          // Weight and bias gradients of this step: [x | h_prev]^T d[r|u], [x | rh]^T d[c].
+          float* pw = part.data() + p * per + k * per_k;
+          fill_xh(xh.data(), nb, E, H, xp + tr * sxt + b0 * sxb, sxb, hprev);
+          gemm_tn_serial(D, 2 * H, nb, xh.data(), D, dp, 3 * H, pw, 2 * H, true);
+          for (int64_t i = 0; i < nb; ++i) {
+            float* rh = xh.data() + i * D + E;
+            const float* r = g + i * 2 * H;
+            for (int64_t j = 0; j < H; ++j) rh[j] *= r[j];
+          }
+          gemm_tn_serial(D, H, nb, xh.data(), D, dp + 2 * H, 3 * H, pw + D * 2 * H, H, true);
+          float* pb = pw + D * 3 * H;
+          for (int64_t i = 0; i < nb; ++i)
+            for (int64_t j = 0; j < 3 * H; ++j) pb[j] += dp[i * 3 * H + j];
         }
-        if (gl.defined() && t == T - 1) {
-          const float* ga = fp(gl) + (k * B + b0) * H;
-          for (int64_t i = 0; i < nb * H; ++i) dk[i] += ga[i];
-        }
-        const float* hprev = t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
-        step_bwd(nb, H, dk, gtp + ((t * K + k) * B + b0) * 2 * H, cdp + ((t * K + k) * B + b0) * H,
-                 hprev, hsp + ((k * T + t) * B + b0) * H, wrut + k * 2 * H * H, wct + k * H * H,
-                 clip, masked, drh.data(), out + ((k * T + t) * B + b0) * 3 * H, 3 * H, car);
       }
+      for (int64_t k = 0; k < K; ++k)
+        std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H,
+                    sizeof(float) * nb * H);
     }
-    for (int64_t k = 0; k < K; ++k)
-      std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H, sizeof(float) * nb * H);
   });
-  if (!need_w) return {d_proj, d_h0};
-  // Over all steps and trials: d_w_ru = sum h_{t-1}^T d[r|u]_t, d_w_c = sum (r h)_t^T d[c]_t.
-  at::Tensor d_w_ru = at::empty({K, H, 2 * H}, opt), d_w_c = at::empty({K, H, H}, opt);
-  const float* rhp = fp(rhs);
+  at::Tensor d_w_ru = at::empty({K, D, 2 * H}, opt), d_w_c = at::empty({K, D, H}, opt);
+  at::Tensor d_b = at::empty({K, 3 * H}, opt);
   for (int64_t k = 0; k < K; ++k) {
-    const float* dk = out + k * T * B * 3 * H;
-    float* dwru = fp(d_w_ru) + k * H * 2 * H;
-    gemm_tn(H, 2 * H, B, h0p + k * B * H, H, dk, 3 * H, dwru, false);
-    gemm_tn(H, 2 * H, (T - 1) * B, hsp + k * T * B * H, H, dk + B * 3 * H, 3 * H, dwru, true);
-    gemm_tn(H, H, T * B, rhp + k * T * B * H, H, dk + 2 * H, 3 * H, fp(d_w_c) + k * H * H,
-            false);
+    const int64_t n_ru = D * 2 * H, n_c = D * H;
+    float* outs[3] = {fp(d_w_ru) + k * n_ru, fp(d_w_c) + k * n_c, fp(d_b) + k * 3 * H};
+    const int64_t offs[3] = {0, n_ru, n_ru + n_c}, lens[3] = {n_ru, n_c, 3 * H};
+    for (int s = 0; s < 3; ++s)
+      for (int64_t i = 0; i < lens[s]; ++i) {
+        float v = 0.0f;
+        for (int64_t p = 0; p < nt; ++p) v += part[p * per + k * per_k + offs[s] + i];
+        outs[s][i] = v;
+      }
   }
-  return {d_proj, d_h0, d_w_ru, d_w_c};
+  if (!need_x) return {d_h0, d_w_ru, d_w_c, d_b};
+  return {d_h0, d_w_ru, d_w_c, d_b, d_x};
 }
 
 // ------------------------------------------------------------------ controller loop
@@ -915,11 +1028,11 @@ bool keep_heap_memory() {
 TORCH_LIBRARY(lfads_ext, m) {
   m.def("keep_heap_memory() -> bool", &keep_heap_memory);
   m.def("simd() -> str", &simd);
-  m.def("gru_fwd(Tensor proj, Tensor h0, Tensor w_ru, Tensor w_c, float clip, bool train) -> Tensor[]", &gru_fwd);
-  m.def("gru_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor h0, Tensor w_ru, Tensor w_c, Tensor hs, Tensor gates, Tensor cands, Tensor rhs, float clip, bool need_w) -> Tensor[]", &gru_bwd);
   m.def("congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor b_out, float clip, bool train) -> Tensor[]", &congen_fwd);
   m.def("congen_bwd(Tensor? g_fac, Tensor? g_mv, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor eps, bool sample, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor gs, Tensor mv, Tensor cs, Tensor c_gates, Tensor c_cands, Tensor g_gates, Tensor g_cands, Tensor fbv, Tensor lins, float clip) -> Tensor[]", &congen_bwd);
   m.def("mt(Tensor a, Tensor b) -> Tensor", &mt);
+  m.def("gru_layer_fwd(Tensor x, int[] rev, Tensor w_ru, Tensor w_c, Tensor b, Tensor h0, float clip, bool train) -> Tensor[]", &gru_layer_fwd);
+  m.def("gru_layer_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor x, int[] rev, Tensor w_ru, Tensor w_c, Tensor b, Tensor h0, Tensor hs, Tensor gates, Tensor cands, float clip, bool need_x) -> Tensor[]", &gru_layer_bwd);
   m.def("lin_fwd(Tensor x, Tensor w, Tensor b) -> Tensor", &lin_fwd);
   m.def("lin_bwd(Tensor d, Tensor x, Tensor w, bool need_x) -> Tensor[]", &lin_bwd);
   m.def("keep_mask_(Tensor(a!) out, int key, int counter, float kp) -> ()", &keep_mask_);

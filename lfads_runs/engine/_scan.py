@@ -1,21 +1,24 @@
-"""GRU recurrences over whole sequences, with a hand-written backward pass.
+"""GRU recurrences over whole sequences, with hand-written backward passes.
 
 Both LFADS cells (spec §2) reduce to the same recurrence once the input part
-of every gate has been computed for all time steps at once::
+of every gate is known::
 
     [r^ | u^]_t = p_ru[t] + h_{t-1} W_ru        (p_ru = x W_x + b, forget bias included)
     c_t         = tanh(p_c[t] + (r_t * h_{t-1}) W_c)
     h_t         = clip(u_t * h_{t-1} + (1 - u_t) * c_t, clip_value)
 
-with r = sigmoid(r^), u = sigmoid(u^). Only the recurrent products are
-sequential. :class:`GruScan` runs K independent recurrences of the same size
-side by side (batched matrix products, so the forward and reverse encoders run
-together) and back-propagates through time itself; the weight gradients are
-single large matrix products over all steps. Autograd over a per-step Python
-loop would spend most of its time on bookkeeping rather than arithmetic.
+with r = sigmoid(r^), u = sigmoid(u^). :func:`gru_layer` runs K recurrences
+over one input sequence (some reading it backwards, as the reverse encoders
+do). On the CPU with the native kernels (:mod:`._ext`) the input projection is
+fused into the step loop and the weight gradients are summed step by step, so
+no [K, T, B, 3H] projection or gradient goes through memory. Elsewhere it
+computes the projections for all steps at once and runs :class:`GruScan`, the
+torch implementation: K recurrences side by side (batched matrix products) that
+back-propagate through time themselves, the weight gradients being single large
+products over all steps. Autograd over a per-step Python loop would spend most
+of its time on bookkeeping rather than arithmetic.
 
-On the CPU the loops run in the native kernels (:mod:`._ext`) when available;
-the torch code below is the fallback and the reference. Two exact shortcuts:
+Two exact shortcuts:
 
 - tanh(z) = 2 sigmoid(2z) - 1 in the torch path (torch's CPU tanh is several
   times slower than its sigmoid).
@@ -30,22 +33,15 @@ import torch
 
 from ._ext import native
 
-__all__ = ["GruScan", "gru_scan", "gru_scan_reference"]
+__all__ = ["GruScan", "gru_layer", "gru_scan", "gru_scan_reference"]
 
 
 def _clip_all_steps(clip: float) -> bool:
     return clip < 1.0
 
 
-def _native_for(t: torch.Tensor):
-    if t.device.type != "cpu" or t.dtype != torch.float32:
-        return None
-    return native()
-
-
 def _forward_torch(proj, h0, w_ru, w_c, clip, train):
-    """Torch version of the native forward, same layouts: hs [K,T,B,H], gates [T,K,B,2H],
-    cands [T,K,B,H], rhs [K,T,B,H]."""
+    """Layouts: hs [K,T,B,H], gates [T,K,B,2H], cands [T,K,B,H], rhs [K,T,B,H]."""
     H = proj.shape[-1] // 3
     p_ru, p_c = proj[..., : 2 * H], proj[..., 2 * H :]
     K, T, B, _ = p_c.shape
@@ -108,19 +104,14 @@ class GruScan(torch.autograd.Function):
     """K GRU recurrences of H units over T steps (see the module docstring).
 
     Inputs: ``proj`` [K, T, B, 3H], the input parts of r, u and the candidate
-    (biases and the +1 forget bias included; the last dimension must have unit
-    stride), ``h0`` [K, B, H], ``w_ru`` [K, H, 2H],
+    (biases and the +1 forget bias included), ``h0`` [K, B, H], ``w_ru`` [K, H, 2H],
     ``w_c`` [K, H, H]; ``clip`` a float. Outputs: the states of each recurrence
     ([T, B, H] each, K outputs), then the final states [K, B, H].
     """
 
     @staticmethod
     def forward(ctx, proj, h0, w_ru, w_c, clip):  # type: ignore[override]
-        ops = _native_for(proj)
-        if ops is not None:
-            hs, gates, cands, rhs = ops.gru_fwd(proj, h0, w_ru, w_c, clip, True)
-        else:
-            hs, gates, cands, rhs = _forward_torch(proj, h0, w_ru, w_c, clip, True)
+        hs, gates, cands, rhs = _forward_torch(proj, h0, w_ru, w_c, clip, True)
         ctx.clip = clip
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(h0, w_ru, w_c, hs, gates, cands, rhs)
@@ -133,21 +124,78 @@ class GruScan(torch.autograd.Function):
         K, T, B, H = hs.shape
         g_states, g_last = list(grads[:K]), grads[K]
         need_w = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
-        ops = _native_for(hs)
-        if ops is not None:
-            out = ops.gru_bwd(
-                g_states, g_last, h0, w_ru, w_c, hs, gates, cands, rhs, ctx.clip, need_w
-            )
-            d_proj, d_h0 = out[:2]
-            d_w_ru, d_w_c = (out[2], out[3]) if need_w else (None, None)
-        else:
-            grad_out = torch.stack([hs.new_zeros(T, B, H) if g is None else g for g in g_states])
-            if g_last is not None:
-                grad_out[:, -1] += g_last
-            d_proj, d_h0, d_w_ru, d_w_c = _backward_torch(
-                grad_out, h0, w_ru, w_c, hs, gates, cands, rhs, ctx.clip, need_w
-            )
+        grad_out = torch.stack([hs.new_zeros(T, B, H) if g is None else g for g in g_states])
+        if g_last is not None:
+            grad_out[:, -1] += g_last
+        d_proj, d_h0, d_w_ru, d_w_c = _backward_torch(
+            grad_out, h0, w_ru, w_c, hs, gates, cands, rhs, ctx.clip, need_w
+        )
         return d_proj, d_h0, d_w_ru, d_w_c, None
+
+
+class GruLayer(torch.autograd.Function):
+    """The native fused layer (see :func:`gru_layer`); outputs as :class:`GruScan`."""
+
+    @staticmethod
+    def forward(ctx, ops, rev, clip, x, w_ru, w_c, b, h0):  # type: ignore[override]
+        hs, gates, cands = ops.gru_layer_fwd(x, rev, w_ru, w_c, b, h0, clip, True)
+        ctx.ops, ctx.rev, ctx.clip = ops, rev, clip
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, w_ru, w_c, b, h0, hs, gates, cands)
+        return (*hs.unbind(0), hs[:, -1].clone())
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        x, w_ru, w_c, b, h0, hs, gates, cands = ctx.saved_tensors
+        K = hs.shape[0]
+        need_x = ctx.needs_input_grad[3]
+        out = ctx.ops.gru_layer_bwd(
+            list(grads[:K]), grads[K], x, ctx.rev, w_ru, w_c, b, h0, hs, gates, cands,
+            ctx.clip, need_x,
+        )  # fmt: skip
+        d_h0, d_w_ru, d_w_c, d_b = out[:4]
+        return None, None, None, out[4] if need_x else None, d_w_ru, d_w_c, d_b, d_h0
+
+
+def gru_layer(
+    x: torch.Tensor,
+    reverse: list[bool],
+    w_ru: torch.Tensor,
+    w_c: torch.Tensor,
+    b: torch.Tensor,
+    h0: torch.Tensor,
+    clip: float,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """K GRU recurrences of H units over one input sequence, input projections included.
+
+    ``x`` [T, B, E] (E may be 0); recurrence k reads it backwards when
+    ``reverse[k]``. ``w_ru`` [K, E+H, 2H] and ``w_c`` [K, E+H, H] are the cells'
+    [x, h] matrices (the TF variables, or x and h parts stacked), ``b`` [K, 3H]
+    the biases of r, u (forget bias included) and the candidate, ``h0`` [K, B, H].
+
+    Returns
+    -------
+    states : list of K tensors [T, B, H], in step order (a reversed recurrence's
+        step t reads x[T-1-t])
+    last : tensor [K, B, H], the final states
+    """
+    clip = float(clip)
+    rev = [int(bool(r)) for r in reverse]
+    E = x.shape[-1]
+    ops = native() if x.device.type == "cpu" and x.dtype == torch.float32 else None
+    if ops is not None:
+        args = (x, w_ru, w_c, b, h0)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in args):
+            *states, last = GruLayer.apply(ops, rev, clip, *args)
+            return states, last
+        with torch.no_grad():
+            hs = ops.gru_layer_fwd(x, rev, w_ru, w_c, b, h0, clip, False)[0]
+        return list(hs.unbind(0)), hs[:, -1]
+    K, (T, B) = len(rev), x.shape[:2]
+    xs = torch.stack([x.flip(0) if r else x for r in rev]).reshape(K, T * B, E)
+    w_x = torch.cat((w_ru[:, :E], w_c[:, :E]), 2)
+    proj = torch.baddbmm(b.unsqueeze(1), xs, w_x).view(K, T, B, -1)
+    return gru_scan(proj, h0, w_ru[:, E:], w_c[:, E:], clip)
 
 
 def gru_scan(
@@ -170,12 +218,8 @@ def gru_scan(
     if torch.is_grad_enabled() and any(x.requires_grad for x in args):
         *states, last = GruScan.apply(*args, clip)
         return states, last
-    ops = _native_for(proj)
     with torch.no_grad():
-        if ops is not None:
-            hs = ops.gru_fwd(proj, h0, w_ru, w_c, clip, False)[0]
-        else:
-            hs = _forward_torch(proj, h0, w_ru, w_c, clip, False)[0]
+        hs = _forward_torch(proj, h0, w_ru, w_c, clip, False)[0]
     return list(hs.unbind(0)), hs[:, -1]
 
 

@@ -18,7 +18,7 @@ from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen
 from ._ext import native
 from ._linear import batched_linear
 from ._rng import NoiseSource, as_noise_source
-from ._scan import gru_scan
+from ._scan import gru_layer
 from .params import Alignment, ParamStore
 
 __all__ = ["LfadsModel", "PassConfig", "PassResult", "KINDS"]
@@ -184,18 +184,12 @@ class LfadsModel(torch.nn.Module):
             groups.setdefault((job[3], job[4]), []).append(job)
         states: dict[str, torch.Tensor] = {}
         for (n, H), group in groups.items():
-            xin, w_x, b_x, w_ru, w_c, h0 = [], [], [], [], [], []
-            fwd = e[:n]
-            rev = None
-            for scope, t0, reverse, _, _ in group:
-                if reverse and rev is None:
-                    rev = fwd.flip(0)
-                xin.append(rev if reverse else fwd)
+            w_ru, w_c, b, h0 = [], [], [], []
+            for scope, t0, _, _, _ in group:
                 P = f"LFADS/{scope}/GRU"
-                W = self.params[f"{P}/Gates/xh_2_ru/W"]
-                Wc = self.params[f"{P}/Candidate/xrh_2_c/W"]
-                w_x.append(torch.cat((W[:E], Wc[:E]), 1))
-                b_x.append(
+                w_ru.append(self.params[f"{P}/Gates/xh_2_ru/W"])
+                w_c.append(self.params[f"{P}/Candidate/xrh_2_c/W"])
+                b.append(
                     torch.cat(
                         (
                             _gate_bias(self.params[f"{P}/Gates/xh_2_ru/b"][0]),
@@ -203,18 +197,14 @@ class LfadsModel(torch.nn.Module):
                         )
                     )
                 )
-                w_ru.append(W[E:])
-                w_c.append(Wc[E:])
                 h0.append(self.params[f"LFADS/{scope}/{t0}"].expand(B, H))
-            K = len(group)
-            x = torch.stack(xin).reshape(K, n * B, E)
-            proj = batched_linear(x, torch.stack(w_x), torch.stack(b_x))
-            proj = proj.view(K, n, B, 3 * H)
-            seqs, last = gru_scan(
-                proj,
-                torch.stack(h0),
+            seqs, last = gru_layer(
+                e[:n],
+                [job[2] for job in group],
                 torch.stack(w_ru),
                 torch.stack(w_c),
+                torch.stack(b),
+                torch.stack(h0),
                 h.cell_clip_value,
             )
             for k, (scope, _, reverse, _, _) in enumerate(group):
@@ -428,15 +418,17 @@ class LfadsModel(torch.nn.Module):
         G = spec.hps.gen_dim
         w_x, b, w_ru, w_c = self._gen_weights()
         if spec.ext_to_gen:
-            proj = torch.matmul(ext_do, w_x) + b  # [T, B, 3G]
+            x = ext_do
+            w_ru, w_c = torch.cat((w_x[:, : 2 * G], w_ru)), torch.cat((w_x[:, 2 * G :], w_c))
         else:
-            proj = b.expand(T, B, 3 * G)
-        proj = proj.unsqueeze(0)
-        seqs, _ = gru_scan(
-            proj,
-            g_init.unsqueeze(0),
+            x = g_init.new_zeros(T, B, 0)
+        seqs, _ = gru_layer(
+            x,
+            [False],
             w_ru.unsqueeze(0),
             w_c.unsqueeze(0),
+            b.unsqueeze(0),
+            g_init.unsqueeze(0),
             spec.hps.cell_clip_value,
         )
         return seqs[0]
@@ -479,7 +471,9 @@ class LfadsModel(torch.nn.Module):
             a = torch.cat(parts, -1)
             if keep is not None:
                 a = a * keep[..., :n_enc]
-            c_proj = torch.matmul(a, cw_x[:n_enc]) + c_b
+            c_proj = batched_linear(
+                a.reshape(1, T * B, n_enc), cw_x[:n_enc].unsqueeze(0), c_b.unsqueeze(0)
+            ).view(T, B, 3 * C)
         else:
             c_proj = None
         w_co = torch.cat(
