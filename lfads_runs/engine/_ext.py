@@ -1,8 +1,9 @@
 """Optional native kernels: built with the system C++ compiler on first use, then cached.
 
-The kernels (:mod:`._ext_src`) fuse the elementwise work of each GRU time step and
-draw random numbers quickly; matrix products still go through torch. They are a
-speed-up only: without a compiler, or with ``LFADS_RUNS_NATIVE=0``, the engine
+The kernels (:mod:`._ext_src`) run the GRU layers and the controller loop with the
+input projections, the elementwise work of each time step and the weight gradients
+fused, their small matrix products in AVX-512/AVX2 register tiles (``simd()`` says
+which), and draw random numbers quickly. They are a speed-up only: without a compiler, or with ``LFADS_RUNS_NATIVE=0``, the engine
 uses the pure-torch code paths, which compute the same equations (results agree
 to float32 round-off, random streams differ). ``LFADS_RUNS_NATIVE=1`` makes a
 failed build an error instead of a warning.

@@ -4,15 +4,16 @@ Kept in a Python module so that it ships with the package without package-data r
 """
 
 CPP_SOURCE = r"""
-// Fused GRU recurrences, the controller -> generator loop and a counter-based random
-// generator for the LFADS engine (equations: shared/spec/lfads-model.md §2, §3.9-§3.12).
+// Fused GRU layers, the controller -> generator loop, matrix-product tiles and a
+// counter-based random generator for the LFADS engine (equations:
+// shared/spec/lfads-model.md §2, §3.9-§3.12).
 //
 // Built on first use by lfads_runs/engine/_ext.py (plain g++, no Python headers) and
-// loaded with torch.ops.load_library. Matrix products go to ATen (MKL); the elementwise
-// work of a time step is one loop here. Every batch row is an independent recurrence
-// (only the weights are shared), so the rows are split into one block per thread and each
-// block runs its whole sequence without synchronisation; the weight gradients are then
-// large multi-threaded products over all steps.
+// loaded with torch.ops.load_library. Every batch row is an independent recurrence (only
+// the weights are shared), so the rows are split into one block per thread and each block
+// runs its whole sequence without synchronisation, its products in the register-blocked
+// tiles below (AVX-512 or AVX2; ATen where the compiler targets neither) and the
+// elementwise work of a step in one loop; weight gradients are summed per thread.
 #include <torch/library.h>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -281,14 +282,6 @@ void gemm_tn(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda, const
     for (int64_t p = 0; p < nt; ++p) v += part[p * M * N + i];
     C[i] = v;
   }
-}
-
-// The same on tensors: c (+)= a b for 2-d tensors with unit column stride.
-void mm_into(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b, bool acc) {
-  TORCH_CHECK(unit_cols(a) && unit_cols(b) && unit_cols(c),
-              "mm operands need a unit column stride");
-  gemm(a.size(0), b.size(1), a.size(1), fp(a), a.stride(0), fp(b), b.stride(0), fp(c),
-       c.stride(0), acc);
 }
 
 // a^T b for a [R, M] and b [R, N] (unit column strides): a weight gradient.
@@ -685,36 +678,28 @@ std::vector<at::Tensor> gru_layer_bwd(const c10::List<c10::optional<at::Tensor>>
 // ------------------------------------------------------------------ controller loop
 // Feedback to the controller from the factors f [nb, F]: fb_mode 1 = factors,
 // 2 = Poisson rates exp(clip(f W + b)) (unclipped for the initial factors),
-// 3 = Gaussian means (the first D columns of f W + b). lin receives f W + b.
-void feedback(int64_t fb_mode, const at::Tensor& f, const at::Tensor& w_out,
-              const at::Tensor& b_out, const at::Tensor& lin, const at::Tensor& fb,
-              bool initial) {
+// 3 = Gaussian means (the first NF columns of f W + b). lin [nb, LW] receives f W + b.
+void feedback(int64_t fb_mode, int64_t nb, int64_t F, int64_t NF, int64_t LW, const float* f,
+              const float* w_out, const float* b_out, float* lin, float* fb, bool initial) {
   if (fb_mode == 1) {
-    at::Tensor o = fb;
-    o.copy_(f);
+    std::memcpy(fb, f, sizeof(float) * nb * F);
     return;
   }
-  for (int64_t b = 0; b < lin.size(0); ++b)
-    std::memcpy(fp(lin) + b * lin.size(1), fp(b_out), sizeof(float) * lin.size(1));
-  mm_into(lin, f, w_out, true);
-  const int64_t nb = fb.size(0), D = fb.size(1), W = lin.size(1);
-  for (int64_t b = 0; b < nb; ++b) {
-    const float* lp = fp(lin) + b * W;
-    float* out = fp(fb) + b * D;
-    for (int64_t j = 0; j < D; ++j) {
-      const float v = lp[j];
-      if (fb_mode == 3) out[j] = v;
-      else out[j] = initial ? std::exp(v) : std::exp(std::min(std::max(v, -80.0f), 80.0f));
+  gemm_bias(nb, LW, F, f, F, w_out, LW, b_out, lin, LW);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t j = 0; j < NF; ++j) {
+      const float v = lin[b * LW + j];
+      if (fb_mode == 3) fb[b * NF + j] = v;
+      else fb[b * NF + j] = initial ? std::exp(v) : std::exp(std::min(std::max(v, -80.0f), 80.0f));
     }
-  }
 }
 
-// Time step t of a [T, B, X] tensor restricted to rows [b0, b0 + nb): a contiguous block.
-inline at::Tensor blk(const at::Tensor& x, int64_t t, int64_t b0, int64_t nb) {
-  return x.select(0, t).narrow(0, b0, nb);
+// Rows [b0, ...) of step t in a contiguous [T, B, X] tensor (X = size(2)).
+inline float* step_rows(const at::Tensor& x, int64_t t, int64_t b0) {
+  return fp(x) + (t * x.size(1) + b0) * x.size(2);
 }
-inline const float* blkp(const at::Tensor& x, int64_t t, int64_t b0) {
-  return fp(x) + t * x.stride(0) + b0 * x.stride(1);
+inline const float* opt_rows(const at::Tensor& x, int64_t t, int64_t b0) {
+  return x.defined() ? step_rows(x, t, b0) : nullptr;
 }
 
 std::vector<at::Tensor> congen_fwd(
@@ -728,7 +713,7 @@ std::vector<at::Tensor> congen_fwd(
   check_f32(cp, "cp");
   check_f32(gp, "gp");
   check_f32(eps, "eps");
-  TORCH_CHECK(cp.stride(2) == 1 && gp.stride(2) == 1, "projections need a unit last stride");
+  TORCH_CHECK(unit_cols(cp) && unit_cols(gp), "projections need a unit last stride");
   const int64_t T = cp.size(0), B = cp.size(1), C = c0_in.size(1), G = g0_in.size(1);
   const int64_t U = eps.size(2), F = w_fac.size(1);
   const int64_t NF = fb_mode == 0 ? 0 : w_fb.size(0);
@@ -751,74 +736,72 @@ std::vector<at::Tensor> congen_fwd(
   at::Tensor wruc = w_ru_c.contiguous(), wcc = w_c_c.contiguous(), wrug = w_ru_g.contiguous();
   at::Tensor wcg = w_c_g.contiguous(), wfb = w_fb.contiguous(), wco = w_co.contiguous();
   at::Tensor wu = w_u.contiguous(), wfac = w_fac.contiguous(), wout = w_out.contiguous();
+  at::Tensor bco = b_co.contiguous(), bout = b_out.contiguous();
   at::Tensor kfb, gk;
   if (keep_fb.has_value() && keep_fb->defined() && NF) kfb = keep_fb->contiguous();
   if (gen_keep.has_value() && gen_keep->defined()) gk = gen_keep->contiguous();
+  const int64_t cs0 = cp.stride(0), cs1 = cp.stride(1), gs0 = gp.stride(0), gs1 = gp.stride(1);
   for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
-    at::Tensor xc = at::empty({nb, 3 * C}, opt), xg = at::empty({nb, 3 * G}, opt);
-    at::Tensor fb = at::empty({nb, NF}, opt), lin = at::empty({nb, LW}, opt);
-    at::Tensor cg = at::empty({nb, 2 * C}, opt), cc = at::empty({nb, C}, opt),
-               crh = at::empty({nb, C}, opt);
-    at::Tensor gg = at::empty({nb, 2 * G}, opt), gc = at::empty({nb, G}, opt),
-               grh = at::empty({nb, G}, opt);
-    at::Tensor c0b = c0.narrow(0, b0, nb), g0b = g0.narrow(0, b0, nb);
+    std::vector<float> xc(nb * 3 * C), xg(nb * 3 * G), fb(nb * NF), lin(nb * LW);
+    std::vector<float> sc(train ? 0 : 4 * nb * C), sg(train ? 0 : 4 * nb * G);
+    const float* c0b = fp(c0) + b0 * C;
+    const float* g0b = fp(g0) + b0 * G;
     if (NF) {
-      at::Tensor f0 = at::empty({nb, F}, opt);
-      mm_into(f0, g0b, wfac, false);
-      feedback(fb_mode, f0, wout, b_out, lin, fb, true);
+      std::vector<float> f0(nb * F);
+      gemm(nb, F, G, g0b, G, fp(wfac), F, f0.data(), F, false);
+      feedback(fb_mode, nb, F, NF, LW, f0.data(), fp(wout), fp(bout), lin.data(), fb.data(), true);
+      if (LW && train) std::memcpy(step_rows(lins, 0, b0), lin.data(), sizeof(float) * nb * LW);
     }
-    if (NF && LW && train) blk(lins, 0, b0, nb).copy_(lin);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t i = train ? t : 0;
+      const bool do_clip = t == 0 || clip_all;
       // Controller input: encoder part (precomputed) + dropped feedback @ w_fb.
       for (int64_t b = 0; b < nb; ++b)
-        std::memcpy(fp(xc) + b * 3 * C, blkp(cp, t, b0 + b), sizeof(float) * 3 * C);
+        std::memcpy(xc.data() + b * 3 * C, fp(cp) + t * cs0 + (b0 + b) * cs1,
+                    sizeof(float) * 3 * C);
       if (NF) {
-        at::Tensor fk = blk(fbk, i, b0, nb);
-        float* fkp = fp(fk);
-        const float* fbp = fp(fb);
-        const float* kp = kfb.defined() ? blkp(kfb, t, b0) : nullptr;
-        for (int64_t j = 0; j < nb * NF; ++j) fkp[j] = kp ? fbp[j] * kp[j] : fbp[j];
-        if (train) blk(fbv, i, b0, nb).copy_(fb);
-        mm_into(xc, fk, wfb, true);
+        float* fk = step_rows(fbk, i, b0);
+        const float* kp = opt_rows(kfb, t, b0);
+        for (int64_t j = 0; j < nb * NF; ++j) fk[j] = kp ? fb[j] * kp[j] : fb[j];
+        if (train) std::memcpy(step_rows(fbv, i, b0), fb.data(), sizeof(float) * nb * NF);
+        gemm(nb, 3 * C, NF, fk, NF, fp(wfb), 3 * C, xc.data(), 3 * C, true);
       }
-      at::Tensor c_prev = t == 0 ? c0b : blk(cs, t - 1, b0, nb);
-      at::Tensor c_now = blk(cs, t, b0, nb);
-      step_fwd(nb, C, fp(xc), 3 * C, fp(c_prev), fp(wruc), fp(wcc),
-               fp(train ? blk(c_gates, i, b0, nb) : cg), fp(train ? blk(c_rh, i, b0, nb) : crh),
-               fp(train ? blk(c_cands, i, b0, nb) : cc), fp(c_now), clip, t == 0 || clip_all);
-      at::Tensor mvt = blk(mv, t, b0, nb);
-      for (int64_t b = 0; b < nb; ++b)
-        std::memcpy(fp(mvt) + b * 2 * U, fp(b_co), sizeof(float) * 2 * U);
-      mm_into(mvt, c_now, wco, true);
-      float* up = fp(u) + t * B * U + b0 * U;
-      const float* mvp = fp(mvt);
-      const float* ep = blkp(epsc, t, b0);
+      const float* c_prev = t == 0 ? c0b : step_rows(cs, t - 1, b0);
+      float* c_now = step_rows(cs, t, b0);
+      step_fwd(nb, C, xc.data(), 3 * C, c_prev, fp(wruc), fp(wcc),
+               train ? step_rows(c_gates, i, b0) : sc.data(),
+               train ? step_rows(c_rh, i, b0) : sc.data() + 2 * nb * C,
+               train ? step_rows(c_cands, i, b0) : sc.data() + 3 * nb * C, c_now, clip, do_clip);
+      float* mvt = step_rows(mv, t, b0);
+      gemm_bias(nb, 2 * U, C, c_now, C, fp(wco), 2 * U, fp(bco), mvt, 2 * U);
+      float* up = step_rows(u, t, b0);
+      const float* ep = step_rows(epsc, t, b0);
       for (int64_t b = 0; b < nb; ++b)
         for (int64_t j = 0; j < U; ++j) {
-          const float mu = mvp[b * 2 * U + j], lv = mvp[b * 2 * U + U + j];
+          const float mu = mvt[b * 2 * U + j], lv = mvt[b * 2 * U + U + j];
           up[b * U + j] = sample ? mu + std::exp(0.5f * lv) * ep[b * U + j] : mu;
         }
       // Generator input: precomputed part (biases, external inputs) + u @ w_u.
       for (int64_t b = 0; b < nb; ++b)
-        std::memcpy(fp(xg) + b * 3 * G, blkp(gp, t, b0 + b), sizeof(float) * 3 * G);
-      mm_into(xg, blk(u, t, b0, nb), wu, true);
-      at::Tensor g_prev = t == 0 ? g0b : blk(gs, t - 1, b0, nb);
-      at::Tensor g_now = blk(gs, t, b0, nb);
-      step_fwd(nb, G, fp(xg), 3 * G, fp(g_prev), fp(wrug), fp(wcg),
-               fp(train ? blk(g_gates, i, b0, nb) : gg), fp(train ? blk(g_rh, i, b0, nb) : grh),
-               fp(train ? blk(g_cands, i, b0, nb) : gc), fp(g_now), clip, t == 0 || clip_all);
-      at::Tensor gdt = blk(gd, t, b0, nb);
-      float* gdp = fp(gdt);
-      const float* gsp = fp(g_now);
-      const float* kp = gk.defined() ? blkp(gk, t, b0) : nullptr;
-      for (int64_t j = 0; j < nb * G; ++j) gdp[j] = kp ? gsp[j] * kp[j] : gsp[j];
-      at::Tensor ft = blk(fac, t, b0, nb);
-      mm_into(ft, gdt, wfac, false);
+        std::memcpy(xg.data() + b * 3 * G, fp(gp) + t * gs0 + (b0 + b) * gs1,
+                    sizeof(float) * 3 * G);
+      gemm(nb, 3 * G, U, up, U, fp(wu), 3 * G, xg.data(), 3 * G, true);
+      const float* g_prev = t == 0 ? g0b : step_rows(gs, t - 1, b0);
+      float* g_now = step_rows(gs, t, b0);
+      step_fwd(nb, G, xg.data(), 3 * G, g_prev, fp(wrug), fp(wcg),
+               train ? step_rows(g_gates, i, b0) : sg.data(),
+               train ? step_rows(g_rh, i, b0) : sg.data() + 2 * nb * G,
+               train ? step_rows(g_cands, i, b0) : sg.data() + 3 * nb * G, g_now, clip, do_clip);
+      float* gdt = step_rows(gd, t, b0);
+      const float* kp = opt_rows(gk, t, b0);
+      for (int64_t j = 0; j < nb * G; ++j) gdt[j] = kp ? g_now[j] * kp[j] : g_now[j];
+      float* ft = step_rows(fac, t, b0);
+      gemm(nb, F, G, gdt, G, fp(wfac), F, ft, F, false);
       if (NF && t + 1 < T) {
-        feedback(fb_mode, ft, wout, b_out, lin, fb, false);
-        if (train && LW) blk(lins, t + 1, b0, nb).copy_(lin);
+        feedback(fb_mode, nb, F, NF, LW, ft, fp(wout), fp(bout), lin.data(), fb.data(), false);
+        if (train && LW)
+          std::memcpy(step_rows(lins, t + 1, b0), lin.data(), sizeof(float) * nb * LW);
       }
     }
   });
@@ -868,96 +851,86 @@ std::vector<at::Tensor> congen_bwd(
   if (gen_keep.has_value() && gen_keep->defined()) gk = gen_keep->contiguous();
   for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
-    at::Tensor dc = at::zeros({nb, C}, opt), dg = at::zeros({nb, G}, opt);
-    at::Tensor dc2 = at::empty({nb, C}, opt), dg2 = at::empty({nb, G}, opt);
-    at::Tensor dfb = at::zeros({nb, NF}, opt);  // gradient of the feedback made at step t
-    at::Tensor drh_c = at::empty({nb, C}, opt), drh_g = at::empty({nb, G}, opt);
-    at::Tensor dgd = at::empty({nb, G}, opt), du = at::empty({nb, U}, opt);
-    at::Tensor c0b = c0.narrow(0, b0, nb), g0b = g0.narrow(0, b0, nb);
+    std::vector<float> dc(nb * C, 0.0f), dg(nb * G, 0.0f), dc2(nb * C), dg2(nb * G);
+    std::vector<float> dfb(nb * NF, 0.0f);  // gradient of the feedback made at step t
+    std::vector<float> drh_c(nb * C), drh_g(nb * G), dgd(nb * G), du(nb * U);
+    const float* c0b = fp(c0) + b0 * C;
+    const float* g0b = fp(g0) + b0 * G;
     for (int64_t t = T - 1; t >= 0; --t) {
+      const bool masked = t == 0 || clip_all;
       // Factors: external gradient plus that of the feedback they made for step t+1.
-      at::Tensor dft = blk(d_fac, t, b0, nb);
-      if (gfac.defined()) dft.copy_(blk(gfac, t, b0, nb));
-      else dft.zero_();
+      float* dft = step_rows(d_fac, t, b0);
+      if (gfac.defined()) std::memcpy(dft, step_rows(gfac, t, b0), sizeof(float) * nb * F);
+      else std::fill(dft, dft + nb * F, 0.0f);
       if (NF && t + 1 < T) {
         if (fb_mode == 1) {
-          dft.add_(dfb);
+          for (int64_t j = 0; j < nb * F; ++j) dft[j] += dfb[j];
         } else {  // through the rates or means, then the read-out
-          at::Tensor dlt = blk(d_lin, t + 1, b0, nb);
-          const float* fv = blkp(fbv, t + 1, b0);
-          const float* lv = blkp(lins, t + 1, b0);
-          float* dl = fp(dlt);
-          const float* db = fp(dfb);
+          float* dl = step_rows(d_lin, t + 1, b0);
+          const float* fv = step_rows(fbv, t + 1, b0);
+          const float* lv = step_rows(lins, t + 1, b0);
           for (int64_t b = 0; b < nb; ++b)
             for (int64_t j = 0; j < NF; ++j) {
-              const float g = db[b * NF + j];
+              const float g = dfb[b * NF + j];
               dl[b * LW + j] = fb_mode == 3 ? g
                                             : (std::fabs(lv[b * LW + j]) < 80.0f
                                                    ? g * fv[b * NF + j] : 0.0f);
             }
-          mm_into(dft, dlt, w_outt, true);
+          gemm(nb, F, LW, dl, LW, fp(w_outt), F, dft, F, true);
         }
       }
       // Generator output dropout, then the generator step.
-      mm_into(dgd, dft, w_fact, false);
-      float* dgp = fp(dg);
-      const float* dgdp = fp(dgd);
-      const float* kp = gk.defined() ? blkp(gk, t, b0) : nullptr;
-      for (int64_t j = 0; j < nb * G; ++j) dgp[j] += kp ? dgdp[j] * kp[j] : dgdp[j];
-      at::Tensor g_prev = t == 0 ? g0b : blk(gs, t - 1, b0, nb);
-      at::Tensor dxg = blk(d_xg, t, b0, nb);
-      step_bwd(nb, G, fp(dg), fp(blk(g_gates, t, b0, nb)), fp(blk(g_cands, t, b0, nb)),
-               fp(g_prev), fp(blk(gs, t, b0, nb)), fp(w_ru_gt), fp(w_c_gt), clip,
-               t == 0 || clip_all, fp(drh_g), fp(dxg), 3 * G, fp(dg2));
+      gemm(nb, G, F, dft, F, fp(w_fact), G, dgd.data(), G, false);
+      const float* kp = opt_rows(gk, t, b0);
+      for (int64_t j = 0; j < nb * G; ++j) dg[j] += kp ? dgd[j] * kp[j] : dgd[j];
+      const float* g_prev = t == 0 ? g0b : step_rows(gs, t - 1, b0);
+      float* dxg = step_rows(d_xg, t, b0);
+      step_bwd(nb, G, dg.data(), step_rows(g_gates, t, b0), step_rows(g_cands, t, b0), g_prev,
+               step_rows(gs, t, b0), fp(w_ru_gt), fp(w_c_gt), clip, masked, drh_g.data(), dxg,
+               3 * G, dg2.data());
       std::swap(dg, dg2);
       // u = mu + exp(lv/2) eps: gradients of mu and logvar.
-      mm_into(du, dxg, w_ut, false);
-      at::Tensor dmt = blk(d_mv, t, b0, nb);
-      const float* dup = fp(du);
-      const float* mvp = blkp(mv, t, b0);
-      const float* ep = blkp(epsc, t, b0);
-      const float* gm = gmv.defined() ? blkp(gmv, t, b0) : nullptr;
-      float* dmv = fp(dmt);
+      gemm(nb, U, 3 * G, dxg, 3 * G, fp(w_ut), U, du.data(), U, false);
+      float* dmv = step_rows(d_mv, t, b0);
+      const float* mvp = step_rows(mv, t, b0);
+      const float* ep = step_rows(epsc, t, b0);
+      const float* gm = opt_rows(gmv, t, b0);
       for (int64_t b = 0; b < nb; ++b)
         for (int64_t j = 0; j < U; ++j) {
           const int64_t m = b * 2 * U + j, l = m + U;
-          const float d = dup[b * U + j];
+          const float d = du[b * U + j];
           dmv[m] = (gm ? gm[m] : 0.0f) + d;
           float dl = gm ? gm[l] : 0.0f;
           if (sample) dl += d * 0.5f * std::exp(0.5f * mvp[l]) * ep[b * U + j];
           dmv[l] = dl;
         }
-      mm_into(dc, dmt, w_cot, true);
-      at::Tensor c_prev = t == 0 ? c0b : blk(cs, t - 1, b0, nb);
-      at::Tensor dxc = blk(d_xc, t, b0, nb);
-      step_bwd(nb, C, fp(dc), fp(blk(c_gates, t, b0, nb)), fp(blk(c_cands, t, b0, nb)),
-               fp(c_prev), fp(blk(cs, t, b0, nb)), fp(w_ru_ct), fp(w_c_ct), clip,
-               t == 0 || clip_all, fp(drh_c), fp(dxc), 3 * C, fp(dc2));
+      gemm(nb, C, 2 * U, dmv, 2 * U, fp(w_cot), C, dc.data(), C, true);
+      const float* c_prev = t == 0 ? c0b : step_rows(cs, t - 1, b0);
+      float* dxc = step_rows(d_xc, t, b0);
+      step_bwd(nb, C, dc.data(), step_rows(c_gates, t, b0), step_rows(c_cands, t, b0), c_prev,
+               step_rows(cs, t, b0), fp(w_ru_ct), fp(w_c_ct), clip, masked, drh_c.data(), dxc,
+               3 * C, dc2.data());
       std::swap(dc, dc2);
       if (NF) {  // the feedback fed at step t came from step t-1 (or the initial factors)
-        mm_into(dfb, dxc, w_fbt, false);
-        if (kfb.defined()) {
-          float* p = fp(dfb);
-          const float* k = blkp(kfb, t, b0);
-          for (int64_t j = 0; j < nb * NF; ++j) p[j] *= k[j];
-        }
+        gemm(nb, NF, 3 * C, dxc, 3 * C, fp(w_fbt), NF, dfb.data(), NF, false);
+        const float* k = opt_rows(kfb, t, b0);
+        if (k)
+          for (int64_t j = 0; j < nb * NF; ++j) dfb[j] *= k[j];
       }
     }
-    d_c0.narrow(0, b0, nb).copy_(dc);
-    d_g0.narrow(0, b0, nb).copy_(dg);
+    std::memcpy(fp(d_c0) + b0 * C, dc.data(), sizeof(float) * nb * C);
+    std::memcpy(fp(d_g0) + b0 * G, dg.data(), sizeof(float) * nb * G);
     if (NF) {  // the initial feedback, from f0 = g0 w_fac (no dropout, unclipped rates)
-      at::Tensor df0 = d_f0.narrow(0, b0, nb);
+      float* df0 = fp(d_f0) + b0 * F;
       if (fb_mode == 1) {
-        df0.copy_(dfb);
+        std::memcpy(df0, dfb.data(), sizeof(float) * nb * F);
       } else {
-        at::Tensor dl0 = blk(d_lin, 0, b0, nb);
-        const float* fv = blkp(fbv, 0, b0);
-        const float* db = fp(dfb);
-        float* dl = fp(dl0);
+        float* dl = step_rows(d_lin, 0, b0);
+        const float* fv = step_rows(fbv, 0, b0);
         for (int64_t b = 0; b < nb; ++b)
           for (int64_t j = 0; j < NF; ++j)
-            dl[b * LW + j] = fb_mode == 3 ? db[b * NF + j] : db[b * NF + j] * fv[b * NF + j];
-        mm_into(df0, dl0, w_outt, true);
+            dl[b * LW + j] = fb_mode == 3 ? dfb[b * NF + j] : dfb[b * NF + j] * fv[b * NF + j];
+        gemm(nb, F, LW, dl, LW, fp(w_outt), F, df0, F, true);
       }
     }
   });
