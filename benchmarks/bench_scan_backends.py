@@ -1,21 +1,21 @@
 """Why the engine's recurrences run in hand-written kernels: one GRU scan, several ways.
 
 Issue 4 asks to measure torch.compile / TorchScript (and CUDA graphs, which need
-a GPU) against the engine's own scan. The problem is the IC encoder of the
+a GPU) against the engine's own kernels. The problem is the IC encoder of the
 benchmark configuration: K = 2 recurrences (forward and reverse) of H = 64
-units over T = 100 steps, batch 150, input projections precomputed. One
-iteration is the forward pass and the backward pass of ``sum(states)`` with
-respect to the projections and the recurrent weights. Prints one line per
+units over T = 100 steps of E = 8 inputs, batch 150. One iteration is the
+forward pass and the backward pass of ``sum(states)`` with respect to the
+inputs, the [x, h] weight matrices and the biases. Prints one line per
 backend, e.g.::
 
-    native kernels (engine default)             17.5 ms/iter   (first call 0.0 s)
-    torch, hand-written backward                25.4 ms/iter   (first call 0.0 s)
-    torch eager, autograd per step             157.7 ms/iter   (first call 0.4 s)
-    TorchScript, autograd per step             154.7 ms/iter   (first call 0.2 s)
-    torch.compile (inductor), autograd         151.8 ms/iter   (first call 146.6 s)
+    native fused layer (engine default)          9.5 ms/iter   (first call 0.0 s)
+    torch, hand-written backward                37.6 ms/iter   (first call 0.0 s)
+    torch eager, autograd per step             320.9 ms/iter   (first call 0.3 s)
+    TorchScript, autograd per step             282.3 ms/iter   (first call 0.3 s)
+    torch.compile (inductor), autograd         159.8 ms/iter   (first call 76.4 s)
 
-(2-core AMD EPYC, torch 2.13.0 CPU, 2 threads.) CUDA graphs are not measured
-here: no GPU was available.
+(2-core AMD EPYC with AVX-512, torch 2.13.0 CPU, 2 threads.) CUDA graphs are
+not measured here: no GPU was available.
 
 Usage: ``python benchmarks/bench_scan_backends.py [--threads 2] [--iters 30]
 [--backends native,torch,eager,script,compile]``
