@@ -20,6 +20,9 @@ CASES = [
     {"do_causal_controller": True, "controller_input_lag": 2},
     {"ext_input_dim": 2, "inject_ext_input_to_gen": True, "keep_prob": 1.0},
     {"cell_clip_value": 0.5, "co_mean_corr_scale": 0.3},
+    # sizes that fill several 6-row tiles and column blocks, with remainders, in the kernels
+    {"batch_size": 40, "gen_dim": 70, "con_dim": 33, "ci_enc_dim": 20, "factors_dim": 9,
+     "co_dim": 3, "feedback_factors_or_rates": "rates"},  # fmt: skip
 ]
 
 
@@ -36,11 +39,12 @@ def test_native_loop_matches_autograd_loop(kw):
     model = LfadsModel(spec)
     model.initialize(torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(2)
+    B = hps.batch_size
     if hps.output_dist == "poisson":
-        x = torch.poisson(torch.full((5, 9, 6), 2.0), generator=g)
+        x = torch.poisson(torch.full((B, 9, 6), 2.0), generator=g)
     else:
-        x = torch.randn(5, 9, 6, generator=g)
-    ext = torch.randn(5, 9, 2, generator=g) if hps.ext_input_dim else None
+        x = torch.randn(B, 9, 6, generator=g)
+    ext = torch.randn(B, 9, 2, generator=g) if hps.ext_input_dim else None
     names = list(model.params.updated())
     params = list(model.params.updated().values())
     for kind in ("train", "posterior_push_mean"):
