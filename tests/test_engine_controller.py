@@ -21,8 +21,15 @@ CASES = [
     {"ext_input_dim": 2, "inject_ext_input_to_gen": True, "keep_prob": 1.0},
     {"cell_clip_value": 0.5, "co_mean_corr_scale": 0.3},
     # sizes that fill several 6-row tiles and column blocks, with remainders, in the kernels
-    {"batch_size": 40, "gen_dim": 70, "con_dim": 33, "ci_enc_dim": 20, "factors_dim": 9,
-     "co_dim": 3, "feedback_factors_or_rates": "rates"},  # fmt: skip
+    {
+        "batch_size": 40,
+        "gen_dim": 70,
+        "con_dim": 33,
+        "ci_enc_dim": 20,
+        "factors_dim": 9,
+        "co_dim": 3,
+        "feedback_factors_or_rates": "rates",
+    },  # fmt: skip
 ]
 
 
