@@ -298,9 +298,9 @@ at::Tensor mt(const at::Tensor& a_in, const at::Tensor& b_in) {
 }
 
 // ------------------------------------------------------------------ input projections
-// The input parts of the K encoders' gates for all steps at once: out [K, R, N] =
-// b[k] + x[k] w[k] for x [K, R, E] (unit last stride), w [K, E, N], b [K, N]. One pass
-// that writes each output once (baddbmm first fills the output with the broadcast bias).
+// Input parts of gates for all steps at once (the controller's, from the encoders' states):
+// out [K, R, N] = b[k] + x[k] w[k] for x [K, R, E], w [K, E, N], b [K, N]. One pass that
+// writes each output once (baddbmm first fills the output with the broadcast bias).
 at::Tensor lin_fwd(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in) {
   check_f32(x_in, "x");
   TORCH_CHECK(x_in.dim() == 3, "x must be [K, R, E]");
