@@ -118,7 +118,7 @@ class CongenScan(torch.autograd.Function):
          fbv, lins) = ctx.saved_tensors  # fmt: skip
         fb_mode, sample, clip = ctx.cfg
         ops = ctx.ops
-        d_xc, d_xg, d_mv, d_fac, d_lin, d_c0, d_g0, d_f0 = ctx.ops.congen_bwd(
+        d_xc, d_xg, d_mv, d_fac, d_lin, d_c0, d_g0, d_f0 = ops.congen_bwd(
             g_fac,
             g_mv,
             keep_fb,

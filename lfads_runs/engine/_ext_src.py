@@ -82,8 +82,8 @@ inline bool unit_cols(const at::Tensor& t) { return t.size(-1) == 1 || t.stride(
 // ------------------------------------------------------------------ matrix products
 // gemm: C (+)= A B with row-major A [M, Kd] (row stride lda), B [Kd, N] (row stride ldb)
 // and C [M, N] (row stride ldc): the per-step products of the recurrences, a few hundred
-// thousand multiply-adds each. gemm_tn: C (+)= A^T B for A [R, M] and B [R, N] with R
-// large (weight gradients: sums over all steps and trials).
+// thousand multiply-adds each. gemm_tn_serial: C (+)= A^T B for A [R, M] and B [R, N] with
+// R large (weight gradients: sums over all steps and trials).
 //
 // MKL runs float32 products on its AVX2 code path on AMD processors, and pays a call
 // overhead that matters at these sizes. Register-blocked tiles here (6 rows x 4 vectors
@@ -220,7 +220,7 @@ void gemm_bias(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, co
   if (M > 0 && N > 0) gemm_tiles(M, N, Kd, A, lda, 1, B, ldb, C, ldc, false, bias);
 }
 
-// One thread's share of gemm_tn, in chunks of rows whose A and B parts stay in L2.
+// C (+)= A^T B in chunks of rows whose A and B parts stay in L2 (one thread's share).
 void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
   constexpr int64_t kChunk = 256;
@@ -257,31 +257,30 @@ void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda
 }
 #endif
 
-// C [M, N] (contiguous) (+)= A^T B, the rows split into one block per thread, each
-// summed into its own partial result; the partials are added at the end.
-void gemm_tn(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda, const float* B,
-             int64_t ldb, float* C, bool acc) {
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), R / 64));
-  if (nt <= 1 || at::in_parallel_region()) {
-    if (R > 0) gemm_tn_serial(M, N, R, A, lda, B, ldb, C, N, acc);
-    else if (!acc) std::fill(C, C + M * N, 0.0f);
-    return;
-  }
-  std::vector<float> part(nt * M * N, 0.0f);
+// Sums over rows cut into blocks, one per thread: rows [0, R) are split into
+// min(threads, max_blocks) (at least 1) equal blocks and f(r0, nr, acc) adds the share of
+// rows [r0, r0 + nr) into acc [per] (zeroed). The blocks' sums are added in block order, so
+// the result does not depend on which thread ran which block. Returns the sum [per].
+template <typename F>
+at::Tensor sum_row_blocks(int64_t R, int64_t max_blocks, int64_t per, const F& f) {
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), max_blocks));
   const int64_t grain = (R + nt - 1) / nt;
+  std::vector<float> part(nt * per, 0.0f);
   at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
+    at::NoGradGuard no_grad;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * grain, nr = std::min(grain, R - r0);
-      if (nr > 0)
-        gemm_tn_serial(M, N, nr, A + r0 * lda, lda, B + r0 * ldb, ldb, part.data() + p * M * N,
-                       N, false);
+      if (nr > 0) f(r0, nr, part.data() + p * per);
     }
   });
-  for (int64_t i = 0; i < M * N; ++i) {
-    float v = acc ? C[i] : 0.0f;
-    for (int64_t p = 0; p < nt; ++p) v += part[p * M * N + i];
-    C[i] = v;
+  at::Tensor out = at::empty({per}, at::TensorOptions().dtype(at::kFloat));
+  float* o = fp(out);
+  for (int64_t i = 0; i < per; ++i) {
+    float v = 0.0f;
+    for (int64_t p = 0; p < nt; ++p) v += part[p * per + i];
+    o[i] = v;
   }
+  return out;
 }
 
 // a^T b for a [R, M] and b [R, N] (unit column strides): a weight gradient.
@@ -292,9 +291,11 @@ at::Tensor mt(const at::Tensor& a_in, const at::Tensor& b_in) {
               "mt needs a [R, M] and b [R, N]");
   at::Tensor a = unit_cols(a_in) ? a_in : a_in.contiguous();
   at::Tensor b = unit_cols(b_in) ? b_in : b_in.contiguous();
-  at::Tensor c = at::empty({a.size(1), b.size(1)}, a.options());
-  gemm_tn(a.size(1), b.size(1), a.size(0), fp(a), a.stride(0), fp(b), b.stride(0), fp(c), false);
-  return c;
+  const int64_t R = a.size(0), M = a.size(1), N = b.size(1);
+  const int64_t lda = a.stride(0), ldb = b.stride(0);
+  return sum_row_blocks(R, R / 64, M * N, [&](int64_t r0, int64_t nr, float* acc) {
+           gemm_tn_serial(M, N, nr, fp(a) + r0 * lda, lda, fp(b) + r0 * ldb, ldb, acc, N, true);
+         }).view({M, N});
 }
 
 // ------------------------------------------------------------------ input projections
@@ -327,38 +328,25 @@ std::vector<at::Tensor> lin_bwd(const at::Tensor& d_in, const at::Tensor& x_in,
   const int64_t K = d.size(0), R = d.size(1), N = d.size(2), E = x.size(2);
   at::Tensor w_t = w.transpose(1, 2).contiguous();  // [K, N, E]
   at::Tensor dx = need_x ? at::empty({K, R, E}, d.options()) : at::Tensor();
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), R / 64));
-  const int64_t grain = (R + nt - 1) / nt, per = K * (E + 1) * N;
-  std::vector<float> part(nt * per, 0.0f);  // per thread: dw [K, E, N], then db [K, N]
   const int64_t sk = x.stride(0), sr = x.stride(1);
-  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
-    at::NoGradGuard no_grad;
-    for (int64_t p = p0; p < p1; ++p) {
-      float* dw = part.data() + p * per;
-      float* db = dw + K * E * N;
-      const int64_t end = std::min(R, (p + 1) * grain);
-      for (int64_t c0 = p * grain; c0 < end; c0 += 256) {
-        const int64_t nr = std::min<int64_t>(256, end - c0);
-        for (int64_t k = 0; k < K; ++k) {
-          const float* dk = fp(d) + (k * R + c0) * N;
-          const float* xk = fp(x) + k * sk + c0 * sr;
-          if (need_x)
-            gemm(nr, E, N, dk, N, fp(w_t) + k * N * E, E, fp(dx) + (k * R + c0) * E, E, false);
-          gemm_tn_serial(E, N, nr, xk, sr, dk, N, dw + k * E * N, N, true);
-          float* dbk = db + k * N;
-          for (int64_t i = 0; i < nr; ++i)
-            for (int64_t j = 0; j < N; ++j) dbk[j] += dk[i * N + j];
-        }
+  // Per thread: dw [K, E, N], then db [K, N].
+  at::Tensor dwb = sum_row_blocks(R, R / 64, K * (E + 1) * N, [&](int64_t r0, int64_t nb,
+                                                                  float* dw) {
+    float* db = dw + K * E * N;
+    for (int64_t c0 = r0; c0 < r0 + nb; c0 += 256) {
+      const int64_t nr = std::min<int64_t>(256, r0 + nb - c0);
+      for (int64_t k = 0; k < K; ++k) {
+        const float* dk = fp(d) + (k * R + c0) * N;
+        const float* xk = fp(x) + k * sk + c0 * sr;
+        if (need_x)
+          gemm(nr, E, N, dk, N, fp(w_t) + k * N * E, E, fp(dx) + (k * R + c0) * E, E, false);
+        gemm_tn_serial(E, N, nr, xk, sr, dk, N, dw + k * E * N, N, true);
+        float* dbk = db + k * N;
+        for (int64_t i = 0; i < nr; ++i)
+          for (int64_t j = 0; j < N; ++j) dbk[j] += dk[i * N + j];
       }
     }
   });
-  at::Tensor dwb = at::empty({per}, d.options());
-  float* o = fp(dwb);
-  for (int64_t i = 0; i < per; ++i) {
-    float v = 0.0f;
-    for (int64_t p = 0; p < nt; ++p) v += part[p * per + i];
-    o[i] = v;
-  }
   at::Tensor dw_out = dwb.narrow(0, 0, K * E * N).view({K, E, N});
   at::Tensor db_out = dwb.narrow(0, K * E * N, K * N).view({K, N});
   if (!need_x) return {dw_out, db_out};
@@ -590,87 +578,71 @@ std::vector<at::Tensor> gru_layer_bwd(const c10::List<c10::optional<at::Tensor>>
   at::Tensor d_h0 = at::empty({K, B, H}, opt);
   const float *xp = fp(x), *h0p = fp(h0), *hsp = fp(hs), *gtp = fp(gates), *cdp = fp(cands);
   const int64_t sxt = x.stride(0), sxb = x.stride(1);
-  // Per thread and recurrence, partial sums: d_w_ru [D, 2H], d_w_c [D, H], d_b [3H].
-  const int64_t per_k = D * 3 * H + 3 * H, per = K * per_k;
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B));
-  const int64_t grain = (B + nt - 1) / nt;
-  std::vector<float> part(nt * per, 0.0f);
-  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
-    at::NoGradGuard no_grad;
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t b0 = p * grain, nb = std::min(grain, B - b0);
-      if (nb <= 0) continue;
-      std::vector<float> carry(K * nb * H, 0.0f), dh(nb * H), dpre(nb * 3 * H), xh(nb * D);
-      std::vector<float> drh(nb * H);
-      for (int64_t t = T - 1; t >= 0; --t) {
-        const bool masked = (t == 0) || clip_all;
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t tr = rev[k] ? T - 1 - t : t;
-          float* car = carry.data() + k * nb * H;
-          float* dhp = dh.data();
-          for (int64_t i = 0; i < nb * H; ++i) dhp[i] = car[i];
-          if (gk[k].defined()) {
-            const float* go = fp(gk[k]) + (t * B + b0) * H;
-            for (int64_t i = 0; i < nb * H; ++i) dhp[i] += go[i];
-          }
-          if (gl.defined() && t == T - 1) {
-            const float* ga = fp(gl) + (k * B + b0) * H;
-            for (int64_t i = 0; i < nb * H; ++i) dhp[i] += ga[i];
-          }
-          const float* hprev =
-              t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
-          const float* hnew = hsp + ((k * T + t) * B + b0) * H;
-          const float* g = gtp + ((t * K + k) * B + b0) * 2 * H;
-          const float* c = cdp + ((t * K + k) * B + b0) * H;
-          float* dp = dpre.data();
-          for (int64_t i = 0; i < nb; ++i) {
-            if (masked) row_mask(H, dhp + i * H, hnew + i * H, clip);
-            row_bwd_a(H, dhp + i * H, g + i * 2 * H + H, c + i * H, hprev + i * H, car + i * H,
-                      dp + i * 3 * H + 2 * H, dp + i * 3 * H + H);
-          }
-          gemm(nb, H, H, dp + 2 * H, 3 * H, fp(wt_c_h) + k * H * H, H, drh.data(), H, false);
-          for (int64_t i = 0; i < nb; ++i)
-            row_bwd_b(H, drh.data() + i * H, g + i * 2 * H, hprev + i * H, car + i * H,
-                      dp + i * 3 * H);
-          gemm(nb, H, 2 * H, dp, 3 * H, fp(wt_ru_h) + k * 2 * H * H, H, car, H, true);
-          if (need_x && E) {
-            float* dxr = fp(d_x) + (tr * B + b0) * E;
-            gemm(nb, E, 2 * H, dp, 3 * H, fp(wt_ru_x) + k * 2 * H * E, E, dxr, E, true);
-            gemm(nb, E, H, dp + 2 * H, 3 * H, fp(wt_c_x) + k * H * E, E, dxr, E, true);
-          }
-          // Weight and bias gradients of this step: [x | h_prev]^T d[r|u], [x | rh]^T d[c].
-          float* pw = part.data() + p * per + k * per_k;
-          fill_xh(xh.data(), nb, E, H, xp + tr * sxt + b0 * sxb, sxb, hprev);
-          gemm_tn_serial(D, 2 * H, nb, xh.data(), D, dp, 3 * H, pw, 2 * H, true);
-          for (int64_t i = 0; i < nb; ++i) {
-            float* rh = xh.data() + i * D + E;
-            const float* r = g + i * 2 * H;
-            for (int64_t j = 0; j < H; ++j) rh[j] *= r[j];
-          }
-          gemm_tn_serial(D, H, nb, xh.data(), D, dp + 2 * H, 3 * H, pw + D * 2 * H, H, true);
-          float* pb = pw + D * 3 * H;
-          for (int64_t i = 0; i < nb; ++i)
-            for (int64_t j = 0; j < 3 * H; ++j) pb[j] += dp[i * 3 * H + j];
+  // Per thread, partial sums: d_w_ru [K, D, 2H], then d_w_c [K, D, H], then d_b [K, 3H].
+  const int64_t n_ru = K * D * 2 * H, n_c = K * D * H;
+  at::Tensor sums = sum_row_blocks(B, B, n_ru + n_c + K * 3 * H, [&](int64_t b0, int64_t nb,
+                                                                     float* part) {
+    std::vector<float> carry(K * nb * H, 0.0f), dh(nb * H), dpre(nb * 3 * H), xh(nb * D);
+    std::vector<float> drh(nb * H);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const bool masked = (t == 0) || clip_all;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t tr = rev[k] ? T - 1 - t : t;
+        float* car = carry.data() + k * nb * H;
+        float* dhp = dh.data();
+        for (int64_t i = 0; i < nb * H; ++i) dhp[i] = car[i];
+        if (gk[k].defined()) {
+          const float* go = fp(gk[k]) + (t * B + b0) * H;
+          for (int64_t i = 0; i < nb * H; ++i) dhp[i] += go[i];
         }
+        if (gl.defined() && t == T - 1) {
+          const float* ga = fp(gl) + (k * B + b0) * H;
+          for (int64_t i = 0; i < nb * H; ++i) dhp[i] += ga[i];
+        }
+        const float* hprev =
+            t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
+        const float* hnew = hsp + ((k * T + t) * B + b0) * H;
+        const float* g = gtp + ((t * K + k) * B + b0) * 2 * H;
+        const float* c = cdp + ((t * K + k) * B + b0) * H;
+        float* dp = dpre.data();
+        for (int64_t i = 0; i < nb; ++i) {
+          if (masked) row_mask(H, dhp + i * H, hnew + i * H, clip);
+          row_bwd_a(H, dhp + i * H, g + i * 2 * H + H, c + i * H, hprev + i * H, car + i * H,
+                    dp + i * 3 * H + 2 * H, dp + i * 3 * H + H);
+        }
+        gemm(nb, H, H, dp + 2 * H, 3 * H, fp(wt_c_h) + k * H * H, H, drh.data(), H, false);
+        for (int64_t i = 0; i < nb; ++i)
+          row_bwd_b(H, drh.data() + i * H, g + i * 2 * H, hprev + i * H, car + i * H,
+                    dp + i * 3 * H);
+        gemm(nb, H, 2 * H, dp, 3 * H, fp(wt_ru_h) + k * 2 * H * H, H, car, H, true);
+        if (need_x && E) {
+          float* dxr = fp(d_x) + (tr * B + b0) * E;
+          gemm(nb, E, 2 * H, dp, 3 * H, fp(wt_ru_x) + k * 2 * H * E, E, dxr, E, true);
+          gemm(nb, E, H, dp + 2 * H, 3 * H, fp(wt_c_x) + k * H * E, E, dxr, E, true);
+        }
+        // Weight and bias gradients of this step: [x | h_prev]^T d[r|u], [x | rh]^T d[c].
+        fill_xh(xh.data(), nb, E, H, xp + tr * sxt + b0 * sxb, sxb, hprev);
+        gemm_tn_serial(D, 2 * H, nb, xh.data(), D, dp, 3 * H, part + k * D * 2 * H, 2 * H,
+                       true);
+        for (int64_t i = 0; i < nb; ++i) {
+          float* rh = xh.data() + i * D + E;
+          const float* r = g + i * 2 * H;
+          for (int64_t j = 0; j < H; ++j) rh[j] *= r[j];
+        }
+        gemm_tn_serial(D, H, nb, xh.data(), D, dp + 2 * H, 3 * H, part + n_ru + k * D * H, H,
+                       true);
+        float* pb = part + n_ru + n_c + k * 3 * H;
+        for (int64_t i = 0; i < nb; ++i)
+          for (int64_t j = 0; j < 3 * H; ++j) pb[j] += dp[i * 3 * H + j];
       }
-      for (int64_t k = 0; k < K; ++k)
-        std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H,
-                    sizeof(float) * nb * H);
     }
+    for (int64_t k = 0; k < K; ++k)
+      std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H,
+                  sizeof(float) * nb * H);
   });
-  at::Tensor d_w_ru = at::empty({K, D, 2 * H}, opt), d_w_c = at::empty({K, D, H}, opt);
-  at::Tensor d_b = at::empty({K, 3 * H}, opt);
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t n_ru = D * 2 * H, n_c = D * H;
-    float* outs[3] = {fp(d_w_ru) + k * n_ru, fp(d_w_c) + k * n_c, fp(d_b) + k * 3 * H};
-    const int64_t offs[3] = {0, n_ru, n_ru + n_c}, lens[3] = {n_ru, n_c, 3 * H};
-    for (int s = 0; s < 3; ++s)
-      for (int64_t i = 0; i < lens[s]; ++i) {
-        float v = 0.0f;
-        for (int64_t p = 0; p < nt; ++p) v += part[p * per + k * per_k + offs[s] + i];
-        outs[s][i] = v;
-      }
-  }
+  at::Tensor d_w_ru = sums.narrow(0, 0, n_ru).view({K, D, 2 * H});
+  at::Tensor d_w_c = sums.narrow(0, n_ru, n_c).view({K, D, H});
+  at::Tensor d_b = sums.narrow(0, n_ru + n_c, K * 3 * H).view({K, 3 * H});
   if (!need_x) return {d_h0, d_w_ru, d_w_c, d_b};
   return {d_h0, d_w_ru, d_w_c, d_b, d_x};
 }
