@@ -354,19 +354,19 @@ std::vector<at::Tensor> lin_bwd(const at::Tensor& d_in, const at::Tensor& x_in,
 }
 
 // ------------------------------------------------------------------ row kernels
-// Gates: g <- sigmoid(g + x) over 2H, rh <- r * h.
-inline void row_gates(int64_t H, float* __restrict__ g, const float* __restrict__ x,
-                      const float* __restrict__ h, float* __restrict__ rh) {
-  for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigm(g[j] + x[j]);
+// Gates: g <- sigmoid(g) over 2H (pre-activations in, r | u out), rh <- r * h.
+inline void row_sigm_rh(int64_t H, float* __restrict__ g, const float* __restrict__ h,
+                        float* __restrict__ rh) {
+  for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigm(g[j]);
   for (int64_t j = 0; j < H; ++j) rh[j] = g[j] * h[j];
 }
 
-// Candidate and new state: c <- tanh(c + x), h_new = u h + (1 - u) c (clipped if asked).
-inline void row_state(int64_t H, float* __restrict__ c, const float* __restrict__ x,
-                      const float* __restrict__ u, const float* __restrict__ h,
-                      float* __restrict__ hn, bool do_clip, float clip) {
+// Candidate and new state: c <- tanh(c), h_new = u h + (1 - u) c (clipped if asked).
+inline void row_update(int64_t H, float* __restrict__ c, const float* __restrict__ u,
+                       const float* __restrict__ h, float* __restrict__ hn, bool do_clip,
+                       float clip) {
   for (int64_t j = 0; j < H; ++j) {
-    const float cc = tanh_(c[j] + x[j]);
+    const float cc = tanh_(c[j]);
     c[j] = cc;
     hn[j] = u[j] * h[j] + (1.0f - u[j]) * cc;
   }
@@ -410,13 +410,14 @@ inline void row_mask(int64_t H, float* __restrict__ d, const float* __restrict__
 void step_fwd(int64_t nb, int64_t H, const float* x, int64_t xs, const float* h_prev,
               const float* w_ru, const float* w_c, float* g, float* rh, float* c, float* h_new,
               float clip, bool do_clip) {
-  gemm(nb, 2 * H, H, h_prev, H, w_ru, 2 * H, g, 2 * H, false);
   for (int64_t b = 0; b < nb; ++b)
-    row_gates(H, g + b * 2 * H, x + b * xs, h_prev + b * H, rh + b * H);
-  gemm(nb, H, H, rh, H, w_c, H, c, H, false);
+    std::memcpy(g + b * 2 * H, x + b * xs, sizeof(float) * 2 * H);
+  gemm(nb, 2 * H, H, h_prev, H, w_ru, 2 * H, g, 2 * H, true);
+  for (int64_t b = 0; b < nb; ++b) row_sigm_rh(H, g + b * 2 * H, h_prev + b * H, rh + b * H);
+  for (int64_t b = 0; b < nb; ++b) std::memcpy(c + b * H, x + b * xs + 2 * H, sizeof(float) * H);
+  gemm(nb, H, H, rh, H, w_c, H, c, H, true);
   for (int64_t b = 0; b < nb; ++b)
-    row_state(H, c + b * H, x + b * xs + 2 * H, g + b * 2 * H + H, h_prev + b * H,
-              h_new + b * H, do_clip, clip);
+    row_update(H, c + b * H, g + b * 2 * H + H, h_prev + b * H, h_new + b * H, do_clip, clip);
 }
 
 // Backward of one step on nb rows: dh [nb, H] is masked in place (when asked); writes the
@@ -452,24 +453,6 @@ void step_bwd(int64_t nb, int64_t H, float* dh, const float* g, const float* c,
 // on the first step only unless clip < 1 (h_t is a convex combination of h_{t-1} and
 // |c_t| < 1). Returns hs [K, T, B, H] and, when train, gates [T, K, B, 2H] (r | u after
 // the sigmoid) and cands [T, K, B, H].
-inline void row_sigm_rh(int64_t H, float* __restrict__ g, const float* __restrict__ h,
-                        float* __restrict__ rh) {
-  for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigm(g[j]);
-  for (int64_t j = 0; j < H; ++j) rh[j] = g[j] * h[j];
-}
-
-inline void row_update(int64_t H, float* __restrict__ c, const float* __restrict__ u,
-                       const float* __restrict__ h, float* __restrict__ hn, bool do_clip,
-                       float clip) {
-  for (int64_t j = 0; j < H; ++j) {
-    const float cc = tanh_(c[j]);
-    c[j] = cc;
-    hn[j] = u[j] * h[j] + (1.0f - u[j]) * cc;
-  }
-  if (do_clip)
-    for (int64_t j = 0; j < H; ++j) hn[j] = std::min(std::max(hn[j], -clip), clip);
-}
-
 struct LayerDims {
   int64_t K, T, B, E, H, D;
 };
@@ -479,7 +462,8 @@ LayerDims layer_dims(const at::Tensor& x, c10::IntArrayRef rev, const at::Tensor
   TORCH_CHECK(x.dim() == 3 && w_ru.dim() == 3 && w_c.dim() == 3, "gru_layer: bad ranks");
   LayerDims d{w_ru.size(0), x.size(0), x.size(1), x.size(2), w_c.size(2), 0};
   d.D = d.E + d.H;
-  TORCH_CHECK(w_ru.size(1) == d.D && w_ru.size(2) == 2 * d.H, "gru_layer: W_ru must be [K, E+H, 2H]");
+  TORCH_CHECK(w_ru.size(1) == d.D && w_ru.size(2) == 2 * d.H,
+              "gru_layer: W_ru must be [K, E+H, 2H]");
   TORCH_CHECK(w_c.size(0) == d.K && w_c.size(1) == d.D, "gru_layer: W_c must be [K, E+H, H]");
   TORCH_CHECK(b.numel() == d.K * 3 * d.H, "gru_layer: b must be [K, 3H]");
   TORCH_CHECK(h0.dim() == 3 && h0.size(0) == d.K && h0.size(1) == d.B && h0.size(2) == d.H,
