@@ -38,6 +38,7 @@ from ._ext_src import CPP_SOURCE
 
 __all__ = [
     "native",
+    "native_for",
     "native_available",
     "build_native",
     "set_native_enabled",
@@ -170,6 +171,13 @@ def tune_allocator() -> None:
     if os.environ.get("LFADS_RUNS_KEEP_HEAP", "1").strip() not in ("0", "off", "false", "no"):
         ops.keep_heap_memory()
     _state["heap_tuned"] = True
+
+
+def native_for(t: torch.Tensor):
+    """The kernels when they can take ``t`` (float32 on the CPU), else None."""
+    if t.device.type != "cpu" or t.dtype != torch.float32:
+        return None
+    return native()
 
 
 def native_available() -> bool:

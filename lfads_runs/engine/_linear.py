@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ._ext import native
+from ._ext import native_for
 
 __all__ = ["batched_linear"]
 
@@ -35,7 +35,7 @@ class _BatchedLinear(torch.autograd.Function):
 
 def batched_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``b[k] + x[k] @ w[k]`` for x [K, R, E], w [K, E, N], b [K, N] -> [K, R, N]."""
-    ops = native() if x.device.type == "cpu" and x.dtype == torch.float32 else None
+    ops = native_for(x)
     if ops is None:
         return torch.baddbmm(b.unsqueeze(1), x, w)
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or b.requires_grad):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from ._ext import native
+from ._ext import native_for
 
 __all__ = ["GruScan", "gru_layer", "gru_scan", "gru_scan_reference"]
 
@@ -182,7 +182,7 @@ def gru_layer(
     clip = float(clip)
     rev = [int(bool(r)) for r in reverse]
     E = x.shape[-1]
-    ops = native() if x.device.type == "cpu" and x.dtype == torch.float32 else None
+    ops = native_for(x)
     if ops is not None:
         args = (x, w_ru, w_c, b, h0)
         if torch.is_grad_enabled() and any(t.requires_grad for t in args):
