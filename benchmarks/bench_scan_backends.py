@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lfads_runs.engine import _ext
-    from lfads_runs.engine._scan import gru_layer, gru_scan_reference
+    from lfads_runs.engine._scan import gru_layer, gru_scan_reference, layer_projections
 
     torch.set_num_threads(args.threads)
     K, T, B, E, H, clip = 2, 100, 150, 8, 64, 5.0
@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return torch.stack(states)
 
     def projections(x, wr, wc, b):
-        xs = torch.stack((x, x.flip(0))).reshape(K, T * B, E)
-        w_x = torch.cat((wr[:, :E], wc[:, :E]), 2)
-        return torch.baddbmm(b.unsqueeze(1), xs, w_x).view(K, T, B, 3 * H)
+        return layer_projections(x, rev, wr, wc, b)
 
     def reference(x, wr, wc, b):
         return gru_scan_reference(projections(x, wr, wc, b), h0, wr[:, E:], wc[:, E:], clip)

@@ -142,14 +142,8 @@ def test_torch_gru_layer_matches_the_step_by_step_cell(case):
 
 
 def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    line = _ext.cpu_flags_line()
+    return set(line.split(":", 1)[1].split()) if line else set()
 
 
 VARIANTS = {

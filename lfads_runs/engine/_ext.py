@@ -49,14 +49,22 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}
 
 
-def _cpu_signature() -> str:
+def cpu_flags_line() -> str | None:
+    """The ``flags`` line of /proc/cpuinfo (the instruction sets), None where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return hashlib.sha256(line.encode()).hexdigest()[:16]
+                    return line
     except OSError:
         pass
+    return None
+
+
+def _cpu_signature() -> str:
+    line = cpu_flags_line()
+    if line is not None:
+        return hashlib.sha256(line.encode()).hexdigest()[:16]
     return platform.processor() or platform.machine()
 
 

@@ -33,7 +33,7 @@ import torch
 
 from ._ext import native_for
 
-__all__ = ["GruScan", "gru_layer", "gru_scan", "gru_scan_reference"]
+__all__ = ["GruScan", "gru_layer", "gru_scan", "gru_scan_reference", "layer_projections"]
 
 
 def _clip_all_steps(clip: float) -> bool:
@@ -191,11 +191,19 @@ def gru_layer(
         with torch.no_grad():
             hs = ops.gru_layer_fwd(x, rev, w_ru, w_c, b, h0, clip, False)[0]
         return list(hs.unbind(0)), hs[:, -1]
-    K, (T, B) = len(rev), x.shape[:2]
-    xs = torch.stack([x.flip(0) if r else x for r in rev]).reshape(K, T * B, E)
-    w_x = torch.cat((w_ru[:, :E], w_c[:, :E]), 2)
-    proj = torch.baddbmm(b.unsqueeze(1), xs, w_x).view(K, T, B, -1)
+    proj = layer_projections(x, rev, w_ru, w_c, b)
     return gru_scan(proj, h0, w_ru[:, E:], w_c[:, E:], clip)
+
+
+def layer_projections(
+    x: torch.Tensor, reverse: list[bool], w_ru: torch.Tensor, w_c: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
+    """The input parts of :func:`gru_layer`'s gates for all steps: [K, T, B, 3H] (GruScan's
+    ``proj``), each recurrence's steps in its own reading order."""
+    K, (T, B, E) = len(reverse), x.shape
+    xs = torch.stack([x.flip(0) if r else x for r in reverse]).reshape(K, T * B, E)
+    w_x = torch.cat((w_ru[:, :E], w_c[:, :E]), 2)
+    return torch.baddbmm(b.unsqueeze(1), xs, w_x).view(K, T, B, -1)
 
 
 def gru_scan(
