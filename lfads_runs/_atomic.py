@@ -9,15 +9,17 @@ crash leaves at most a ``.tmp`` file behind.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
+import functools
+import inspect
 import json
 import os
+import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 __all__ = [
     "atomic_path",
@@ -49,7 +51,8 @@ def fsync_dir(path: str | os.PathLike) -> None:
 
 
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    # Windows' fsync (_commit) needs a descriptor open for writing.
+    fd = os.open(path, os.O_RDWR)
     try:
         os.fsync(fd)
     finally:
@@ -93,31 +96,43 @@ def atomic_write_json(dst: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(dst, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+@functools.cache
+def _os_lock_options() -> dict[str, Any]:
+    """Options that keep filelock on the OS lock (released when the holder dies).
+
+    filelock 4 may otherwise fall back to a marker file that outlives a killed
+    holder, and removes the lock file on release; filelock 3 does neither.
+    """
+    accepted = inspect.signature(filelock.BaseFileLock.__init__).parameters
+    wanted = {"fallback_to_soft": False, "preserve_lock_file": True}
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+def _os_lock_class() -> type[filelock.BaseFileLock]:
+    # flock(2) on POSIX, msvcrt.locking on Windows: both die with the process.
+    return filelock.WindowsFileLock if sys.platform == "win32" else filelock.UnixFileLock
+
+
 @contextlib.contextmanager
 def file_lock(
     path: str | os.PathLike, timeout: float | None = None, poll: float = 0.05
 ) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block.
+    """Hold an exclusive OS lock on ``path`` (created if needed) for the block.
 
-    Keep the block short. ``timeout=None`` waits forever.
+    Keep the block short. ``timeout=None`` waits forever, ``0`` tries once. The
+    OS releases the lock when the holding process dies (even by SIGKILL). Two
+    blocks in one process exclude each other like two processes do, except that
+    a thread that already holds ``path`` gets a ``RuntimeError`` (filelock's
+    deadlock check) rather than waiting for itself forever.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    lock = _os_lock_class()(str(path), mode=0o644, **_os_lock_options())
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if deadline is not None and time.monotonic() > deadline:
-                    raise LockTimeout(f"could not lock {path} within {timeout} s") from None
-                time.sleep(poll)
+        lock.acquire(timeout=-1 if timeout is None else max(timeout, 0), poll_interval=poll)
+    except filelock.Timeout:
+        raise LockTimeout(f"could not lock {path} within {timeout} s") from None
+    try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        lock.release()

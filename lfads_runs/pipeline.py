@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -488,9 +489,12 @@ class _Pipeline:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see executors._forkserver.openmp_env
         if self.task.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.task.threads)
+        bash = shutil.which("bash")
+        if bash is None:  # e.g. Windows without Git Bash or WSL
+            raise RunFailedError(f"the {stage} command is a bash script, and bash is not on PATH")
         # Same process group as this run: a stop or kill of the run reaches it too.
         proc = subprocess.Popen(
-            ["bash", "-c", script],
+            [bash, "-c", script],
             stdin=subprocess.DEVNULL,
             stdout=self.log.fh,
             stderr=subprocess.STDOUT,

@@ -38,6 +38,7 @@ import attrs
 
 from . import layout as L
 from ._atomic import LockTimeout, atomic_write_json, file_lock, fsync_dir
+from ._procs import pid_alive
 
 if TYPE_CHECKING:
     from .collection import Run, RunCollection
@@ -97,24 +98,6 @@ def now_iso(t: float | None = None) -> str:
     """Local time with offset, to the second (``2024-05-01T12:00:00+02:00``)."""
     t = time.time() if t is None else t
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (zombies count as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    # A zombie (exited, not yet reaped by its parent) no longer trains anything.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 # ---------------------------------------------------------------------------- claims

@@ -22,10 +22,8 @@ run (``python -m lfads_runs.pipeline``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._procs import CAN_FORK, kill_process, stop_process
 from ..exceptions import ConfigError
 from ..pipeline import RunOutcome, RunTask
 from ..runstate import hostname
@@ -122,22 +121,13 @@ class LocalJob(Job):
         self._executor._release(self.slot)
         return outcome_from_exit(self.task, code, pid=self.pid, stop_requested=self._stop_requested)
 
-    def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.pid, sig)  # the child leads its own session (and its bash children)
-        except ProcessLookupError:  # not yet a session leader, or gone
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-        except PermissionError:
-            pass
-
     def stop(self) -> None:
         self._stop_requested = True
-        self._signal(signal.SIGTERM)
+        stop_process(self.pid)
 
     def kill(self) -> None:
         self._stop_requested = True
-        self._signal(signal.SIGKILL)
+        kill_process(self.pid)
 
 
 class LocalExecutor(Executor):
@@ -160,8 +150,9 @@ class LocalExecutor(Executor):
         Interpreter of the children (default: this one; another one implies
         ``start_method="subprocess"``).
     start_method
-        ``forkserver`` (default: fork each run from a server that imported the
-        engine once) or ``subprocess`` (a fresh interpreter per run).
+        ``forkserver`` (default where ``os.fork`` exists: fork each run from a
+        server that imported the engine once) or ``subprocess`` (a fresh
+        interpreter per run; the default on Windows).
     """
 
     name = "local"
@@ -208,9 +199,14 @@ class LocalExecutor(Executor):
         self.gpus = gpu_list
         self.device = device
         self.python = python or sys.executable
-        method = start_method or "forkserver"
+        method = start_method or ("forkserver" if CAN_FORK else "subprocess")
         if method not in START_METHODS:
             raise ConfigError(f"start_method must be one of {START_METHODS}, got {method!r}")
+        if method == "forkserver" and not CAN_FORK:
+            raise ConfigError(
+                "start_method 'forkserver' needs os.fork, which this OS lacks; "
+                "use start_method 'subprocess' (the default here)"
+            )
         self.start_method = method
         self._server: ForkServer | None = None
         self._free = list(self.slots)
