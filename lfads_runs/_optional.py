@@ -15,7 +15,14 @@ _EXTRA_OF = {
     "submitit": "slurm",
     "ray": "ray",
     "scipy": "scipy",
+    "crc32c": "fast",
+    "mkdocs": "docs",
 }
+
+
+def extras_present() -> dict[str, bool]:
+    """Each optional extra of the package -> whether its module can be imported."""
+    return {extra: has_module(module) for module, extra in _EXTRA_OF.items()}
 
 
 def has_module(name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     demo_cmd,
+    doctor_cmd,
     dump_cmd,
     export_cmd,
     list_cmd,

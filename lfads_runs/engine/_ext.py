@@ -94,13 +94,16 @@ def _cache_dir() -> Path:
     return Path(base) / "native"
 
 
-def build_native(force: bool = False) -> Path:
+def build_native(force: bool = False, *, cached_only: bool = False) -> Path:
     """Compile the kernels (if not cached) and return the shared library's path.
+
+    ``cached_only`` returns a cached build but never compiles (``lfads-runs doctor``).
 
     Raises
     ------
     RuntimeError
-        No compiler, or the compilation failed (its output is in the message).
+        No compiler, the compilation failed (its output is in the message), or
+        ``cached_only`` and there is no build for this source, torch, compiler and CPU.
     """
     cxx = _compiler()
     if cxx is None:
@@ -122,6 +125,8 @@ def build_native(force: bool = False) -> Path:
     lib = folder / "lfads_native.so"
     if lib.is_file() and not force:
         return lib
+    if cached_only:
+        raise RuntimeError(f"not built yet for this torch, compiler and CPU ({lib})")
     folder.mkdir(parents=True, exist_ok=True)
     with file_lock(folder / ".lock", timeout=600):
         if lib.is_file() and not force:
