@@ -464,6 +464,7 @@ class _Pipeline:
             n_samples=self.task.posterior_samples,
             device=device,
             seed=self.task.seed,
+            progress=False,  # lfads.out is a log; the queue shows the runs' progress
         )
         self.log(f"posterior ({self.task.posterior_kind}): wrote {len(written)} files")
 

@@ -49,6 +49,11 @@ def queue_options(f: Callable) -> Callable:
         click.option("--dry-run", is_flag=True, help="Only show what would run."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON results on stdout."),
         click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr."),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="A progress bar of the runs on stderr (default: only on a terminal).",
+        ),
     ]
     for opt in reversed(options):
         f = opt(f)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import progress as _progress
 from ..exceptions import CheckpointError, ConfigError, DataError, LfadsRunsWarning
 from ..hparams import Hyperparameters
 from ..model_spec import ModelSpec, hdf5_key
@@ -157,23 +158,28 @@ def posterior_arrays(
     step: int,
     generator: NoiseSource,
     n_examples: int | None = None,
+    on_trials: Callable[[int], object] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The arrays of one posterior file for ``data`` [trials, T, D] (float64, spec §9.3)."""
+    """The arrays of one posterior file for ``data`` [trials, T, D] (float64, spec §9.3).
+
+    ``on_trials(k)`` is called after each pass with the number of trials it finished.
+    """
     if kind not in POSTERIOR_KINDS:
         raise ConfigError(f"kind must be one of {POSTERIOR_KINDS}, got {kind!r}")
     n = data.shape[0] if n_examples is None else min(n_examples, data.shape[0])
     data = data[:n]
     ext = None if ext is None else ext[:n]
+    done = on_trials or (lambda k: None)
     if kind == "posterior_push_mean":
-        return _push_mean(model, data, ext, dataset, batch_size, step, generator)
-    return _sample_and_average(model, data, ext, dataset, batch_size, step, generator)
+        return _push_mean(model, data, ext, dataset, batch_size, step, generator, done)
+    return _sample_and_average(model, data, ext, dataset, batch_size, step, generator, done)
 
 
 def _tensor(model: LfadsModel, a: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=model.device)
 
 
-def _push_mean(model, data, ext, dataset, B, step, gen):
+def _push_mean(model, data, ext, dataset, B, step, gen, done):
     cfg = PassConfig.for_kind("posterior_push_mean")
     n = data.shape[0]
     parts: dict[str, list[np.ndarray]] = {}
@@ -199,13 +205,14 @@ def _push_mean(model, data, ext, dataset, B, step, gen):
                 ("nll_bound_iwaes", res.nll_bound_iwae),
             ):
                 scalars[key].append(np.full(k, float(val)))
+            done(k)
     out = {k: np.concatenate(v).astype(np.float64) for k, v in parts.items()}
     out.update({k: np.concatenate(v) for k, v in scalars.items()})
     out["train_steps"] = np.full(n, float(step))
     return out
 
 
-def _sample_and_average(model, data, ext, dataset, S, step, gen):
+def _sample_and_average(model, data, ext, dataset, S, step, gen, done):
     cfg = PassConfig.for_kind("posterior_sample_and_average")
     h = model.spec.hps
     n = data.shape[0]
@@ -240,6 +247,7 @@ def _sample_and_average(model, data, ext, dataset, S, step, gen):
             scalars["nll_bound_vaes"].append(_to_np(-lb.mean(1)).astype(np.float64))
             iwae = -(torch.logsumexp(lb, 1) - math.log(S))
             scalars["nll_bound_iwaes"].append(_to_np(iwae).astype(np.float64))
+            done(g)
     out = {k: np.concatenate(v).astype(np.float64) for k, v in parts.items()}
     out.update({k: np.concatenate(v) for k, v in scalars.items()})
     out["train_steps"] = np.full(n, float(step))
@@ -324,6 +332,7 @@ def sample_posterior(
     seed: int | None = None,
     data_filename_stem: str = "lfads",
     output_filename_stem: str = "",
+    progress: bool | None = None,
 ) -> dict[str, Path]:
     """Write ``model_runs_<ds>_{train,valid}_<kind>`` for every dataset (spec §9).
 
@@ -335,6 +344,8 @@ def sample_posterior(
     n_samples
         Samples per trial for sample-and-average (default ``hps.batch_size``,
         which is what LFADS uses).
+    progress
+        A progress bar (tqdm) of the trials on stderr: None = only on a terminal.
 
     Returns
     -------
@@ -362,8 +373,12 @@ def sample_posterior(
     gen = NoiseSource(new_seed() if seed is None else int(seed))
     B = (n_samples or hps.batch_size) if kind == "posterior_sample_and_average" else hps.batch_size
     written: dict[str, Path] = {}
-    for name, ds in datasets.items():
-        for split in ("train", "valid"):
+    parts = [(name, ds, split) for name, ds in datasets.items() for split in ("train", "valid")]
+    cap = hps.ps_nexamples_to_process
+    total = sum(min(cap, len(ds.data(split))) for _, ds, split in parts)
+    with _progress.bar(total, kind, "trial", progress=progress) as trials_bar:
+        for name, ds, split in parts:
+            trials_bar.set_postfix_str(f"{name} {split}")
             arrays = posterior_arrays(
                 model,
                 ds.data(split),
@@ -373,7 +388,8 @@ def sample_posterior(
                 batch_size=B,
                 step=step,
                 generator=gen,
-                n_examples=hps.ps_nexamples_to_process,
+                n_examples=cap,
+                on_trials=trials_bar.update,
             )
             fname = _names.posterior_name(name, split, kind, output_filename_stem)
             path = save_dir / fname

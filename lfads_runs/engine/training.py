@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import attrs
 import numpy as np
 import torch
 
+from .. import progress as _progress
 from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFailedError
 from ..hparams import Hyperparameters
 from . import _names
@@ -101,31 +101,12 @@ class _Log:
 
     def __call__(self, msg: str) -> None:
         if self._log is None:
-            print(msg, file=sys.stderr, flush=True)
+            _progress.write(msg)  # above the epoch's bar, when there is one
         elif callable(self._log):
             self._log(msg)
         else:
             self._log.write(msg + "\n")
             self._log.flush()
-
-
-class _Bar:
-    """A one-line batch progress bar on a terminal (nothing otherwise)."""
-
-    def __init__(self, enabled: bool | None) -> None:
-        self.on = sys.stderr.isatty() if enabled is None else bool(enabled)
-        self.on = self.on and sys.stderr.isatty()
-
-    def update(self, epoch: int, done: int, total: int) -> None:
-        if self.on:
-            n = 30 * done // max(total, 1)
-            sys.stderr.write(f"\repoch {epoch} [{'#' * n}{' ' * (30 - n)}] {done}/{total}")
-            sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.on:
-            sys.stderr.write("\r" + " " * 60 + "\r")
-            sys.stderr.flush()
 
 
 class _Trainer:
@@ -147,7 +128,7 @@ class _Trainer:
         self.save_dir = Path(save_dir)
         self.device = resolve_device(device)
         self.log = _Log(log)
-        self.bar = _Bar(progress)
+        self.progress = progress
         self.flags = flags
         self.load_name = load_name
         self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
@@ -368,16 +349,20 @@ class _Trainer:
         cfg = PassConfig.for_kind("train", hps.keep_prob)
         batches = epoch_batches(self._sizes("train"), hps.batch_size, self.nrng)
         rows = []
-        for i, (name, idx) in enumerate(batches):
-            res = self.train_step(name, idx, cfg)
-            rows.append(
-                torch.stack(
-                    [res.cost.detach(), res.recon.detach(), res.kl.detach(), res.l2.detach()]
+        with _progress.bar(
+            len(batches), f"epoch {epoch}", "batch", progress=self.progress
+        ) as epoch_bar:
+            if self.state.valid_costs:
+                epoch_bar.set_postfix_str(f"valid cost {self.state.valid_costs[-1]:.2f}")
+            for name, idx in batches:
+                res = self.train_step(name, idx, cfg)
+                rows.append(
+                    torch.stack(
+                        [res.cost.detach(), res.recon.detach(), res.kl.detach(), res.l2.detach()]
+                    )
                 )
-            )
-            last_w = (res.kl_weight, res.l2_weight)
-            self.bar.update(epoch, i + 1, len(batches))
-        self.bar.clear()
+                last_w = (res.kl_weight, res.l2_weight)
+                epoch_bar.update(1)
         vals = torch.stack(rows).double().cpu().numpy()
         if not np.isfinite(vals[:, 0]).all():
             raise RunFailedError(
@@ -552,7 +537,7 @@ def train(
         Seeds initialisation, batching, dropout and sampling; None draws one
         (recorded in the checkpoints, so a resume continues the same streams).
     progress
-        Progress bar while an epoch runs: None = only on a terminal.
+        A progress bar (tqdm) of each epoch's batches on stderr: None = only on a terminal.
     log
         Where the per-epoch lines go: a callable, a text stream, or None for stderr.
 

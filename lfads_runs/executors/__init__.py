@@ -149,6 +149,7 @@ def _queue(
     checkpoint: str,
     dry_run: bool,
     quiet: bool,
+    progress: bool | None,
     executor_options: Mapping[str, Any] | None,
     script_options: Any,
 ) -> QueueResult:
@@ -196,7 +197,7 @@ def _queue(
     if mode == "train" and not dry_run:
         for run in runs:  # params.json next to the runs, as MATLAB's folders have
             rc.require_param_folder(run.params)
-    return run_queue(items, ex, quiet=quiet, dry_run=dry_run)
+    return run_queue(items, ex, quiet=quiet, progress=progress, dry_run=dry_run)
 
 
 def train_runs(
@@ -213,6 +214,7 @@ def train_runs(
     seed: int | None = None,
     dry_run: bool = False,
     quiet: bool = False,
+    progress: bool | None = None,
     executor_options: Mapping[str, Any] | None = None,
     script_options: Any = None,
 ) -> QueueResult:
@@ -235,6 +237,9 @@ def train_runs(
         Passed to the engine (device None: CUDA when available, else CPU).
     dry_run
         Only say what would run.
+    quiet, progress
+        No progress lines on stderr; a progress bar (tqdm) of the runs instead of the
+        overall lines (None: only on a terminal).
     executor_options
         Extra options of the executor (e.g. Slurm ``partition``, ``cluster="local"``).
     script_options
@@ -264,6 +269,7 @@ def train_runs(
         checkpoint="lve",
         dry_run=dry_run,
         quiet=quiet,
+        progress=progress,
         executor_options=executor_options,
         script_options=script_options,
     )
@@ -286,6 +292,7 @@ def sample_posteriors(
     seed: int | None = None,
     dry_run: bool = False,
     quiet: bool = False,
+    progress: bool | None = None,
     executor_options: Mapping[str, Any] | None = None,
     script_options: Any = None,
 ) -> QueueResult:
@@ -311,6 +318,7 @@ def sample_posteriors(
         checkpoint=checkpoint,
         dry_run=dry_run,
         quiet=quiet,
+        progress=progress,
         executor_options=executor_options,
         script_options=script_options,
     )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 import attrs
 
+from .. import progress as _progress
 from ..pipeline import (
     EXIT_CLAIMED,
     EXIT_DONE,
@@ -273,17 +274,42 @@ class QueueResult:
 
 # ---------------------------------------------------------------------------- progress
 class Reporter:
-    """Progress lines on stderr: one per run start and finish, and an overall line."""
+    """Progress on stderr: a line per run start and finish, and the queue's state.
 
-    def __init__(self, total: int, stream: TextIO | None = None, quiet: bool = False):
+    On a terminal (or with ``progress=True``) the queue's state is a tqdm bar of the
+    runs that the lines scroll above; elsewhere (logs, pipes) it is a plain
+    ``queue: ...`` line after each finished run. ``quiet`` prints nothing.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        progress: bool | None = None,
+    ):
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         self.t0 = time.monotonic()
+        self.bar = _progress.bar(
+            total, "queue", "run", progress=False if quiet else progress, stream=self.stream
+        )
 
     def line(self, text: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.bar.disable:
             print(text, file=self.stream, flush=True)
+        else:
+            _progress.write(text, self.stream)
+
+    def finished_before_start(self, n: int) -> None:
+        """Runs that needed no work count as finished on the bar."""
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
 
     def _tag(self, index: int) -> str:
         w = len(str(self.total))
@@ -308,9 +334,13 @@ class Reporter:
         finished = [o for o in outcomes if o is not None]
         counts = {s: sum(o.status == s for o in finished) for s in ("done", "skipped", "failed")}
         waiting = len(outcomes) - len(finished) - running
+        done = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+        if not self.bar.disable:
+            self.bar.update(len(finished) - self.bar.n)
+            self.bar.set_postfix_str(f"{done}, {running} running, {waiting} waiting")
+            return
         self.line(
-            f"queue: {len(finished)}/{len(outcomes)} finished ({counts['done']} done, "
-            f"{counts['skipped']} skipped, {counts['failed']} failed), {running} running, "
+            f"queue: {len(finished)}/{len(outcomes)} finished ({done}), {running} running, "
             f"{waiting} waiting, {time.monotonic() - self.t0:.0f} s"
         )
 
@@ -409,6 +439,7 @@ def run_queue(
     *,
     reporter: Reporter | None = None,
     quiet: bool = False,
+    progress: bool | None = None,
     dry_run: bool = False,
     prepare: bool = True,
 ) -> QueueResult:
@@ -425,7 +456,7 @@ def run_queue(
     """
     t0 = time.time()
     queue = [QueueItem(i, run, task) for i, (run, task) in enumerate(items)]
-    reporter = reporter or Reporter(len(queue), quiet=quiet)
+    reporter = reporter or Reporter(len(queue), quiet=quiet, progress=progress)
     qid = f"{hostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     layout = queue[0].run.collection.layout if queue else None
 
@@ -438,6 +469,7 @@ def run_queue(
         for item in queue:
             if item.outcome is None:
                 item.outcome = RunOutcome.for_task(item.task, "planned", reason=executor.describe())
+        reporter.close()
         return QueueResult([i.outcome for i in queue], executor.name, qid, 0.0, dry_run=True)
 
     def record(state: str = "running") -> None:
@@ -482,6 +514,7 @@ def run_queue(
         f"queue: {len(queue)} runs ({len(queue) - len(pending)} need no work) "
         f"on {executor.describe()}"
     )
+    reporter.finished_before_start(len(queue) - len(pending))
     record()
     try:
         with _sigterm_raises_interrupt():
@@ -513,6 +546,7 @@ def run_queue(
             )
     finally:
         executor.close()
+        reporter.close()
     outcomes = [it.outcome for it in queue]
     result = QueueResult(
         [o for o in outcomes if o is not None], executor.name, qid, time.time() - t0, interrupted
