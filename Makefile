@@ -8,8 +8,10 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
+DIST   ?= dist
+WHEEL_VENV ?= .venv-wheel
 
-.PHONY: setup test lint core-import demo docs clean
+.PHONY: setup test lint core-import demo docs wheel wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,5 +44,21 @@ docs: setup
 demo: setup
 	$(VENV)/bin/lfads-runs demo --out $(DEMO_OUT)
 
+# sdist and wheel in $(DIST)/ (`python -m build`: an isolated build environment).
+wheel: setup
+	rm -rf $(DIST)
+	$(PY) -m build --outdir $(DIST) .
+	ls -l $(DIST)
+
+# What a user of the wheel gets: a fresh venv with only the wheel and torch runs the quick demo,
+# importing lfads_runs from site-packages (run from inside the venv, not the source tree).
+wheel-check: wheel
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip --disable-pip-version-check -q install $(TORCH_PIN) $(DIST)/*.whl
+	cd $(WHEEL_VENV) && bin/python -c "import lfads_runs; assert 'site-packages' in lfads_runs.__file__, lfads_runs.__file__"
+	cd $(WHEEL_VENV) && bin/lfads-runs doctor
+	cd $(WHEEL_VENV) && bin/lfads-runs demo --quick --out demo_out
+
 clean:
-	rm -rf $(VENV) $(CORE_VENV) build *.egg-info $(DEMO_OUT)
+	rm -rf $(VENV) $(CORE_VENV) $(WHEEL_VENV) $(DIST) build *.egg-info $(DEMO_OUT)

@@ -20,20 +20,31 @@ from ._app import cli
 )
 @click.option("--quick", is_flag=True, help="A small problem that runs in well under a minute.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of data and training.")
-@click.option("--no-figures", is_flag=True, help="Skip the PNG figures (no matplotlib needed).")
+@click.option(
+    "--figures/--no-figures",
+    default=None,
+    help="Write the PNG figures (needs matplotlib). Default: when matplotlib is installed.",
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
     help="Torch threads for training (default: half the cores, 1 to 4).",
 )
-def demo(out_dir: Path, quick: bool, seed: int, no_figures: bool, threads: int | None) -> None:
+def demo(out_dir: Path, quick: bool, seed: int, figures: bool | None, threads: int | None) -> None:
     """Generate 3 Lorenz datasets, prepare with alignment matrices, train the stitched
     run on the CPU, load the results and print per-dataset R² on held-out trials.
 
     Also written: OUT/summary.json (R², timings of each stage, paths) and the
     figures in OUT/figures. Rerunning replaces a previous demo's files in OUT.
     """
+    from .._optional import has_module
     from ..demo import run_demo
 
-    run_demo(out_dir, quick=quick, seed=seed, figures=not no_figures, threads=threads)
+    if figures is None:  # a bare `pip install lfads_runs[torch]` still runs the demo
+        figures = has_module("matplotlib")
+        if not figures:
+            click.echo(
+                "figures: skipped, matplotlib is not installed (pip install 'lfads_runs[plot]')"
+            )
+    run_demo(out_dir, quick=quick, seed=seed, figures=figures, threads=threads)
