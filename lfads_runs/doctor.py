@@ -102,9 +102,16 @@ def environment_report(*, build_kernels: bool = False) -> dict[str, Any]:
         "mps": False,
         "native_kernels": None,
         "extras": extras_present(),
+        "torch_error": None,  #: why torch is installed but cannot be imported
     }
     if has_module("torch"):
-        t = _torch(build_kernels)
+        try:
+            t = _torch(build_kernels)
+        except Exception as exc:  # noqa: BLE001 - a broken torch install is what doctor is for
+            report["torch_error"] = (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+            return report
         report["threads"]["torch"] = t["threads"]
         report.update(
             cuda=t["cuda"], gpus=t["gpus"], mps=t["mps"], native_kernels=t["native_kernels"]
@@ -116,7 +123,9 @@ def environment_report(*, build_kernels: bool = False) -> dict[str, Any]:
     return report
 
 
-def _kernels_line(k: dict[str, Any] | None) -> str:
+def _kernels_line(k: dict[str, Any] | None, torch_error: str | None) -> str:
+    if torch_error is not None:
+        return f"unknown (importing torch failed: {torch_error})"
     if k is None:
         return "no (torch is not installed)"
     if not k["enabled"]:
@@ -137,7 +146,7 @@ def format_report(r: dict[str, Any]) -> str:
     rows += [(name, v or "not installed") for name, v in r["packages"].items()]
     if r["cuda"]:
         rows.append(("torch CUDA", r["cuda"]))
-    rows.append(("native kernels", _kernels_line(r["native_kernels"])))
+    rows.append(("native kernels", _kernels_line(r["native_kernels"], r["torch_error"])))
     threads = f"{th['usable_cores']} usable of {th['cpu_count']} cores"
     if th["torch"] is not None:
         threads += f", torch uses {th['torch']}"

@@ -347,7 +347,10 @@ def _watch_process(stop: threading.Event, pid: int) -> None:
     """Stop this run (SIGTERM to ourselves) when process ``pid`` (the queue) dies."""
     while not stop.wait(0.5):
         if not pid_alive(pid):
-            os.kill(os.getpid(), signal.SIGTERM)
+            if sys.platform == "win32":  # os.kill would terminate us without running the handler
+                signal.raise_signal(signal.SIGTERM)
+            else:
+                os.kill(os.getpid(), signal.SIGTERM)
             return
 
 

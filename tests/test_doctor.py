@@ -80,3 +80,19 @@ def test_doctor_reports_the_built_kernels_instruction_set():
     assert os.path.isfile(k["library"])
     text = cli("doctor", LFADS_RUNS_NATIVE="auto").stdout
     assert f"native kernels  built, {ops.simd()}" in text
+
+
+def test_doctor_names_a_broken_torch(tmp_path):
+    """A torch that is installed but fails to import is reported, not a traceback."""
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ImportError('libtorch_cpu.so: cannot open shared object file')\n"
+    )
+    path = os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])
+    proc = cli("doctor", "--json", PYTHONPATH=path)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert "libtorch_cpu.so" in r["torch_error"] and r["native_kernels"] is None
+    text = cli("doctor", PYTHONPATH=path).stdout
+    assert "importing torch failed: ImportError: libtorch_cpu.so" in text
