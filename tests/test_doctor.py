@@ -96,3 +96,20 @@ def test_doctor_names_a_broken_torch(tmp_path):
     assert "libtorch_cpu.so" in r["torch_error"] and r["native_kernels"] is None
     text = cli("doctor", PYTHONPATH=path).stdout
     assert "importing torch failed: ImportError: libtorch_cpu.so" in text
+
+
+def test_doctor_without_torch():
+    """The core install: doctor works, says torch is missing, and looks for GPUs itself."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # find_spec -> None, import -> ImportError
+        "from lfads_runs.cli import main\n"
+        "rc = main(['doctor', '--json'])\n"
+        "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
+        "sys.exit(rc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["extras"]["torch"] is False and r["native_kernels"] is None
+    assert r["threads"]["torch"] is None and r["torch_error"] is None
+    assert isinstance(r["gpus"], list)
