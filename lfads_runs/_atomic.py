@@ -121,9 +121,9 @@ def file_lock(
 
     Keep the block short. ``timeout=None`` waits forever, ``0`` tries once. The
     OS releases the lock when the holding process dies (even by SIGKILL). Two
-    blocks in one process exclude each other like two processes do, except that
-    a thread that already holds ``path`` gets a ``RuntimeError`` (filelock's
-    deadlock check) rather than waiting for itself forever.
+    threads of one process exclude each other like two processes do; a thread
+    must not take a lock it already holds (filelock 4 raises ``RuntimeError``
+    when it would wait forever, older versions wait).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
