@@ -33,6 +33,7 @@ core-import:
 	bad = [m for m in ('torch', 'matplotlib', 'submitit', 'ray', 'pynwb') if m in sys.modules]; \
 	assert not bad, bad; print('core import ok', lfads_runs.__version__)"
 	$(CORE_VENV)/bin/lfads-runs --help >/dev/null
+	$(CORE_VENV)/bin/lfads-runs doctor >/dev/null
 
 test: setup lint core-import
 	$(PY) -m pytest -q
