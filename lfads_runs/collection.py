@@ -14,11 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
 
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from .datasets import Dataset, DatasetCollection
-from .exceptions import ConfigError, LfadsRunsWarning, MissingOutputError, RunNotFoundError
+from .exceptions import (
+    ConfigError,
+    DataError,
+    LfadsRunsWarning,
+    MissingOutputError,
+    RunNotFoundError,
+)
 from .names import check_name
 from .params import RunParams
 
@@ -28,20 +35,73 @@ if TYPE_CHECKING:
 __all__ = ["RunSpec", "Run", "RunCollection"]
 
 
+def _dataset_refs(ds: Any) -> tuple[str | int, ...]:
+    if isinstance(ds, str | Dataset) or _is_integer(ds):
+        ds = [ds]
+    out: list[str | int] = []
+    for d in ds:
+        if isinstance(d, Dataset):
+            out.append(d.name)
+        elif _is_integer(d):
+            out.append(int(d))
+        elif isinstance(d, str):
+            out.append(d)
+        else:
+            raise ConfigError(
+                f"a run spec's datasets are names, Dataset objects or 1-based indices, got {d!r}"
+            )
+    return tuple(out)
+
+
 @attrs.frozen
 class RunSpec:
-    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``)."""
+    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``).
+
+    ``datasets`` holds names, :class:`Dataset` objects or **1-based** indices into
+    the collection's datasets (MATLAB ``RunSpec(name, dc, datasetIdx)``); indices
+    are turned into names when the spec is added to a collection (or by
+    :meth:`resolve`).
+    """
 
     name: str = attrs.field(converter=lambda n: check_name(n, "run spec name"))
-    datasets: tuple[str, ...] = attrs.field(
-        converter=lambda ds: tuple(d.name if isinstance(d, Dataset) else d for d in ds)
-    )
+    datasets: tuple[str, ...] = attrs.field(converter=_dataset_refs)
 
     def __attrs_post_init__(self) -> None:
         if not self.datasets:
             raise ConfigError(f"run spec {self.name!r} has no datasets")
         if len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"run spec {self.name!r} lists a dataset twice: {self.datasets}")
+
+    def resolve(self, datasets: DatasetCollection) -> RunSpec:
+        """This spec with every dataset given by name, checked against ``datasets``."""
+        names = []
+        for d in self.datasets:
+            if isinstance(d, int):
+                if not 1 <= d <= len(datasets):
+                    raise ConfigError(
+                        f"run spec {self.name!r}: dataset index {d} is out of range; the "
+                        f"collection has {len(datasets)} datasets (indices are 1-based)"
+                    )
+                names.append(datasets[d - 1].name)
+            elif d not in datasets:
+                raise ConfigError(
+                    f"run spec {self.name!r} names unknown dataset {d!r}; "
+                    f"datasets are: {', '.join(datasets.names)}"
+                )
+            else:
+                names.append(d)
+        return RunSpec(self.name, names)
+
+    def select_datasets_by_name(self, names: str | Iterable[str]) -> RunSpec:
+        """A spec of the same name with ``names`` as its datasets (MATLAB ``selectDatasetsByName``)."""
+        return RunSpec(self.name, [names] if isinstance(names, str) else list(names))
+
+    def select_datasets_by_index(self, indices: Any) -> RunSpec:
+        """A spec with the collection's datasets at 1-based ``indices`` (``selectDatasetsByIndex``)."""
+        idx = np.atleast_1d(np.asarray(indices))
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx) + 1
+        return RunSpec(self.name, [int(i) for i in idx])
 
 
 class Run:
@@ -181,25 +241,26 @@ class Run:
         ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
         ``None`` when every file was already up to date.
         """
-        from .data import (
-            input_file_names,
-            link_inputs,
-            load_from_options,
-            prepare_datasets,
-            prepared_status,
-        )
+        from .data import input_file_names, link_inputs, prepare_datasets, prepared_status
 
         p = self.params
         self.collection.require_param_folder(p)
         status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
         result = None
         if regenerate or any(s.state != "ok" for s in status.values()):
-            base = self.collection.datasets.path
-            data = [
-                (d.name, load_from_options(d.path, d.options, base_dir=base)) for d in self.datasets
-            ]
+            data = [(d.name, self._sequence_data(d, "export")) for d in self.datasets]
+            alignment_data = None
+            if self.uses_different_data_for_alignment:
+                alignment_data = [
+                    (d.name, self._sequence_data(d, "alignment")) for d in self.datasets
+                ]
+            extras = {
+                name: self._extra_inputs(self.collection.datasets[name], dd) for name, dd in data
+            }
             result = prepare_datasets(
                 data,
+                alignment_data=alignment_data,
+                extra_inputs=extras,
                 spike_bin_ms=p.spike_bin_ms,
                 train_to_test_ratio=p.train_to_test_ratio,
                 batch_size=p.c_batch_size,
@@ -223,6 +284,80 @@ class Run:
         link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
         self._cache.pop("input_info", None)
         return result
+
+    # ------------------------------------------------------------ data hooks (subclass these)
+    def generate_counts_for_dataset(self, dataset: Dataset, mode: str) -> Any:
+        """The trials of ``dataset`` for this run (MATLAB ``generateCountsForDataset``).
+
+        ``mode`` is ``"export"`` (the data LFADS trains on) or ``"alignment"`` (the
+        data the alignment matrices are computed from, asked for only when
+        :attr:`uses_different_data_for_alignment`). Return a
+        :class:`~lfads_runs.data.DatasetData` or a mapping with the fields a loader
+        function returns (``counts`` trials x time x neurons, ``time_ms``,
+        ``bin_ms``, ``condition_id``, ``true_rates``, ``external_inputs``).
+        The default reads the dataset's file with its YAML options (``loader``,
+        ``keys``, ...); a subclass sees ``self.params`` and ``self.run_spec``.
+        """
+        from .data import load_from_options
+
+        return load_from_options(
+            dataset.path, dataset.options, base_dir=self.collection.datasets.path
+        )
+
+    #: MATLAB ``usesDifferentDataForAlignment``: when True, the alignment matrices are
+    #: computed from ``generate_counts_for_dataset(ds, "alignment")``.
+    uses_different_data_for_alignment: bool = False
+
+    def modify_sequence_data_post_loading(self, dataset: Dataset, data: Any) -> Any:
+        """Change the loaded trials before export (MATLAB ``modifySequenceDataPostLoading``).
+
+        Called for both modes with the checked :class:`~lfads_runs.data.DatasetData`;
+        return the data to use (the default returns ``data`` unchanged).
+        """
+        return data
+
+    def generate_extra_lfads_inputs_by_dataset(
+        self, dataset: Dataset, data: Any
+    ) -> Mapping[str, Any]:
+        """Extra arrays written into ``lfads_<ds>.h5`` under their own keys
+        (MATLAB ``generateExtraLFADSInputsByDataset``); default none.
+
+        ``data`` is the dataset's exported :class:`~lfads_runs.data.DatasetData` at
+        its own bin width; ``lfads_runs.data.split_trials(data.n_trials,
+        self.params.train_to_test_ratio)`` gives the 1-based train/valid trials.
+        Keys must not be one of the standard LFADS input keys.
+        """
+        return {}
+
+    def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
+        from .data.loaders import check_loader_result
+
+        where = f"{type(self).__qualname__}.generate_counts_for_dataset({dataset.name!r}, {mode!r})"
+        data = check_loader_result(self.generate_counts_for_dataset(dataset, mode), where)
+        where = f"{type(self).__qualname__}.modify_sequence_data_post_loading({dataset.name!r})"
+        return check_loader_result(self.modify_sequence_data_post_loading(dataset, data), where)
+
+    def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
+        from .data.dataset import DatasetData
+
+        assert isinstance(data, DatasetData)
+        extra = self.generate_extra_lfads_inputs_by_dataset(dataset, data)
+        where = (
+            f"{type(self).__qualname__}.generate_extra_lfads_inputs_by_dataset({dataset.name!r})"
+        )
+        if not isinstance(extra, Mapping):
+            raise DataError(f"{where} returned {type(extra).__name__}; expected a mapping")
+        out = {}
+        for key, value in extra.items():
+            if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
+                raise DataError(f"{where}: key {key!r} is not a valid HDF5 dataset name")
+            arr = np.asarray(value)
+            if arr.dtype == object or arr.dtype.kind not in "biuf":
+                raise DataError(
+                    f"{where}: {key!r} must be a numeric or boolean array, got dtype {arr.dtype}"
+                )
+            out[key] = arr
+        return out
 
     @property
     def is_prepared(self) -> bool:
@@ -435,6 +570,13 @@ class RunCollection:
     version
         Layout version (YYYYMMDD, default 20171107); older values select the
         legacy flat ``data_<hash>/`` layout.
+    run_class
+        The :class:`Run` subclass of every run (its data hooks, e.g.
+        ``generate_counts_for_dataset``); YAML ``run_class: "module:Class"``.
+
+    ``name``, ``root`` and ``version`` may be set after construction (MATLAB
+    ``rc.version = ...``): every path follows; :class:`Run` objects obtained
+    before keep their old paths.
     """
 
     def __init__(
@@ -448,17 +590,16 @@ class RunCollection:
         comment: str = "",
         options: Mapping[str, Any] | None = None,
         source: Path | None = None,
+        run_class: type[Run] | None = None,
     ):
-        self.name = check_name(name, "collection name")
-        self.root = Path(root)
-        self.version = int(version)
+        self._name = check_name(name, "collection name")
+        self._root = Path(root)
+        self._version = _version(version)
         self.comment = comment
         self.options: dict[str, Any] = dict(options or {})
         self.source = source  #: the YAML file this collection came from, if any
-        try:
-            self.layout = L.CollectionLayout(self.root, self.name, self.version)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        self.run_class = _check_run_class(run_class or Run)
+        self._set_layout(self._root, self._name, self._version)
         self.datasets = (
             datasets
             if isinstance(datasets, DatasetCollection)
@@ -472,6 +613,39 @@ class RunCollection:
             self._add_params(_as_params(p), replace=False)
         self._runs: tuple[tuple[Run, ...], ...] | None = None
 
+    # ------------------------------------------------------------ name, root, version
+    def _set_layout(self, root: Path, name: str, version: int) -> None:
+        try:
+            self.layout = L.CollectionLayout(root, name, version)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._root, self._name, self._version = root, name, version
+        self._runs = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._set_layout(self._root, check_name(value, "collection name"), self._version)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @root.setter
+    def root(self, value: str | Path) -> None:
+        self._set_layout(Path(value), self._name, self._version)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        self._set_layout(self._root, self._name, _version(value))
+
     # ------------------------------------------------------------ construction
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunCollection:
@@ -481,12 +655,9 @@ class RunCollection:
         return load_config(path)
 
     def _add_run_spec(self, spec: RunSpec, replace: bool) -> None:
-        for ds in spec.datasets:
-            if ds not in self.datasets:
-                raise ConfigError(
-                    f"run spec {spec.name!r} names unknown dataset {ds!r}; "
-                    f"datasets are: {', '.join(self.datasets.names)}"
-                )
+        if not isinstance(spec, RunSpec):
+            raise ConfigError(f"expected a RunSpec, got {type(spec).__name__}")
+        spec = spec.resolve(self.datasets)
         for i, existing in enumerate(self._run_specs):
             if existing.name == spec.name:
                 if not replace:
@@ -507,16 +678,48 @@ class RunCollection:
                 return
         self._params.append(params)
 
-    def add_run_spec(self, *specs: RunSpec) -> None:
-        """Add run specs; one with the name of an existing spec replaces it (MATLAB ``addRunSpec``)."""
-        for s in specs:
+    def add_run_spec(self, *specs: RunSpec | Iterable[RunSpec]) -> None:
+        """Add run specs (or lists of them); one with the name of an existing spec
+        replaces it (MATLAB ``addRunSpec``)."""
+        for s in _flatten(specs, RunSpec):
             self._add_run_spec(s, replace=True)
         self._runs = None
 
-    def add_params(self, *params: RunParams | Mapping[str, Any]) -> None:
-        """Add parameter sets; one with an existing param hash replaces it (MATLAB ``addParams``)."""
-        for p in params:
+    def add_params(self, *params: RunParams | Mapping[str, Any] | Iterable[Any]) -> None:
+        """Add parameter sets, or lists of them as a sweep returns (MATLAB ``addParams(array)``);
+        one with an existing param hash replaces it."""
+        for p in _flatten(params, RunParams | Mapping):
             self._add_params(_as_params(p), replace=True)
+        self._runs = None
+
+    # ------------------------------------------------------------ editing (MATLAB clear*/filter*)
+    def clear_run_specs(self) -> None:
+        """Remove every run spec (MATLAB ``clearRunSpecs``); files on disk are untouched."""
+        self._run_specs.clear()
+        self._runs = None
+
+    def clear_params(self) -> None:
+        """Remove every parameter set (MATLAB ``clearParams``); files on disk are untouched."""
+        self._params.clear()
+        self._runs = None
+
+    def clear_all(self) -> None:
+        """Remove every run spec and parameter set (MATLAB ``clearAll``)."""
+        self.clear_run_specs()
+        self.clear_params()
+
+    def filter_run_specs(self, keep: Any) -> None:
+        """Keep only the run specs selected by ``keep`` (a boolean mask, names, 1-based
+        indices or RunSpecs, as :meth:`find_runs` takes them); MATLAB ``filterRunSpecs``."""
+        rows = self._select(keep, "run spec", self._match_spec, len(self._run_specs))
+        self._run_specs[:] = [self._run_specs[i] for i in sorted(set(rows))]
+        self._runs = None
+
+    def filter_params(self, keep: Any) -> None:
+        """Keep only the parameter sets selected by ``keep`` (a boolean mask, 1-based indices,
+        hashes or RunParams); MATLAB ``filterParams``."""
+        cols = self._select(keep, "parameter set", self._match_params, len(self._params))
+        self._params[:] = [self._params[j] for j in sorted(set(cols))]
         self._runs = None
 
     # ------------------------------------------------------------ contents
@@ -537,7 +740,7 @@ class RunCollection:
         """``runs[i][j]``: run spec ``i`` x parameter set ``j`` (0-based here)."""
         if self._runs is None:
             self._runs = tuple(
-                tuple(Run(self, spec, p, j + 1) for j, p in enumerate(self._params))
+                tuple(self.run_class(self, spec, p, j + 1) for j, p in enumerate(self._params))
                 for spec in self._run_specs
             )
         return self._runs
@@ -556,22 +759,30 @@ class RunCollection:
         )
 
     # ------------------------------------------------------------ lookup
-    def find_runs(self, run_spec: Any = None, param: Any = None) -> Run | list[Run]:
+    def find_runs(
+        self, run_spec: Any = None, param: Any = None, *, return_indices: bool = False
+    ) -> Any:
         """Find runs like MATLAB ``rc.findRuns(runSpecSearch, paramSearch)``.
 
-        ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index,
-        or a list of those / a boolean mask. ``param``: ``None`` (all), a 1-based index,
-        ``"param_XXXXXX"`` or ``"XXXXXX"``, a :class:`RunParams`, or a list / mask.
-        Two scalars give one :class:`Run`; otherwise a list in MATLAB order.
+        ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index
+        (Python or numpy integer), or a list / numpy array of those / a boolean mask.
+        ``param``: ``None`` (all), a 1-based index, ``"param_XXXXXX"`` or ``"XXXXXX"``, a
+        :class:`RunParams`, or a list / array / mask. Two scalars give one :class:`Run`;
+        otherwise a list in MATLAB (column-major) order. ``return_indices=True`` also
+        returns the selected rows and columns, 1-based (MATLAB ``[runs, rowIdx, colIdx]``):
+        ``(runs, rows, cols)``.
         """
         rows = self._select(run_spec, "run spec", self._match_spec, len(self._run_specs))
         cols = self._select(param, "parameter set", self._match_params, len(self._params))
         found = [self.runs[i][j] for j in cols for i in rows]
-        if _is_scalar(run_spec) and _is_scalar(param):
-            return found[0]
-        return found
+        result: Any = found[0] if _is_scalar(run_spec) and _is_scalar(param) else found
+        if return_indices:
+            return result, [i + 1 for i in rows], [j + 1 for j in cols]
+        return result
 
     def _select(self, query: Any, what: str, match, n: int) -> list[int]:
+        if isinstance(query, np.ndarray):
+            query = query.tolist()  # numpy ints/bools -> Python ones
         if (
             query is None
             or (isinstance(query, str) and query == "")
@@ -579,6 +790,7 @@ class RunCollection:
         ):
             return list(range(n))
         items = list(query) if isinstance(query, list | tuple) else [query]
+        items = [x.item() if isinstance(x, np.generic) else x for x in items]
         if items and all(isinstance(x, bool) for x in items):
             if len(items) != n:
                 raise RunNotFoundError(f"a {what} mask needs {n} entries, got {len(items)}")
@@ -593,6 +805,10 @@ class RunCollection:
 
     def _match_spec(self, item: Any) -> int | None:
         if isinstance(item, RunSpec):
+            try:
+                item = item.resolve(self.datasets)
+            except ConfigError:
+                return None
             return next((i for i, s in enumerate(self._run_specs) if s == item), None)
         if isinstance(item, str):
             return next((i for i, s in enumerate(self._run_specs) if s.name == item), None)
@@ -753,4 +969,39 @@ def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_scalar(q: Any) -> bool:
+    if isinstance(q, np.generic):
+        q = q.item()
     return isinstance(q, str | int | RunSpec | RunParams) and not (isinstance(q, str) and q == "")
+
+
+def _is_integer(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
+def _flatten(items: Iterable[Any], scalar: Any) -> list[Any]:
+    out: list[Any] = []
+    for x in items:
+        if isinstance(x, scalar):
+            out.append(x)
+        elif isinstance(x, Iterable) and not isinstance(x, str | bytes):
+            out.extend(_flatten(x, scalar))
+        else:
+            out.append(x)  # rejected with a clear message by the caller's check
+    return out
+
+
+def _version(value: Any) -> int:
+    try:
+        v = int(value)
+        ok = not isinstance(value, bool) and v == value if not isinstance(value, str) else True
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or v < 1:
+        raise ConfigError(f"version must be a positive integer (YYYYMMDD), got {value!r}")
+    return v
+
+
+def _check_run_class(cls: Any) -> type[Run]:
+    if not (isinstance(cls, type) and issubclass(cls, Run)):
+        raise ConfigError(f"run_class must be a subclass of lfads_runs.Run, got {cls!r}")
+    return cls
