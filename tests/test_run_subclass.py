@@ -1,0 +1,273 @@
+"""MATLAB parity of LFADS.Run / RunCollection: Run subclass hooks, run_class in YAML and in
+workers, collection editing, RunSpec indices, dataset info, and the multisession drive script."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from lfads_runs import Dataset, DatasetCollection, Run, RunCollection, RunParams, RunSpec
+from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
+from lfads_runs.exceptions import ConfigError, DataError, RunNotFoundError
+from lfads_runs.io.lfads_input import read_lfads_input
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = dict(c_factors_dim=3, c_co_dim=0, c_gen_dim=16, c_ic_enc_dim=16, c_ic_dim=8,
+            c_batch_size=10, max_epochs=2, num_samples_posterior=4)  # fmt: skip
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = lorenz(n_datasets=2, n_conditions=4, trials_per_condition=20, n_neurons=[12, 10],
+               duration_ms=100, seed=1)  # fmt: skip
+    write_lorenz_datasets(d, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def _dc(data_dir: Path) -> DatasetCollection:
+    return DatasetCollection(data_dir, [Dataset.from_file(f"dataset00{i}.h5") for i in (1, 2)])
+
+
+class ShiftRun(Run):
+    """Hooks with visible effects: drops the last neuron, adds one extra array, aligns on other data."""
+
+    calls: list[tuple[str, str]] = []
+
+    def generate_counts_for_dataset(self, dataset, mode):
+        ShiftRun.calls.append((dataset.name, mode))
+        data = super().generate_counts_for_dataset(dataset, mode)
+        counts = data.counts if mode == "export" else np.roll(data.counts, 7, axis=1)
+        return {"counts": counts, "time_ms": data.time_ms, "condition_id": data.condition_id}
+
+    def modify_sequence_data_post_loading(self, dataset, data):
+        return {"counts": data.counts[:, :, :-1], "time_ms": data.time_ms,
+                "condition_id": data.condition_id}  # fmt: skip
+
+    def generate_extra_lfads_inputs_by_dataset(self, dataset, data):
+        return {"n_trials_original": np.array([data.n_trials]), "batch": self.params.c_batch_size}
+
+
+def test_run_subclass_hooks_shape_the_input_files(tmp_path, data_dir):
+    ShiftRun.calls = []
+    rc = RunCollection(tmp_path / "runs", "rc", _dc(data_dir), [RunSpec("all", [1, 2])],
+                       [RunParams(use_alignment_matrix=True, **TINY)], run_class=ShiftRun)  # fmt: skip
+    run = rc.find_runs("all", 1)
+    assert isinstance(run, ShiftRun)
+    run.prepare()
+    assert ShiftRun.calls == [("dataset001", "export"), ("dataset002", "export")]
+    inp = read_lfads_input(run.input_files["dataset001"])
+    assert inp.train_data.shape[2] == 11  # the modify hook dropped a neuron
+    assert inp.extras["n_trials_original"].tolist() == [80]
+    assert inp.extras["batch"].tolist() == [10]
+    aligned_default = inp.alignment_matrix_cxf
+
+    # alignment on other trials: asked for with mode "alignment", matrices differ
+    class AlignRun(ShiftRun):
+        uses_different_data_for_alignment = True
+
+    ShiftRun.calls = []
+    rc2 = RunCollection(tmp_path / "runs2", "rc", _dc(data_dir), [RunSpec("all", [1, 2])],
+                        [RunParams(use_alignment_matrix=True, **TINY)], run_class=AlignRun)  # fmt: skip
+    run2 = rc2.find_runs("all", 1)
+    run2.prepare()
+    assert ("dataset001", "alignment") in ShiftRun.calls
+    inp2 = read_lfads_input(run2.input_files["dataset001"])
+    np.testing.assert_array_equal(inp2.train_data, inp.train_data)
+    assert not np.allclose(inp2.alignment_matrix_cxf, aligned_default)
+
+
+@pytest.mark.parametrize(
+    ("method", "value", "message"),
+    [
+        ("generate_counts_for_dataset", [1, 2], "returned list; expected DatasetData"),
+        ("generate_counts_for_dataset", {"spikes": np.ones((3, 4, 5))}, "unknown fields"),
+        ("generate_counts_for_dataset", {"counts": np.full((30, 5, 2), np.nan)}, "NaN"),
+        ("generate_extra_lfads_inputs_by_dataset", {"train_data": np.ones(2)}, "collide"),
+        ("generate_extra_lfads_inputs_by_dataset", {"a/b": np.ones(2)}, "not a valid HDF5"),
+        ("generate_extra_lfads_inputs_by_dataset", {"s": np.array(["x"])}, "numeric"),
+        ("generate_extra_lfads_inputs_by_dataset", [1], "expected a mapping"),
+    ],
+)
+def test_bad_hook_results_are_one_clear_error_and_write_nothing(
+    tmp_path, data_dir, method, value, message
+):
+    cls = type("BadRun", (Run,), {method: lambda self, *a: value})
+    rc = RunCollection(tmp_path / "runs", "rc", _dc(data_dir), [RunSpec("s", [2])],
+                       [RunParams(**TINY)], run_class=cls)  # fmt: skip
+    run = rc.find_runs("s", 1)
+    with pytest.raises(DataError, match=message) as exc:
+        run.prepare()
+    if method != "generate_extra_lfads_inputs_by_dataset" or message == "expected a mapping":
+        assert method in str(exc.value) or "NaN" in message
+    assert not list(run.path_common_data.glob("lfads_*.h5"))
+
+
+def test_collection_editing_and_lookup(tmp_path, data_dir):
+    dc = _dc(data_dir)
+    rc = RunCollection(tmp_path / "runs", "rc", dc, [], [])
+    rc.add_run_spec([RunSpec("all", np.arange(1, 3)), RunSpec("s2", np.int64(2))])
+    assert rc.run_specs[0].datasets == ("dataset001", "dataset002")
+    assert rc.run_specs[1].datasets == ("dataset002",)
+    rc.add_params(RunParams.sweep(RunParams(**TINY), c_factors_dim=[3, 4, 5]))  # a list
+    assert len(rc.params) == 3
+    runs, rows, cols = rc.find_runs(np.array([2]), np.array([1, 3]), return_indices=True)
+    assert (rows, cols) == ([2], [1, 3]) and [r.param_index for r in runs] == [1, 3]
+    assert rc.find_runs(np.int64(1), np.int32(2)).params.c_factors_dim == 4
+    assert len(rc.find_runs(np.array([True, False]))) == 3
+    rc.filter_params([True, False, True])
+    assert [p.c_factors_dim for p in rc.params] == [3, 5]
+    rc.filter_run_specs(["s2"])
+    assert [s.name for s in rc.run_specs] == ["s2"]
+    assert rc.find_runs("s2", 2).param_index == 2  # columns renumbered
+    rc.clear_params()
+    assert rc.find_runs() == []
+    rc.clear_all()
+    assert rc.run_specs == () and rc.params == ()
+    with pytest.raises(ConfigError, match="dataset index 3 is out of range"):
+        rc.add_run_spec(RunSpec("bad", [3]))
+    with pytest.raises(ConfigError, match="names unknown dataset 'nope'"):
+        rc.add_run_spec(RunSpec("bad", ["nope"]))
+    with pytest.raises(ConfigError, match="1-based indices"):
+        RunSpec("bad", [1.5])
+    with pytest.raises(RunNotFoundError, match="mask needs 0 entries"):
+        rc.filter_params([True])
+
+
+def test_setting_name_root_version_moves_every_path(tmp_path, data_dir):
+    rc = RunCollection(tmp_path / "runs", "rc", _dc(data_dir), [RunSpec("all", [1, 2])],
+                       [RunParams(**TINY)])  # fmt: skip
+    before = rc.find_runs("all", 1).path_common_data
+    rc.version = 201801  # MATLAB: rc.version = 201801 selects the legacy flat layout
+    after = rc.find_runs("all", 1).path_common_data
+    assert after != before and after.parent == rc.path
+    rc.name = "other"
+    rc.root = tmp_path / "elsewhere"
+    assert rc.find_runs("all", 1).path.is_relative_to(tmp_path / "elsewhere" / "other")
+    for bad in ("x", 0, 2.5, True):
+        with pytest.raises(ConfigError, match="version must be a positive integer"):
+            rc.version = bad
+    with pytest.raises(ConfigError):
+        rc.name = "a/b"
+    assert rc.name == "other" and rc.version == 201801
+
+
+def test_dataset_info_is_cached_until_the_file_changes(tmp_path, data_dir):
+    dc = _dc(data_dir)
+    table = dc.get_dataset_info_table()
+    assert [(i.name, i.n_trials, i.n_channels) for i in table] == [
+        ("dataset001", 80, 12),
+        ("dataset002", 80, 10),
+    ]
+    assert "n_trials" in str(table).splitlines()[0]
+    assert dc.compute_max_batch_size_for_train_to_ratio(4) == 15  # 16 valid trials
+    assert dc.filter_having_minimum_trials_for_batch_size(15).names == dc.names
+    assert dc.filter_having_minimum_trials_for_batch_size(16).names == ()
+    assert dc.filter_datasets([False, True]).names == ("dataset002",)
+    assert dc.filter_datasets(np.array([2, 1])).names == ("dataset002", "dataset001")
+    # the cache follows the file: rewrite dataset002 with fewer trials
+    d = lorenz(n_datasets=2, n_conditions=2, trials_per_condition=5, n_neurons=[3, 4],
+               duration_ms=100, seed=2)  # fmt: skip
+    os.remove(data_dir / "dataset002.h5")
+    write_lorenz_datasets(d, tmp_path / "new")
+    shutil.copy(tmp_path / "new" / "dataset002.h5", data_dir / "dataset002.h5")
+    assert dc["dataset002"].load_info(data_dir).n_trials == 10
+    with pytest.raises(ConfigError, match="no dataset 'x'"):
+        dc.filter_datasets(["x"])
+
+
+def _write_yaml(folder: Path, run_class: str) -> Path:
+    cfg = folder / "config.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        name: tiny
+        root: ./runs
+        run_class: "{run_class}"
+        datasets:
+          path: ./datasets
+          items: [dataset001.mat, dataset002.mat]
+        run_specs:
+          - {{name: all, datasets: all}}
+        params:
+          - {{spikeBinMs: 5, c_factors_dim: 3, c_co_dim: 0, c_gen_dim: 16, c_ic_enc_dim: 16,
+             c_ic_dim: 8, c_batch_size: 8, c_max_epochs: 2, num_samples_posterior: 4}}
+        """))  # fmt: skip
+    return cfg
+
+
+@pytest.fixture
+def lorenz_experiment(tmp_path: Path) -> Path:
+    """A folder with the example's lorenz_experiment.py next to MATLAB-style .mat files."""
+    shutil.copy(EXAMPLES / "lorenz_experiment.py", tmp_path / "lorenz_experiment.py")
+    code = (
+        "import lorenz_experiment as L; L.generate_demo_datasets('datasets', 2, n_conditions=4, "
+        "trials_per_condition=12, n_neurons=(12, 10), duration_ms=100)"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+def test_yaml_run_class_is_imported_in_the_worker(lorenz_experiment):
+    """The worker (a fresh process) prepares the inputs itself through the YAML's run_class."""
+    from lfads_runs.pipeline import RunTask
+
+    cfg = _write_yaml(lorenz_experiment, "lorenz_experiment:LorenzRun")
+    rc = RunCollection.from_yaml(cfg)
+    run = rc.find_runs("all", 1)
+    assert type(run).__name__ == "LorenzRun"
+    task = RunTask.from_run(run, threads=1, seed=0)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lfads_runs.pipeline", "--task-json", task.to_json()],
+        capture_output=True, text=True, timeout=300, cwd="/",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert run.is_done and run.is_prepared
+    with h5py.File(run.input_files["dataset002"], "r") as f:
+        assert f["train_data"].shape[2] == 10
+    pm = run.load_posterior_means()
+    assert set(pm) == {"dataset001", "dataset002"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("lorenz_experiment", "expected 'package.module:Class'"),
+        ("lorenz_experiment:Nope", "cannot import"),
+        ("no_such_module:X", "cannot import"),
+        ("lorenz_experiment:LorenzDataset", "not a subclass of lfads_runs.Run"),
+    ],
+)
+def test_yaml_run_class_errors_name_the_key(lorenz_experiment, spec, message):
+    cfg = _write_yaml(lorenz_experiment, spec)
+    with pytest.raises(ConfigError, match=message) as exc:
+        RunCollection.from_yaml(cfg)
+    assert "run_class" in str(exc.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+def test_multisession_drive_script_end_to_end(tmp_path, executor):
+    """MATLAB's drive_script_stitching.m, translated line by line, trains and loads results."""
+    if executor == "slurm":
+        pytest.importorskip("submitit")
+    pytest.importorskip("torch")
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "drive_script_multisession.py"), "--quick",
+         "--threads", "1", "--root", str(tmp_path / "lz"), "--executor", executor],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    assert "dataset002  lorenz_example  2018-01-31  48        10" in out
+    assert "4 done, 0 skipped, 0 failed" in out
+    assert "dataset003: factors (48, 20, 3), rates (48, 20, 11)" in out
+    assert "finite: True" in out
+    rc_dir = tmp_path / "lz" / "runs" / "exampleStitching"
+    assert len(list(rc_dir.glob("param_*/*/lfadsOutput/model_params"))) == 4
+    assert len(list(rc_dir.glob("data_*/lfads_dataset001.h5"))) == 1  # legacy flat layout
