@@ -22,6 +22,7 @@ from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     ConfigError,
     DataError,
+    LfadsRunsError,
     LfadsRunsWarning,
     MissingOutputError,
     RunNotFoundError,
@@ -372,57 +373,127 @@ class Run:
 
         Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
         """
-        from .io.input_info import read_input_info
-
         if reload or "input_info" not in self._cache:
-            infos = {}
-            for ds, path in self.input_info_files.items():
-                if not path.exists():
-                    raise MissingOutputError(
-                        f"{path} does not exist: prepare the run first (run.prepare() or "
-                        f"lfads-runs prepare)"
-                    )
-                infos[ds] = read_input_info(path)
-                if infos[ds].data_hash and infos[ds].data_hash != self.data_hash.removeprefix(
-                    L.DATA_PREFIX
-                ):
-                    warnings.warn(
-                        f"{path} was prepared for data hash {infos[ds].data_hash}, but this run's "
-                        f"is {self.data_hash}",
-                        LfadsRunsWarning,
-                        stacklevel=2,
-                    )
-            self._cache["input_info"] = infos
+            self._cache["input_info"] = {ds: self._read_input_info(ds) for ds in self.dataset_names}
         return self._cache["input_info"]
 
-    def load_posterior_means(self, kind: str | None = None, reload: bool = False) -> dict[str, Any]:
-        """Posterior means of every dataset, trials in original order.
+    def _read_input_info(self, ds: str) -> Any:
+        from .io.input_info import read_input_info
+
+        path = self.paths.input_info_file(ds)
+        if not path.exists():
+            raise MissingOutputError(
+                f"{path} does not exist: prepare the run first (run.prepare() or "
+                f"lfads-runs prepare)"
+            )
+        info = read_input_info(path)
+        if info.data_hash and info.data_hash != self.data_hash.removeprefix(L.DATA_PREFIX):
+            warnings.warn(
+                f"{path} was prepared for data hash {info.data_hash}, but this run's "
+                f"is {self.data_hash}",
+                LfadsRunsWarning,
+                stacklevel=3,
+            )
+        return info
+
+    def load_posterior_means(
+        self,
+        kind: str | None = None,
+        reload: bool = False,
+        datasets: Any = None,
+        with_valid: bool = False,
+    ) -> Any:
+        """Posterior means of the run's datasets, trials in original order.
 
         Returns ``{dataset: PosteriorMeans}``; ``rates`` are expected counts per
         bin and ``rates_hz`` spikes per second. ``kind`` defaults to the params'
-        ``posterior_mean_kind``. Raises MissingOutputError naming the files looked for.
+        ``posterior_mean_kind``. ``datasets``: a subset by name or 1-based index
+        (MATLAB ``'datasetIdx'``; default all). Raises MissingOutputError naming
+        the files looked for, or DataError for unreadable ones.
+
+        ``with_valid=True`` (MATLAB ``[pm, valid] = run.loadPosteriorMeans()``)
+        never raises for a dataset: it returns ``(pms, valid)`` where ``valid`` maps
+        every requested dataset to True/False and ``pms`` holds the valid ones only.
         """
+        kind = kind or self.params.posterior_mean_kind
+        whole = f"posterior_means/{kind}"  # the full result stays one cached object
+        if datasets is None and not reload and whole in self._cache:
+            pms, errors = self._cache[whole], {}
+        else:
+            pms, errors = self._load_posterior_means_each(kind, reload, datasets)
+            if datasets is None and not errors:
+                self._cache[whole] = pms
+        if with_valid:
+            return pms, {ds: ds not in errors for ds in (*pms, *errors)}
+        if errors:
+            raise next(iter(errors.values()))
+        return pms
+
+    def _load_posterior_means_each(
+        self, kind: str | None, reload: bool, datasets: Any
+    ) -> tuple[dict[str, Any], dict[str, Exception]]:
+        """Every requested dataset's posterior means, or the error that stopped it."""
         from .io.lfads_input import read_lfads_input
         from .results.posterior_means import read_posterior_means
 
         kind = kind or self.params.posterior_mean_kind
-        key = f"posterior_means/{kind}"
-        if reload or key not in self._cache:
-            infos = self.load_input_info(reload=reload)
-            out = {}
-            for ds, files in self.posterior_files(kind).items():
-                out[ds] = read_posterior_means(
-                    files["train"],
-                    files["valid"],
-                    dataset=ds,
-                    kind=kind,
-                    spike_bin_ms=self.params.spike_bin_ms,
-                    output_dist=self.params.c_output_dist,
-                    input_info=infos[ds],
-                    lfads_input=read_lfads_input(self.paths.input_file(ds)),
+        files = self.posterior_files(kind)
+        out: dict[str, Any] = {}
+        errors: dict[str, Exception] = {}
+        for ds in self.select_dataset_names(datasets):
+            key = f"posterior_means/{kind}/{ds}"
+            if reload or key not in self._cache:
+                try:
+                    self._cache[key] = read_posterior_means(
+                        files[ds]["train"],
+                        files[ds]["valid"],
+                        dataset=ds,
+                        kind=kind,
+                        spike_bin_ms=self.params.spike_bin_ms,
+                        output_dist=self.params.c_output_dist,
+                        input_info=self._input_info_of(ds, reload),
+                        lfads_input=read_lfads_input(self.paths.input_file(ds)),
+                    )
+                except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
+                    errors[ds] = (
+                        exc
+                        if isinstance(exc, LfadsRunsError)
+                        else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
+                    )
+                    continue
+            out[ds] = self._cache[key]
+        return out, errors
+
+    def select_dataset_names(self, datasets: Any = None) -> tuple[str, ...]:
+        """The run's datasets selected by name, 1-based index (Python or numpy) or boolean
+        mask; ``None`` selects all. Unknown names and out-of-range indices are an error."""
+        if datasets is None:
+            return self.dataset_names
+        items = [datasets] if isinstance(datasets, str) else np.atleast_1d(datasets).tolist()
+        if items and all(isinstance(x, bool) for x in items):
+            if len(items) != self.n_datasets:
+                raise ConfigError(
+                    f"a dataset mask needs {self.n_datasets} entries, got {len(items)}"
                 )
-            self._cache[key] = out
-        return self._cache[key]
+            return tuple(d for d, k in zip(self.dataset_names, items, strict=True) if k)
+        out = []
+        for x in items:
+            if isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= self.n_datasets:
+                out.append(self.dataset_names[x - 1])
+            elif isinstance(x, str) and x in self.dataset_names:
+                out.append(x)
+            else:
+                raise ConfigError(
+                    f"run {self.name!r} has no dataset {x!r}; its datasets (1-based): "
+                    + ", ".join(f"{i}: {d}" for i, d in enumerate(self.dataset_names, 1))
+                )
+        return tuple(dict.fromkeys(out))
+
+    def _input_info_of(self, ds: str, reload: bool) -> Any:
+        cached = self._cache.get("input_info")
+        if not reload and cached is not None and ds in cached:
+            return cached[ds]
+        return self._read_input_info(ds)
 
     def hparams(self, **overrides: Any) -> Any:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
@@ -907,17 +978,29 @@ class RunCollection:
         return runs
 
     def load_posterior_means(
-        self, kind: str | None = None, runs: Iterable[Run] | None = None
+        self,
+        kind: str | None = None,
+        runs: Iterable[Run] | None = None,
+        datasets: Any = None,
     ) -> CollectionResults:
-        """Posterior means of every run that has them; runs without results are listed."""
+        """Posterior means of every run that has them; nothing missing or unreadable aborts.
+
+        ``loaded[(run_spec, param_index)]`` holds each run's readable datasets;
+        ``missing`` lists ``(run, reason)`` for runs with none of them, and
+        ``missing_datasets`` ``(run, dataset, reason)`` for every dataset that could not
+        be read. ``datasets``: as :meth:`Run.load_posterior_means`.
+        """
         loaded: dict[tuple[str, int], dict[str, Any]] = {}
         missing: list[tuple[Run, str]] = []
+        missing_datasets: list[tuple[Run, str, str]] = []
         for run in runs if runs is not None else self.all_runs:
-            try:
-                loaded[(run.name, run.param_index)] = run.load_posterior_means(kind)
-            except MissingOutputError as exc:
-                missing.append((run, str(exc)))
-        return CollectionResults(loaded, missing)
+            pms, errors = run._load_posterior_means_each(kind, False, datasets)
+            if pms:
+                loaded[(run.name, run.param_index)] = pms
+            else:
+                missing.append((run, "; ".join(str(e) for e in errors.values())))
+            missing_datasets += [(run, ds, str(e)) for ds, e in errors.items()]
+        return CollectionResults(loaded, missing, missing_datasets)
 
     def status(self) -> CollectionStatus:
         """What exists on disk for every run, and ``param_*`` folders the config does not name."""
@@ -944,10 +1027,12 @@ class RunCollection:
 
 @attrs.frozen
 class CollectionResults:
-    """Results over a collection: ``loaded[(run_spec, param_index)]`` and the runs ``missing``."""
+    """Results over a collection: ``loaded[(run_spec, param_index)]``, the runs ``missing``
+    (nothing readable) and every unreadable dataset in ``missing_datasets``."""
 
     loaded: dict[tuple[str, int], dict[str, Any]]
     missing: list[tuple[Run, str]]
+    missing_datasets: list[tuple[Run, str, str]] = attrs.Factory(list)  #: (run, dataset, reason)
 
 
 def params_record(params: RunParams) -> dict[str, Any]:
