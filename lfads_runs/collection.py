@@ -600,6 +600,86 @@ class Run:
 
         return export_run_results(self, path, **options)
 
+    def export_results_to_h5(self, folder: str | Path | None = None, **options: Any) -> list[Path]:
+        """One HDF5 file per dataset, ``posteriorMeans_<ds>.h5``, and ``modelTrainedParams.h5``
+        (MATLAB ``run.exportResultsToH5``) in the run's ``export/`` folder or ``folder``.
+
+        The files are :meth:`PosteriorMeans.export_to_hdf5` and
+        :meth:`ModelTrainedParameters.to_hdf5` files; options: ``kind``,
+        ``model_params=False`` to leave the weights out. Returns the files written.
+        """
+        from .run_export import export_run_folder
+
+        return export_run_folder(self, folder, **options)
+
+    def add_posterior_means_to_data(
+        self, dataset: str | int | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
+        """The dataset's trials (as this run exported them) with its posterior means
+        attached, in original trial order (MATLAB ``addPosteriorMeansToSeq``).
+
+        Returns a mapping: the data fields (``counts``, ``time_ms``, ``bin_ms``,
+        ``condition_id``, ``true_rates``, ``external_inputs``, at the data's own bin
+        width) plus ``lfads_time_ms``, ``lfads_bin_ms`` and ``lfads_<field>`` for
+        ``rates``/``means``/``variances``, ``factors``, ``generator_states``,
+        ``generator_ics`` and ``controller_outputs`` (at ``spike_bin_ms``). A
+        single-dataset run needs no ``dataset``.
+        """
+        if dataset is None:
+            if self.n_datasets != 1:
+                raise ConfigError(
+                    f"run {self.name!r} has {self.n_datasets} datasets: name one "
+                    f"({', '.join(self.dataset_names)})"
+                )
+            dataset = 1
+        (name,) = self.select_dataset_names([dataset])
+        pm = self.load_posterior_means(kind, datasets=[name])[name]
+        data = self._sequence_data(self.collection.datasets[name], "export")
+        if data.n_trials != pm.n_trials:
+            raise DataError(
+                f"dataset {name!r} now has {data.n_trials} trials, but the posterior means of "
+                f"run {self.name!r} cover {pm.n_trials}: the data changed after the run was "
+                "prepared"
+            )
+        out: dict[str, Any] = {
+            "counts": data.counts,
+            "time_ms": data.time_vector_ms,
+            "bin_ms": data.bin_ms,
+            "condition_id": data.condition_id,
+            "true_rates": data.true_rates,
+            "external_inputs": data.external_inputs,
+            "lfads_time_ms": pm.time_ms,
+            "lfads_bin_ms": pm.bin_width_ms,
+        }
+        for field in ("rates", "means", "variances", "factors", "generator_states",
+                      "generator_ics", "controller_outputs"):  # fmt: skip
+            value = getattr(pm, field)
+            if value is not None:
+                out[f"lfads_{field}"] = value
+        return out
+
+    # ------------------------------------------------------------ cleaning up
+    def delete_lfads_output(self, dry_run: bool = False) -> list[Path]:
+        """Delete what training wrote (MATLAB ``deleteLFADSOutput``): ``lfads.done``,
+        ``lfadsOutput/``, ``lfads.out``, the state file and ``export/``.
+
+        Returns the paths deleted (``dry_run``: those that would be). Raises
+        :class:`~lfads_runs.exceptions.RunBusyError`, deleting nothing, while a live
+        process (a queue) holds the run.
+        """
+        from .cleanup import delete_files
+
+        return delete_files([self], "output", dry_run=dry_run)
+
+    def delete_lfads_input_files(self, dry_run: bool = False) -> list[Path]:
+        """Delete the run's prepared inputs: the shared ``inputInfo_<ds>.mat`` and
+        ``lfads_<ds>.h5`` in ``data_<D>/`` and the ``lfadsInput/`` links; ``prepare()``
+        writes them again. Refused (RunBusyError) while any run reading the same files
+        is held by a live process."""
+        from .cleanup import delete_files
+
+        return delete_files([self], "input", dry_run=dry_run)
+
     # ------------------------------------------------------------ training (lfads_runs.executors)
     def train(self, **options: Any) -> Any:
         """Train this run; options as :func:`lfads_runs.executors.train_runs`. Returns a QueueResult."""
@@ -982,25 +1062,64 @@ class RunCollection:
         kind: str | None = None,
         runs: Iterable[Run] | None = None,
         datasets: Any = None,
+        reload: bool = False,
     ) -> CollectionResults:
         """Posterior means of every run that has them; nothing missing or unreadable aborts.
 
         ``loaded[(run_spec, param_index)]`` holds each run's readable datasets;
         ``missing`` lists ``(run, reason)`` for runs with none of them, and
         ``missing_datasets`` ``(run, dataset, reason)`` for every dataset that could not
-        be read. ``datasets``: as :meth:`Run.load_posterior_means`.
+        be read. ``datasets`` and ``reload``: as :meth:`Run.load_posterior_means`.
         """
         loaded: dict[tuple[str, int], dict[str, Any]] = {}
         missing: list[tuple[Run, str]] = []
         missing_datasets: list[tuple[Run, str, str]] = []
         for run in runs if runs is not None else self.all_runs:
-            pms, errors = run._load_posterior_means_each(kind, False, datasets)
+            pms, errors = run._load_posterior_means_each(kind, reload, datasets)
             if pms:
                 loaded[(run.name, run.param_index)] = pms
             else:
                 missing.append((run, "; ".join(str(e) for e in errors.values())))
             missing_datasets += [(run, ds, str(e)) for ds, e in errors.items()]
         return CollectionResults(loaded, missing, missing_datasets)
+
+    def export_results_to_h5(
+        self, folder: str | Path | None = None, runs: Iterable[Run] | None = None, **options: Any
+    ) -> dict[Run, list[Path]]:
+        """:meth:`Run.export_results_to_h5` for ``runs`` (default all that have posterior means).
+
+        Without ``folder`` each run writes into its own ``export/``; with ``folder``,
+        into ``folder/<run spec>_<param hash>/`` (MATLAB's ``rc.exportResultsToH5`` named
+        these by run spec only, so parameter sets overwrote each other). Runs without
+        results are skipped when ``runs`` is not given.
+        """
+        from .run_export import export_file_name
+
+        chosen = list(runs) if runs is not None else None
+        out: dict[Run, list[Path]] = {}
+        for run in chosen if chosen is not None else self.all_runs:
+            if chosen is None and not run.load_posterior_means(with_valid=True)[0]:
+                continue
+            sub = None if folder is None else Path(folder) / export_file_name(run, "")
+            out[run] = run.export_results_to_h5(sub, **options)
+        return out
+
+    def delete_lfads_output(
+        self, runs: Iterable[Run] | None = None, dry_run: bool = False
+    ) -> list[Path]:
+        """:meth:`Run.delete_lfads_output` for ``runs`` (default all); nothing is deleted
+        when any of them is held by a live process."""
+        from .cleanup import delete_files
+
+        return delete_files(self.all_runs if runs is None else runs, "output", dry_run=dry_run)
+
+    def delete_lfads_input_files(
+        self, runs: Iterable[Run] | None = None, dry_run: bool = False
+    ) -> list[Path]:
+        """:meth:`Run.delete_lfads_input_files` for ``runs`` (default all)."""
+        from .cleanup import delete_files
+
+        return delete_files(self.all_runs if runs is None else runs, "input", dry_run=dry_run)
 
     def status(self) -> CollectionStatus:
         """What exists on disk for every run, and ``param_*`` folders the config does not name."""

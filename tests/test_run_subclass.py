@@ -16,7 +16,13 @@ import pytest
 
 from lfads_runs import Dataset, DatasetCollection, Run, RunCollection, RunParams, RunSpec
 from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
-from lfads_runs.exceptions import ConfigError, DataError, RunNotFoundError
+from lfads_runs.exceptions import (
+    ConfigError,
+    DataError,
+    MissingOutputError,
+    RunBusyError,
+    RunNotFoundError,
+)
 from lfads_runs.io.lfads_input import read_lfads_input
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -271,3 +277,107 @@ def test_multisession_drive_script_end_to_end(tmp_path, executor):
     rc_dir = tmp_path / "lz" / "runs" / "exampleStitching"
     assert len(list(rc_dir.glob("param_*/*/lfadsOutput/model_params"))) == 4
     assert len(list(rc_dir.glob("data_*/lfads_dataset001.h5"))) == 1  # legacy flat layout
+
+
+# ---------------------------------------------------------------- results, export, cleanup
+@pytest.fixture
+def trained(tmp_path, data_dir) -> RunCollection:
+    pytest.importorskip("torch")
+    rc = RunCollection(tmp_path / "runs", "rc", _dc(data_dir),
+                       [RunSpec("all", [1, 2]), RunSpec("s1", [1])],
+                       [RunParams(**TINY, c_learning_rate_n_to_compare=100)])  # fmt: skip
+    res = rc.train(runs=[rc.find_runs("all", 1)], executor="debug", seed=0, quiet=True)
+    assert res.ok, res.summary()
+    return rc
+
+
+@pytest.mark.slow
+def test_partial_posterior_means_and_collection_report(trained):
+    rc = trained
+    run = rc.find_runs("all", 1)
+    for f in run.posterior_files()["dataset002"].values():
+        f.unlink()
+    with pytest.raises(MissingOutputError, match="dataset002"):
+        run.load_posterior_means(reload=True)
+    pms, valid = run.load_posterior_means(reload=True, with_valid=True)
+    assert valid == {"dataset001": True, "dataset002": False} and list(pms) == ["dataset001"]
+    assert list(run.load_posterior_means(datasets=np.array([1]))) == ["dataset001"]
+    assert list(run.load_posterior_means(datasets=[True, False])) == ["dataset001"]
+    with pytest.raises(ConfigError, match="has no dataset 3"):
+        run.load_posterior_means(datasets=[3])
+    # a corrupt file of one dataset is reported with the others, not raised
+    run.posterior_files()["dataset001"]["train"].write_bytes(b"not hdf5")
+    res = rc.load_posterior_means(reload=True)
+    assert res.loaded == {}
+    assert [(r.name, ds) for r, ds, _ in res.missing_datasets] == [
+        ("all", "dataset001"), ("all", "dataset002"), ("s1", "dataset001"),
+    ]  # fmt: skip
+    assert [r.name for r, _ in res.missing] == ["all", "s1"]
+
+
+@pytest.mark.slow
+def test_posterior_means_back_onto_the_data_and_export(trained, tmp_path):
+    rc = trained
+    run = rc.find_runs("all", 1)
+    merged = run.add_posterior_means_to_data("dataset002")
+    raw = Dataset.from_file(rc.datasets.path / "dataset002.h5").read_data()
+    np.testing.assert_array_equal(merged["counts"], raw.counts)
+    pm = run.load_posterior_means()["dataset002"]
+    assert merged["lfads_factors"] is pm.factors and merged["lfads_rates"].shape[0] == 80
+    # trial 1 is a validation trial, trial 2 a training one: both in place
+    assert np.isfinite(merged["lfads_factors"][[0, 1]]).all()
+    with pytest.raises(ConfigError, match="has 2 datasets: name one"):
+        run.add_posterior_means_to_data()
+
+    files = run.export_results_to_h5()
+    assert sorted(f.name for f in files) == [
+        "modelTrainedParams.h5", "posteriorMeans_dataset001.h5", "posteriorMeans_dataset002.h5",
+    ]  # fmt: skip
+    assert all(f.parent == run.paths.export_dir for f in files)
+    with h5py.File(run.paths.export_dir / "posteriorMeans_dataset001.h5", "r") as f:
+        np.testing.assert_array_equal(
+            f["posterior_means/dataset001/factors"][()],
+            run.load_posterior_means()["dataset001"].factors,
+        )
+        assert f.attrs["param_hash"] == run.param_hash
+    out = rc.export_results_to_h5(tmp_path / "exp")
+    assert list(out) == [run]  # s1 has no results: skipped
+    assert (tmp_path / "exp" / f"all_{run.param_hash}" / "posteriorMeans_dataset002.h5").is_file()
+
+
+@pytest.mark.slow
+def test_delete_output_and_inputs_with_dry_run_and_claims(trained):
+    from lfads_runs.runstate import acquire_claim
+
+    rc = trained
+    run, single = rc.find_runs("all", 1), rc.find_runs("s1", 1)
+    single.prepare()
+    would = run.delete_lfads_output(dry_run=True)
+    assert run.paths.done_marker in would and run.path_lfads_output in would
+    assert run.is_done  # dry run: nothing deleted
+    handle = acquire_claim(run.paths)  # a live process (this one) holds the run
+    try:
+        with pytest.raises(RunBusyError, match="held by pid"):
+            run.delete_lfads_output()
+        with pytest.raises(RunBusyError):
+            run.delete_lfads_output(dry_run=True)
+        assert run.is_done and run.path_lfads_output.is_dir()
+    finally:
+        handle.release()
+    assert run.delete_lfads_output() == would
+    assert not run.is_done and not run.path_lfads_output.exists()
+    assert run.is_prepared and run.state().state != "done"
+
+    # inputs: the shared files of both runs; a claim on either blocks the other's deletion
+    handle = acquire_claim(single.paths)
+    try:
+        with pytest.raises(RunBusyError):
+            rc.delete_lfads_input_files()
+    finally:
+        handle.release()
+    removed = rc.delete_lfads_input_files()
+    assert run.paths.common_input_info_file("dataset002") in removed
+    assert not run.is_prepared and not single.is_prepared
+    assert not run.path_lfads_input.exists()
+    run.prepare()  # prepared again from the data
+    assert run.is_prepared

@@ -347,6 +347,19 @@ class PosteriorMeans:
             raise DataError(msg)
         return value
 
+    def export_to_hdf5(
+        self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Write these posterior means to one HDF5 file (MATLAB ``pm.exportToHDF5``), atomically.
+
+        The export format of :mod:`lfads_runs.results.export` with this dataset alone
+        under ``/posterior_means/<dataset>`` (arrays trials x time x dim, as here);
+        ``attrs`` become root attributes (e.g. the run's parameters).
+        """
+        from .export import export_run
+
+        return export_run(path, posterior_means={self.dataset: self}, params_attrs=attrs)
+
     def condition_averaged(
         self, field: str = "factors", condition_ids: Sequence | np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
