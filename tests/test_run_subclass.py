@@ -329,6 +329,19 @@ def test_posterior_means_back_onto_the_data_and_export(trained, tmp_path):
     with pytest.raises(ConfigError, match="has 2 datasets: name one"):
         run.add_posterior_means_to_data()
 
+    # every index says its base; the 1-based twins are MATLAB's values
+    from lfads_runs.results import concatenate_over_trials
+
+    both = concatenate_over_trials(list(run.load_posterior_means().values()), drop_mismatched=True)
+    assert set(both.dataset_index_by_trial) == {0, 1}
+    np.testing.assert_array_equal(
+        both.dataset_index_by_trial_1based, both.dataset_index_by_trial + 1
+    )
+    mtp = run.load_model_trained_params()
+    assert mtp.dataset_idx_concatenated_1based.tolist() == [1] * 12 + [2] * 10
+    log = run.load_fit_log()
+    assert log.lve_index_1based is None or log.lve_index_1based == log.lve_index + 1
+
     files = run.export_results_to_h5()
     assert sorted(f.name for f in files) == [
         "modelTrainedParams.h5", "posteriorMeans_dataset001.h5", "posteriorMeans_dataset002.h5",

@@ -169,7 +169,8 @@ class PosteriorMeans:
     dataset_names : tuple of str
         Source datasets (one entry unless concatenated).
     dataset_index_by_trial : ndarray of int64, (trials,)
-        Index into ``dataset_names`` of each trial.
+        0-based index into ``dataset_names`` of each trial
+        (:attr:`dataset_index_by_trial_1based`: MATLAB's ``datasetIndexByTrial``).
     source_files : tuple of Path
         Files the arrays were read from.
     """
@@ -346,6 +347,11 @@ class PosteriorMeans:
             msg = f"posterior means of {self.dataset!r} have no {field!r}"
             raise DataError(msg)
         return value
+
+    @property
+    def dataset_index_by_trial_1based(self) -> np.ndarray:
+        """:attr:`dataset_index_by_trial` + 1, as MATLAB's ``datasetIndexByTrial``."""
+        return self.dataset_index_by_trial + 1
 
     def export_to_hdf5(
         self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
