@@ -115,16 +115,28 @@ def main(argv: list[str] | None = None) -> int:
     # %% Verifying the alignment matrices
     # run = rc.findRuns('all', 1);
     run = rc.find_runs("all", 1)
-    # run.doMultisessionAlignment();  tool = run.multisessionAlignmentTool;
-    # (here the alignment is computed when the inputs are prepared; its result is kept)
+    # run.doMultisessionAlignment();
+    # nFactorsPlot = 3;
+    # conditionsToPlot = [1 20 40];
+    # tool = run.multisessionAlignmentTool;
+    tool = run.do_multisession_alignment()
+    n_factors_plot = 3
+    conditions_to_plot = [1, 20, 40] if not quick else [1, 2, 4]
+    print("alignment matrices:", {k: v.shape for k, v in tool.matrices.items()})
+    # tool.plotAlignmentReconstruction(nFactorsPlot, conditionsToPlot);
+    try:
+        from lfads_runs.plots.alignment import save_alignment_reconstruction
+    except ImportError:  # the plot extra is optional
+        pass
+    else:
+        figure = root / "figures" / "alignment_reconstruction.png"
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        save_alignment_reconstruction(tool, figure, n_factors_plot, conditions_to_plot)
+        print("wrote", figure.name)
 
     # %% Prepare LFADS input and shell scripts
     # rc.prepareForLFADS();
     rc.prepare()
-    prepared = run.prepare(regenerate=True)
-    tool = prepared.alignment
-    # tool.plotAlignmentReconstruction(nFactorsPlot, conditionsToPlot);
-    print("alignment matrices:", {k: v.shape for k, v in tool.matrices.items()})
 
     # rc.writeShellScriptRunQueue('display', 0, 'virtualenv', 'tensorflow');  and run it
     options = {"cluster": "local"} if args.executor == "slurm" else None

@@ -360,6 +360,18 @@ class Run:
             out[key] = arr
         return out
 
+    def do_multisession_alignment(self) -> Any:
+        """The alignment matrices of this run, computed from its data without writing
+        anything (MATLAB ``run.doMultisessionAlignment``; ``prepare`` computes the same).
+
+        Returns an :class:`~lfads_runs.data.AlignmentResult` for
+        :func:`lfads_runs.plots.alignment.plot_alignment_reconstruction` (MATLAB
+        ``tool.plotAlignmentReconstruction``). ConfigError when the run uses none.
+        """
+        from .run_figures import run_alignment
+
+        return run_alignment(self)
+
     @property
     def is_prepared(self) -> bool:
         """Every input file and inputInfo of the run exists (through its links)."""

@@ -88,6 +88,9 @@ def test_run_subclass_hooks_shape_the_input_files(tmp_path, data_dir):
     inp2 = read_lfads_input(run2.input_files["dataset001"])
     np.testing.assert_array_equal(inp2.train_data, inp.train_data)
     assert not np.allclose(inp2.alignment_matrix_cxf, aligned_default)
+    # MATLAB run.doMultisessionAlignment: the same matrices, through the same hooks
+    tool = run2.do_multisession_alignment()
+    np.testing.assert_allclose(tool.matrices["dataset001"], inp2.alignment_matrix_cxf)
 
 
 @pytest.mark.parametrize(
@@ -274,6 +277,7 @@ def test_multisession_drive_script_end_to_end(tmp_path, executor):
     assert "4 done, 0 skipped, 0 failed" in out
     assert "dataset003: factors (48, 20, 3), rates (48, 20, 11)" in out
     assert "finite: True" in out
+    assert "wrote alignment_reconstruction.png" in out
     rc_dir = tmp_path / "lz" / "runs" / "exampleStitching"
     assert len(list(rc_dir.glob("param_*/*/lfadsOutput/model_params"))) == 4
     assert len(list(rc_dir.glob("data_*/lfads_dataset001.h5"))) == 1  # legacy flat layout
