@@ -330,6 +330,17 @@ class Run:
         """
         return {}
 
+    def load_sequence_data(self, datasets: Any = None, mode: str = "export") -> dict[str, Any]:
+        """The trials this run exports (MATLAB ``run.loadSequenceData``): ``{dataset:
+        DatasetData}`` through the hooks, at the data's own bin width; nothing is cached
+        or written. ``datasets``: names, 1-based indices or a mask (default all)."""
+        if mode not in ("export", "alignment"):
+            raise ConfigError(f"mode must be 'export' or 'alignment', got {mode!r}")
+        return {
+            ds: self._sequence_data(self.collection.datasets[ds], mode)
+            for ds in self.select_dataset_names(datasets)
+        }
+
     def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
         from .data.loaders import check_loader_result
 

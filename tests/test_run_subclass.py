@@ -71,6 +71,8 @@ def test_run_subclass_hooks_shape_the_input_files(tmp_path, data_dir):
     assert ShiftRun.calls == [("dataset001", "export"), ("dataset002", "export")]
     inp = read_lfads_input(run.input_files["dataset001"])
     assert inp.train_data.shape[2] == 11  # the modify hook dropped a neuron
+    seq = run.load_sequence_data([2])
+    assert list(seq) == ["dataset002"] and seq["dataset002"].n_neurons == 9
     assert inp.extras["n_trials_original"].tolist() == [80]
     assert inp.extras["batch"].tolist() == [10]
     aligned_default = inp.alignment_matrix_cxf
