@@ -302,7 +302,11 @@ def _run_specs(ctx: _Ctx, value: Any, datasets: DatasetCollection) -> list[RunSp
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         ipath = path + (i,)
-        ctx.mapping(item, ipath, {"name": "run spec name", "datasets": "dataset names or 'all'"})
+        ctx.mapping(
+            item,
+            ipath,
+            {"name": "run spec name", "datasets": "dataset names, 1-based indices or 'all'"},
+        )
         for key in ("name", "datasets"):
             if key not in item:
                 raise ctx.error(ipath, f"missing key {key!r}")
@@ -311,6 +315,13 @@ def _run_specs(ctx: _Ctx, value: Any, datasets: DatasetCollection) -> list[RunSp
             names = list(datasets.names)
         names = ctx.seq(names, ipath + ("datasets",))
         for j, ds in enumerate(names):
+            if isinstance(ds, int) and not isinstance(ds, bool):  # 1-based, as MATLAB's RunSpec
+                if not 1 <= ds <= len(datasets):
+                    raise ctx.error(
+                        ipath + ("datasets", j),
+                        f"dataset index {ds} is out of range 1..{len(datasets)} (1-based)",
+                    )
+                continue
             if ds not in datasets:
                 raise ctx.error(
                     ipath + ("datasets", j),

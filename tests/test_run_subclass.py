@@ -400,3 +400,26 @@ def test_delete_output_and_inputs_with_dry_run_and_claims(trained):
     assert not run.path_lfads_input.exists()
     run.prepare()  # prepared again from the data
     assert run.is_prepared
+
+
+def test_yaml_run_specs_take_1_based_indices(tmp_path, data_dir):
+    text = textwrap.dedent("""\
+        name: idx
+        datasets: {path: ./data, items: [dataset001.h5, dataset002.h5]}
+        run_specs:
+          - {name: all, datasets: [1, 2]}
+          - {name: second, datasets: [2]}
+        params: [{c_factors_dim: 3}]
+        """)  # fmt: skip
+    cfg = tmp_path / "idx.yaml"
+    cfg.write_text(text)
+    rc = RunCollection.from_yaml(cfg)
+    assert [s.datasets for s in rc.run_specs] == [("dataset001", "dataset002"), ("dataset002",)]
+    cfg.write_text(text.replace("[2]}", "[3]}"))
+    with pytest.raises(
+        ConfigError, match=r"run_specs\[1\]\.datasets\[0\].*index 3 is out of range 1\.\.2"
+    ):
+        RunCollection.from_yaml(cfg)
+    cfg.write_text(text.replace("[2]}", "[dataset002, 2]}"))
+    with pytest.raises(ConfigError, match="lists a dataset twice"):
+        RunCollection.from_yaml(cfg)
