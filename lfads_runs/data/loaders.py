@@ -16,8 +16,9 @@ Sources, picked by the file suffix or an explicit ``kind``:
     Neurodata Without Borders through pynwb (extra ``nwb``): the units' spike
     times binned into trials from the trials table.
 a user function
-    ``loader="package.module:function"``, the counterpart of MATLAB's
-    ``generateCountsForDataset`` override.
+    ``loader="package.module:function"``, the no-code counterpart of MATLAB's
+    ``generateCountsForDataset`` override (a :class:`~lfads_runs.Run` subclass has
+    that very hook).
 
 Each field is looked up under the first present of its default keys
 (:data:`DEFAULT_KEYS`); ``keys={"counts": "my_spikes", "true_rates": None}``
