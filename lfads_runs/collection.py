@@ -248,10 +248,17 @@ class Run:
         self.collection.require_param_folder(p)
         status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
         result = None
+        # MATLAB disables single-dataset alignment in the legacy layout.
+        multi = p.use_alignment_matrix and self.n_datasets > 1
+        single = (
+            p.use_single_dataset_alignment_matrix
+            and self.n_datasets == 1
+            and not self.collection.layout.legacy
+        )
         if regenerate or any(s.state != "ok" for s in status.values()):
             data = [(d.name, self._sequence_data(d, "export")) for d in self.datasets]
             alignment_data = None
-            if self.uses_different_data_for_alignment:
+            if self.uses_different_data_for_alignment and (multi or single):
                 alignment_data = [
                     (d.name, self._sequence_data(d, "alignment")) for d in self.datasets
                 ]
@@ -267,13 +274,8 @@ class Run:
                 batch_size=p.c_batch_size,
                 output_dist=p.c_output_dist,
                 factors_dim=p.c_factors_dim,
-                use_alignment_matrix=p.use_alignment_matrix and self.n_datasets > 1,
-                # MATLAB disables single-dataset alignment in the legacy layout.
-                use_single_dataset_alignment_matrix=(
-                    p.use_single_dataset_alignment_matrix
-                    and self.n_datasets == 1
-                    and not self.collection.layout.legacy
-                ),
+                use_alignment_matrix=multi,
+                use_single_dataset_alignment_matrix=single,
                 alignment_approach=p.alignment_approach,
                 alignment_extra_args=p.alignment_extra_args,
                 data_hash=self.data_hash,
@@ -361,7 +363,7 @@ class Run:
             raise DataError(f"{where} returned {type(extra).__name__}; expected a mapping")
         out = {}
         for key, value in extra.items():
-            if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
+            if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key == ".":
                 raise DataError(f"{where}: key {key!r} is not a valid HDF5 dataset name")
             arr = np.asarray(value)
             if arr.dtype == object or arr.dtype.kind not in "biuf":
@@ -772,9 +774,9 @@ class RunCollection:
         self.comment = comment
         self.options: dict[str, Any] = dict(options or {})
         self.source = source  #: the YAML file this collection came from, if any
-        self.run_class = _check_run_class(run_class or Run)
+        self._run_class = _check_run_class(run_class or Run)
         self._set_layout(self._root, self._name, self._version)
-        self.datasets = (
+        self._datasets = (
             datasets
             if isinstance(datasets, DatasetCollection)
             else DatasetCollection(None, tuple(datasets))
@@ -819,6 +821,31 @@ class RunCollection:
     @version.setter
     def version(self, value: int) -> None:
         self._set_layout(self._root, self._name, _version(value))
+
+    @property
+    def run_class(self) -> type[Run]:
+        """The class of every run (:class:`Run` or a subclass with data hooks)."""
+        return self._run_class
+
+    @run_class.setter
+    def run_class(self, cls: type[Run]) -> None:
+        self._run_class = _check_run_class(cls)
+        self._runs = None
+
+    @property
+    def datasets(self) -> DatasetCollection:
+        return self._datasets
+
+    @datasets.setter
+    def datasets(self, value: DatasetCollection) -> None:
+        """Replace the datasets (e.g. by a filtered collection); every run spec must still
+        find its datasets by name."""
+        if not isinstance(value, DatasetCollection):
+            raise ConfigError(f"datasets must be a DatasetCollection, got {type(value).__name__}")
+        for spec in self._run_specs:
+            spec.resolve(value)  # raises ConfigError naming the spec and dataset
+        self._datasets = value
+        self._runs = None
 
     # ------------------------------------------------------------ construction
     @classmethod

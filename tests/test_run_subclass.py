@@ -138,6 +138,14 @@ def test_collection_editing_and_lookup(tmp_path, data_dir):
     rc.filter_run_specs(["s2"])
     assert [s.name for s in rc.run_specs] == ["s2"]
     assert rc.find_runs("s2", 2).param_index == 2  # columns renumbered
+    # replacing the datasets and the run class: checked, and the runs follow
+    with pytest.raises(ConfigError, match="run spec 's2' names unknown dataset 'dataset002'"):
+        rc.datasets = dc.filter_datasets([1])
+    rc.datasets = dc.filter_datasets([2])
+    rc.run_class = ShiftRun
+    assert isinstance(rc.find_runs("s2", 1), ShiftRun)
+    with pytest.raises(ConfigError, match="subclass of lfads_runs.Run"):
+        rc.run_class = RunParams
     rc.clear_params()
     assert rc.find_runs() == []
     rc.clear_all()
