@@ -270,11 +270,14 @@ def test_yaml_run_class_errors_name_the_key(lorenz_experiment, spec, message):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["local", "slurm"])
+@pytest.mark.parametrize("executor", ["local", "slurm", "ray"])
 def test_multisession_drive_script_end_to_end(tmp_path, executor):
-    """MATLAB's drive_script_stitching.m, translated line by line, trains and loads results."""
+    """MATLAB's drive_script_stitching.m, translated line by line, trains and loads results
+    (slurm: submitit's local cluster, real job processes; ray: a local Ray cluster)."""
     if executor == "slurm":
         pytest.importorskip("submitit")
+    if executor == "ray":
+        pytest.importorskip("ray")
     pytest.importorskip("torch")
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / "drive_script_multisession.py"), "--quick",
