@@ -75,12 +75,26 @@ class Dataset:
         return self._info_cache["info"]
 
     def read_info(self, base_dir: str | Path | None = None) -> DatasetInfo:
-        """Uncached :meth:`load_info`."""
+        """Uncached :meth:`load_info`: counts from the data; subject and date from
+        ``metadata``, else from ``subject`` and ``datetime``/``date`` text variables of a
+        ``.mat`` file (as MATLAB's demo datasets hold them)."""
         data = self.read_data(base_dir)
+        found = dict(self.metadata)
+        if (
+            self.path is not None
+            and self.path.suffix.lower() == ".mat"
+            and "loader" not in self.options
+        ):
+            from .io.matfile import read_mat
+
+            path = Path(base_dir) / self.path if base_dir is not None else self.path
+            for key, value in read_mat(path, ["subject", "datetime", "date"]).items():
+                if isinstance(value, str):
+                    found.setdefault(key, value)
         return DatasetInfo(
             name=self.name,
-            subject=str(self.metadata.get("subject", "")),
-            date=str(self.metadata.get("date", self.metadata.get("datetime", ""))),
+            subject=str(found.get("subject", "")),
+            date=str(found.get("date", found.get("datetime", ""))),
             n_trials=int(data.n_trials),
             n_channels=int(data.n_neurons),
             n_time=int(data.n_time),

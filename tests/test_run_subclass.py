@@ -232,6 +232,14 @@ def lorenz_experiment(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_default_dataset_info_reads_subject_and_date_of_mat_files(lorenz_experiment):
+    dc = DatasetCollection(lorenz_experiment / "datasets", [Dataset.from_file("dataset002.mat")])
+    (info,) = dc.load_info()
+    assert (info.subject, info.date, info.n_trials, info.n_channels) == (
+        "lorenz_example", "2018-01-31", 48, 10,
+    )  # fmt: skip
+
+
 def test_yaml_run_class_is_imported_in_the_worker(lorenz_experiment):
     """The worker (a fresh process) prepares the inputs itself through the YAML's run_class."""
     from lfads_runs.pipeline import RunTask
