@@ -105,19 +105,27 @@ def test_run_subclass_hooks_shape_the_input_files(tmp_path, data_dir):
         ("generate_extra_lfads_inputs_by_dataset", {"a/b": np.ones(2)}, "not a valid HDF5"),
         ("generate_extra_lfads_inputs_by_dataset", {"s": np.array(["x"])}, "numeric"),
         ("generate_extra_lfads_inputs_by_dataset", [1], "expected a mapping"),
+        ("generate_extra_lfads_inputs_by_dataset", {"r": [[1], [1, 2]]}, "not an array"),
+        ("generate_counts_for_dataset", KeyError("spikes"), "failed: KeyError"),
+        ("modify_sequence_data_post_loading", ZeroDivisionError("x"), "failed: ZeroDivision"),
     ],
 )
 def test_bad_hook_results_are_one_clear_error_and_write_nothing(
     tmp_path, data_dir, method, value, message
 ):
-    cls = type("BadRun", (Run,), {method: lambda self, *a: value})
+    def hook(self, *args):
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    cls = type("BadRun", (Run,), {method: hook})
     rc = RunCollection(tmp_path / "runs", "rc", _dc(data_dir), [RunSpec("s", [2])],
                        [RunParams(**TINY)], run_class=cls)  # fmt: skip
     run = rc.find_runs("s", 1)
     with pytest.raises(DataError, match=message) as exc:
         run.prepare()
-    if method != "generate_extra_lfads_inputs_by_dataset" or message == "expected a mapping":
-        assert method in str(exc.value) or "NaN" in message
+    if "NaN" not in message:
+        assert f"BadRun.{method}(" in str(exc.value)
     assert not list(run.path_common_data.glob("lfads_*.h5"))
 
 
