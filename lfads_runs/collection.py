@@ -355,6 +355,8 @@ class Run:
         return check_loader_result(modified, where)
 
     def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
+        from .io.lfads_input import KNOWN_KEYS
+
         cls = type(self).__qualname__
         where = f"{cls}.generate_extra_lfads_inputs_by_dataset({dataset.name!r})"
         extra = _call_hook(where, self.generate_extra_lfads_inputs_by_dataset, dataset, data)
@@ -364,6 +366,11 @@ class Run:
         for key, value in extra.items():
             if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key == ".":
                 raise DataError(f"{where}: key {key!r} is not a valid HDF5 dataset name")
+            if key in KNOWN_KEYS:
+                raise DataError(
+                    f"{where}: key {key!r} collides with a standard LFADS input key "
+                    f"({', '.join(KNOWN_KEYS)})"
+                )
             try:
                 arr = np.asarray(value)
             except ValueError as exc:  # ragged nested lists
