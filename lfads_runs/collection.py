@@ -489,6 +489,8 @@ class Run:
                         lfads_input=read_lfads_input(self.paths.input_file(ds)),
                     )
                 except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
+                    self._cache.pop(key, None)  # never serve what was there before
+                    self._cache.pop(f"posterior_means/{kind}", None)
                     errors[ds] = (
                         exc
                         if isinstance(exc, LfadsRunsError)
@@ -1159,16 +1161,27 @@ class RunCollection:
 
         Without ``folder`` each run writes into its own ``export/``; with ``folder``,
         into ``folder/<run spec>_<param hash>/`` (MATLAB's ``rc.exportResultsToH5`` named
-        these by run spec only, so parameter sets overwrote each other). Runs without
-        results are skipped when ``runs`` is not given.
+        these by run spec only, so parameter sets overwrote each other). When ``runs`` is
+        not given, runs without results are skipped, and runs with some datasets missing
+        are skipped with a warning.
         """
         from .run_export import export_file_name
 
         chosen = list(runs) if runs is not None else None
         out: dict[Run, list[Path]] = {}
         for run in chosen if chosen is not None else self.all_runs:
-            if chosen is None and not run.load_posterior_means(with_valid=True)[0]:
-                continue
+            if chosen is None:
+                pms, valid = run.load_posterior_means(options.get("kind"), with_valid=True)
+                missing = [ds for ds, ok in valid.items() if not ok]
+                if missing and pms:  # some datasets only: say so rather than skip silently
+                    warnings.warn(
+                        f"not exporting {run.name} {run.param_hash}: no posterior means for "
+                        f"{', '.join(missing)}",
+                        LfadsRunsWarning,
+                        stacklevel=2,
+                    )
+                if missing:
+                    continue
             sub = None if folder is None else Path(folder) / export_file_name(run, "")
             out[run] = run.export_results_to_h5(sub, **options)
         return out

@@ -19,6 +19,7 @@ from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
 from lfads_runs.exceptions import (
     ConfigError,
     DataError,
+    LfadsRunsWarning,
     MissingOutputError,
     RunBusyError,
     RunNotFoundError,
@@ -389,6 +390,10 @@ def test_posterior_means_back_onto_the_data_and_export(trained, tmp_path):
     out = rc.export_results_to_h5(tmp_path / "exp")
     assert list(out) == [run]  # s1 has no results: skipped
     assert (tmp_path / "exp" / f"all_{run.param_hash}" / "posteriorMeans_dataset002.h5").is_file()
+    run.posterior_files()["dataset002"]["valid"].unlink()
+    run.load_posterior_means(reload=True, with_valid=True)
+    with pytest.warns(LfadsRunsWarning, match="no posterior means for dataset002"):
+        assert rc.export_results_to_h5(tmp_path / "exp2") == {}
 
 
 @pytest.mark.slow
