@@ -932,15 +932,24 @@ class RunCollection:
 
     def filter_run_specs(self, keep: Any) -> None:
         """Keep only the run specs selected by ``keep`` (a boolean mask, names, 1-based
-        indices or RunSpecs, as :meth:`find_runs` takes them); MATLAB ``filterRunSpecs``."""
-        rows = self._select(keep, "run spec", self._match_spec, len(self._run_specs))
+        indices or RunSpecs, as :meth:`find_runs` takes them; an empty list keeps none);
+        MATLAB ``filterRunSpecs``."""
+        rows = (
+            []
+            if _is_empty(keep)
+            else self._select(keep, "run spec", self._match_spec, len(self._run_specs))
+        )
         self._run_specs[:] = [self._run_specs[i] for i in sorted(set(rows))]
         self._runs = None
 
     def filter_params(self, keep: Any) -> None:
         """Keep only the parameter sets selected by ``keep`` (a boolean mask, 1-based indices,
         hashes or RunParams); MATLAB ``filterParams``."""
-        cols = self._select(keep, "parameter set", self._match_params, len(self._params))
+        cols = (
+            []
+            if _is_empty(keep)
+            else self._select(keep, "parameter set", self._match_params, len(self._params))
+        )
         self._params[:] = [self._params[j] for j in sorted(set(cols))]
         self._runs = None
 
@@ -1258,6 +1267,11 @@ def _is_scalar(q: Any) -> bool:
     if isinstance(q, np.generic):
         q = q.item()
     return isinstance(q, str | int | RunSpec | RunParams) and not (isinstance(q, str) and q == "")
+
+
+def _is_empty(x: Any) -> bool:
+    """An empty selection (for filters: keep nothing; for find_runs ``[]`` means all)."""
+    return isinstance(x, list | tuple | np.ndarray) and len(x) == 0
 
 
 def _is_integer(x: Any) -> bool:

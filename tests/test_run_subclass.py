@@ -155,7 +155,7 @@ def test_collection_editing_and_lookup(tmp_path, data_dir):
     assert isinstance(rc.find_runs("s2", 1), ShiftRun)
     with pytest.raises(ConfigError, match="subclass of lfads_runs.Run"):
         rc.run_class = RunParams
-    rc.clear_params()
+    rc.filter_params(np.array([], dtype=int))  # an empty selection keeps none
     assert rc.find_runs() == []
     rc.clear_all()
     assert rc.run_specs == () and rc.params == ()
