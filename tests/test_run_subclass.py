@@ -397,7 +397,7 @@ def test_posterior_means_back_onto_the_data_and_export(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_delete_output_and_inputs_with_dry_run_and_claims(trained):
+def test_delete_output_and_inputs_with_dry_run_and_claims(trained, monkeypatch):
     from lfads_runs.runstate import acquire_claim
 
     rc = trained
@@ -415,7 +415,19 @@ def test_delete_output_and_inputs_with_dry_run_and_claims(trained):
         assert run.is_done and run.path_lfads_output.is_dir()
     finally:
         handle.release()
-    assert run.delete_lfads_output() == would
+    # a deletion cut short (here: rmtree fails) leaves a run that no longer looks done
+    import lfads_runs.cleanup as cleanup
+
+    def crash(path):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(cleanup.shutil, "rmtree", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        run.delete_lfads_output()
+    monkeypatch.undo()
+    assert not run.is_done and run.state().state != "done"
+    assert not run.paths.claim_file.exists()  # the claim was released
+    assert run.delete_lfads_output() == would[1:]
     assert not run.is_done and not run.path_lfads_output.exists()
     assert run.is_prepared and run.state().state != "done"
 
