@@ -344,43 +344,14 @@ class Run:
         }
 
     def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
-        from .data.loaders import check_loader_result
+        from .run_hooks import sequence_data
 
-        cls = type(self).__qualname__
-        where = f"{cls}.generate_counts_for_dataset({dataset.name!r}, {mode!r})"
-        raw = _call_hook(where, self.generate_counts_for_dataset, dataset, mode)
-        data = check_loader_result(raw, where)
-        where = f"{cls}.modify_sequence_data_post_loading({dataset.name!r})"
-        modified = _call_hook(where, self.modify_sequence_data_post_loading, dataset, data)
-        return check_loader_result(modified, where)
+        return sequence_data(self, dataset, mode)
 
     def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
-        from .io.lfads_input import KNOWN_KEYS
+        from .run_hooks import extra_inputs
 
-        cls = type(self).__qualname__
-        where = f"{cls}.generate_extra_lfads_inputs_by_dataset({dataset.name!r})"
-        extra = _call_hook(where, self.generate_extra_lfads_inputs_by_dataset, dataset, data)
-        if not isinstance(extra, Mapping):
-            raise DataError(f"{where} returned {type(extra).__name__}; expected a mapping")
-        out = {}
-        for key, value in extra.items():
-            if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key == ".":
-                raise DataError(f"{where}: key {key!r} is not a valid HDF5 dataset name")
-            if key in KNOWN_KEYS:
-                raise DataError(
-                    f"{where}: key {key!r} collides with a standard LFADS input key "
-                    f"({', '.join(KNOWN_KEYS)})"
-                )
-            try:
-                arr = np.asarray(value)
-            except ValueError as exc:  # ragged nested lists
-                raise DataError(f"{where}: {key!r} is not an array: {exc}") from None
-            if arr.dtype == object or arr.dtype.kind not in "biuf":
-                raise DataError(
-                    f"{where}: {key!r} must be a numeric or boolean array, got dtype {arr.dtype}"
-                )
-            out[key] = arr
-        return out
+        return extra_inputs(self, dataset, data)
 
     def do_multisession_alignment(self) -> Any:
         """The alignment matrices of this run, computed from its data without writing
@@ -734,16 +705,6 @@ class Run:
         from .runstate import collection_run_status
 
         return collection_run_status(self.collection, [self])[0]
-
-
-def _call_hook(where: str, hook: Any, *args: Any) -> Any:
-    """Call a user hook; its own bugs become one DataError naming the hook."""
-    try:
-        return hook(*args)
-    except LfadsRunsError:
-        raise
-    except Exception as exc:
-        raise DataError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _as_params(p: RunParams | Mapping[str, Any]) -> RunParams:
