@@ -24,6 +24,7 @@ from .exceptions import (
     MissingOutputError,
     ModelParamsError,
     ModelParamsUnavailable,
+    RunBusyError,
     RunFailedError,
     RunNotFoundError,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "PosteriorMeans",
     "Run",
     "RunCollection",
+    "RunBusyError",
     "RunFailedError",
     "RunNotFoundError",
     "RunParams",

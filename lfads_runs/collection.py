@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
 
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from .datasets import Dataset, DatasetCollection
-from .exceptions import ConfigError, LfadsRunsWarning, MissingOutputError, RunNotFoundError
+from .exceptions import (
+    ConfigError,
+    DataError,
+    LfadsRunsError,
+    LfadsRunsWarning,
+    MissingOutputError,
+    RunNotFoundError,
+)
 from .names import check_name
 from .params import RunParams
 
@@ -28,20 +36,73 @@ if TYPE_CHECKING:
 __all__ = ["RunSpec", "Run", "RunCollection"]
 
 
+def _dataset_refs(ds: Any) -> tuple[str | int, ...]:
+    if isinstance(ds, str | Dataset) or _is_integer(ds):
+        ds = [ds]
+    out: list[str | int] = []
+    for d in ds:
+        if isinstance(d, Dataset):
+            out.append(d.name)
+        elif _is_integer(d):
+            out.append(int(d))
+        elif isinstance(d, str):
+            out.append(d)
+        else:
+            raise ConfigError(
+                f"a run spec's datasets are names, Dataset objects or 1-based indices, got {d!r}"
+            )
+    return tuple(out)
+
+
 @attrs.frozen
 class RunSpec:
-    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``)."""
+    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``).
+
+    ``datasets`` holds names, :class:`Dataset` objects or **1-based** indices into
+    the collection's datasets (MATLAB ``RunSpec(name, dc, datasetIdx)``); indices
+    are turned into names when the spec is added to a collection (or by
+    :meth:`resolve`).
+    """
 
     name: str = attrs.field(converter=lambda n: check_name(n, "run spec name"))
-    datasets: tuple[str, ...] = attrs.field(
-        converter=lambda ds: tuple(d.name if isinstance(d, Dataset) else d for d in ds)
-    )
+    datasets: tuple[str, ...] = attrs.field(converter=_dataset_refs)
 
     def __attrs_post_init__(self) -> None:
         if not self.datasets:
             raise ConfigError(f"run spec {self.name!r} has no datasets")
         if len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"run spec {self.name!r} lists a dataset twice: {self.datasets}")
+
+    def resolve(self, datasets: DatasetCollection) -> RunSpec:
+        """This spec with every dataset given by name, checked against ``datasets``."""
+        names = []
+        for d in self.datasets:
+            if isinstance(d, int):
+                if not 1 <= d <= len(datasets):
+                    raise ConfigError(
+                        f"run spec {self.name!r}: dataset index {d} is out of range; the "
+                        f"collection has {len(datasets)} datasets (indices are 1-based)"
+                    )
+                names.append(datasets[d - 1].name)
+            elif d not in datasets:
+                raise ConfigError(
+                    f"run spec {self.name!r} names unknown dataset {d!r}; "
+                    f"datasets are: {', '.join(datasets.names)}"
+                )
+            else:
+                names.append(d)
+        return RunSpec(self.name, names)
+
+    def select_datasets_by_name(self, names: str | Iterable[str]) -> RunSpec:
+        """A spec of the same name with ``names`` as its datasets (MATLAB ``selectDatasetsByName``)."""
+        return RunSpec(self.name, [names] if isinstance(names, str) else list(names))
+
+    def select_datasets_by_index(self, indices: Any) -> RunSpec:
+        """A spec with the collection's datasets at 1-based ``indices`` (``selectDatasetsByIndex``)."""
+        idx = np.atleast_1d(np.asarray(indices))
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx) + 1
+        return RunSpec(self.name, [int(i) for i in idx])
 
 
 class Run:
@@ -181,37 +242,40 @@ class Run:
         ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
         ``None`` when every file was already up to date.
         """
-        from .data import (
-            input_file_names,
-            link_inputs,
-            load_from_options,
-            prepare_datasets,
-            prepared_status,
-        )
+        from .data import input_file_names, link_inputs, prepare_datasets, prepared_status
 
         p = self.params
         self.collection.require_param_folder(p)
         status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
         result = None
+        # MATLAB disables single-dataset alignment in the legacy layout.
+        multi = p.use_alignment_matrix and self.n_datasets > 1
+        single = (
+            p.use_single_dataset_alignment_matrix
+            and self.n_datasets == 1
+            and not self.collection.layout.legacy
+        )
         if regenerate or any(s.state != "ok" for s in status.values()):
-            base = self.collection.datasets.path
-            data = [
-                (d.name, load_from_options(d.path, d.options, base_dir=base)) for d in self.datasets
-            ]
+            data = [(d.name, self._sequence_data(d, "export")) for d in self.datasets]
+            alignment_data = None
+            if self.uses_different_data_for_alignment and (multi or single):
+                alignment_data = [
+                    (d.name, self._sequence_data(d, "alignment")) for d in self.datasets
+                ]
+            extras = {
+                name: self._extra_inputs(self.collection.datasets[name], dd) for name, dd in data
+            }
             result = prepare_datasets(
                 data,
+                alignment_data=alignment_data,
+                extra_inputs=extras,
                 spike_bin_ms=p.spike_bin_ms,
                 train_to_test_ratio=p.train_to_test_ratio,
                 batch_size=p.c_batch_size,
                 output_dist=p.c_output_dist,
                 factors_dim=p.c_factors_dim,
-                use_alignment_matrix=p.use_alignment_matrix and self.n_datasets > 1,
-                # MATLAB disables single-dataset alignment in the legacy layout.
-                use_single_dataset_alignment_matrix=(
-                    p.use_single_dataset_alignment_matrix
-                    and self.n_datasets == 1
-                    and not self.collection.layout.legacy
-                ),
+                use_alignment_matrix=multi,
+                use_single_dataset_alignment_matrix=single,
                 alignment_approach=p.alignment_approach,
                 alignment_extra_args=p.alignment_extra_args,
                 data_hash=self.data_hash,
@@ -223,6 +287,83 @@ class Run:
         link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
         self._cache.pop("input_info", None)
         return result
+
+    # ------------------------------------------------------------ data hooks (subclass these)
+    def generate_counts_for_dataset(self, dataset: Dataset, mode: str) -> Any:
+        """The trials of ``dataset`` for this run (MATLAB ``generateCountsForDataset``).
+
+        ``mode`` is ``"export"`` (the data LFADS trains on) or ``"alignment"`` (the
+        data the alignment matrices are computed from, asked for only when
+        :attr:`uses_different_data_for_alignment`). Return a
+        :class:`~lfads_runs.data.DatasetData` or a mapping with the fields a loader
+        function returns (``counts`` trials x time x neurons, ``time_ms``,
+        ``bin_ms``, ``condition_id``, ``true_rates``, ``external_inputs``).
+        The default reads the dataset's file with its YAML options (``loader``,
+        ``keys``, ...); a subclass sees ``self.params`` and ``self.run_spec``.
+        """
+        from .data import load_from_options
+
+        return load_from_options(
+            dataset.path, dataset.options, base_dir=self.collection.datasets.path
+        )
+
+    #: MATLAB ``usesDifferentDataForAlignment``: when True, the alignment matrices are
+    #: computed from ``generate_counts_for_dataset(ds, "alignment")``.
+    uses_different_data_for_alignment: bool = False
+
+    def modify_sequence_data_post_loading(self, dataset: Dataset, data: Any) -> Any:
+        """Change the loaded trials before export (MATLAB ``modifySequenceDataPostLoading``).
+
+        Called for both modes with the checked :class:`~lfads_runs.data.DatasetData`;
+        return the data to use (the default returns ``data`` unchanged).
+        """
+        return data
+
+    def generate_extra_lfads_inputs_by_dataset(
+        self, dataset: Dataset, data: Any
+    ) -> Mapping[str, Any]:
+        """Extra arrays written into ``lfads_<ds>.h5`` under their own keys
+        (MATLAB ``generateExtraLFADSInputsByDataset``); default none.
+
+        ``data`` is the dataset's exported :class:`~lfads_runs.data.DatasetData` at
+        its own bin width; ``lfads_runs.data.split_trials(data.n_trials,
+        self.params.train_to_test_ratio)`` gives the 1-based train/valid trials.
+        Keys must not be one of the standard LFADS input keys.
+        """
+        return {}
+
+    def load_sequence_data(self, datasets: Any = None, mode: str = "export") -> dict[str, Any]:
+        """The trials this run exports (MATLAB ``run.loadSequenceData``): ``{dataset:
+        DatasetData}`` through the hooks, at the data's own bin width; nothing is cached
+        or written. ``datasets``: names, 1-based indices or a mask (default all)."""
+        if mode not in ("export", "alignment"):
+            raise ConfigError(f"mode must be 'export' or 'alignment', got {mode!r}")
+        return {
+            ds: self._sequence_data(self.collection.datasets[ds], mode)
+            for ds in self.select_dataset_names(datasets)
+        }
+
+    def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
+        from .run_hooks import sequence_data
+
+        return sequence_data(self, dataset, mode)
+
+    def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
+        from .run_hooks import extra_inputs
+
+        return extra_inputs(self, dataset, data)
+
+    def do_multisession_alignment(self) -> Any:
+        """The alignment matrices of this run, computed from its data without writing
+        anything (MATLAB ``run.doMultisessionAlignment``; ``prepare`` computes the same).
+
+        Returns an :class:`~lfads_runs.data.AlignmentResult` for
+        :func:`lfads_runs.plots.alignment.plot_alignment_reconstruction` (MATLAB
+        ``tool.plotAlignmentReconstruction``). ConfigError when the run uses none.
+        """
+        from .run_figures import run_alignment
+
+        return run_alignment(self)
 
     @property
     def is_prepared(self) -> bool:
@@ -237,57 +378,129 @@ class Run:
 
         Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
         """
-        from .io.input_info import read_input_info
-
         if reload or "input_info" not in self._cache:
-            infos = {}
-            for ds, path in self.input_info_files.items():
-                if not path.exists():
-                    raise MissingOutputError(
-                        f"{path} does not exist: prepare the run first (run.prepare() or "
-                        f"lfads-runs prepare)"
-                    )
-                infos[ds] = read_input_info(path)
-                if infos[ds].data_hash and infos[ds].data_hash != self.data_hash.removeprefix(
-                    L.DATA_PREFIX
-                ):
-                    warnings.warn(
-                        f"{path} was prepared for data hash {infos[ds].data_hash}, but this run's "
-                        f"is {self.data_hash}",
-                        LfadsRunsWarning,
-                        stacklevel=2,
-                    )
-            self._cache["input_info"] = infos
+            self._cache["input_info"] = {ds: self._read_input_info(ds) for ds in self.dataset_names}
         return self._cache["input_info"]
 
-    def load_posterior_means(self, kind: str | None = None, reload: bool = False) -> dict[str, Any]:
-        """Posterior means of every dataset, trials in original order.
+    def _read_input_info(self, ds: str) -> Any:
+        from .io.input_info import read_input_info
+
+        path = self.paths.input_info_file(ds)
+        if not path.exists():
+            raise MissingOutputError(
+                f"{path} does not exist: prepare the run first (run.prepare() or "
+                f"lfads-runs prepare)"
+            )
+        info = read_input_info(path)
+        if info.data_hash and info.data_hash != self.data_hash.removeprefix(L.DATA_PREFIX):
+            warnings.warn(
+                f"{path} was prepared for data hash {info.data_hash}, but this run's "
+                f"is {self.data_hash}",
+                LfadsRunsWarning,
+                stacklevel=3,
+            )
+        return info
+
+    def load_posterior_means(
+        self,
+        kind: str | None = None,
+        reload: bool = False,
+        datasets: Any = None,
+        with_valid: bool = False,
+    ) -> Any:
+        """Posterior means of the run's datasets, trials in original order.
 
         Returns ``{dataset: PosteriorMeans}``; ``rates`` are expected counts per
         bin and ``rates_hz`` spikes per second. ``kind`` defaults to the params'
-        ``posterior_mean_kind``. Raises MissingOutputError naming the files looked for.
+        ``posterior_mean_kind``. ``datasets``: a subset by name or 1-based index
+        (MATLAB ``'datasetIdx'``; default all). Raises MissingOutputError naming
+        the files looked for, or DataError for unreadable ones.
+
+        ``with_valid=True`` (MATLAB ``[pm, valid] = run.loadPosteriorMeans()``)
+        never raises for a dataset: it returns ``(pms, valid)`` where ``valid`` maps
+        every requested dataset to True/False and ``pms`` holds the valid ones only.
         """
+        kind = kind or self.params.posterior_mean_kind
+        whole = f"posterior_means/{kind}"  # the full result stays one cached object
+        if datasets is None and not reload and whole in self._cache:
+            pms, errors = self._cache[whole], {}
+        else:
+            pms, errors = self._load_posterior_means_each(kind, reload, datasets)
+            if datasets is None and not errors:
+                self._cache[whole] = pms
+        if with_valid:
+            return pms, {ds: ds not in errors for ds in (*pms, *errors)}
+        if errors:
+            raise next(iter(errors.values()))
+        return pms
+
+    def _load_posterior_means_each(
+        self, kind: str | None, reload: bool, datasets: Any
+    ) -> tuple[dict[str, Any], dict[str, Exception]]:
+        """Every requested dataset's posterior means, or the error that stopped it."""
         from .io.lfads_input import read_lfads_input
         from .results.posterior_means import read_posterior_means
 
         kind = kind or self.params.posterior_mean_kind
-        key = f"posterior_means/{kind}"
-        if reload or key not in self._cache:
-            infos = self.load_input_info(reload=reload)
-            out = {}
-            for ds, files in self.posterior_files(kind).items():
-                out[ds] = read_posterior_means(
-                    files["train"],
-                    files["valid"],
-                    dataset=ds,
-                    kind=kind,
-                    spike_bin_ms=self.params.spike_bin_ms,
-                    output_dist=self.params.c_output_dist,
-                    input_info=infos[ds],
-                    lfads_input=read_lfads_input(self.paths.input_file(ds)),
+        files = self.posterior_files(kind)
+        out: dict[str, Any] = {}
+        errors: dict[str, Exception] = {}
+        for ds in self.select_dataset_names(datasets):
+            key = f"posterior_means/{kind}/{ds}"
+            if reload or key not in self._cache:
+                try:
+                    self._cache[key] = read_posterior_means(
+                        files[ds]["train"],
+                        files[ds]["valid"],
+                        dataset=ds,
+                        kind=kind,
+                        spike_bin_ms=self.params.spike_bin_ms,
+                        output_dist=self.params.c_output_dist,
+                        input_info=self._input_info_of(ds, reload),
+                        lfads_input=read_lfads_input(self.paths.input_file(ds)),
+                    )
+                except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
+                    self._cache.pop(key, None)  # never serve what was there before
+                    self._cache.pop(f"posterior_means/{kind}", None)
+                    errors[ds] = (
+                        exc
+                        if isinstance(exc, LfadsRunsError)
+                        else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
+                    )
+                    continue
+            out[ds] = self._cache[key]
+        return out, errors
+
+    def select_dataset_names(self, datasets: Any = None) -> tuple[str, ...]:
+        """The run's datasets selected by name, 1-based index (Python or numpy) or boolean
+        mask; ``None`` selects all. Unknown names and out-of-range indices are an error."""
+        if datasets is None:
+            return self.dataset_names
+        items = [datasets] if isinstance(datasets, str) else np.atleast_1d(datasets).tolist()
+        if items and all(isinstance(x, bool) for x in items):
+            if len(items) != self.n_datasets:
+                raise ConfigError(
+                    f"a dataset mask needs {self.n_datasets} entries, got {len(items)}"
                 )
-            self._cache[key] = out
-        return self._cache[key]
+            return tuple(d for d, k in zip(self.dataset_names, items, strict=True) if k)
+        out = []
+        for x in items:
+            if isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= self.n_datasets:
+                out.append(self.dataset_names[x - 1])
+            elif isinstance(x, str) and x in self.dataset_names:
+                out.append(x)
+            else:
+                raise ConfigError(
+                    f"run {self.name!r} has no dataset {x!r}; its datasets (1-based): "
+                    + ", ".join(f"{i}: {d}" for i, d in enumerate(self.dataset_names, 1))
+                )
+        return tuple(dict.fromkeys(out))
+
+    def _input_info_of(self, ds: str, reload: bool) -> Any:
+        cached = self._cache.get("input_info")
+        if not reload and cached is not None and ds in cached:
+            return cached[ds]
+        return self._read_input_info(ds)
 
     def hparams(self, **overrides: Any) -> Any:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
@@ -394,6 +607,86 @@ class Run:
 
         return export_run_results(self, path, **options)
 
+    def export_results_to_h5(self, folder: str | Path | None = None, **options: Any) -> list[Path]:
+        """One HDF5 file per dataset, ``posteriorMeans_<ds>.h5``, and ``modelTrainedParams.h5``
+        (MATLAB ``run.exportResultsToH5``) in the run's ``export/`` folder or ``folder``.
+
+        The files are :meth:`PosteriorMeans.export_to_hdf5` and
+        :meth:`ModelTrainedParameters.to_hdf5` files; options: ``kind``,
+        ``model_params=False`` to leave the weights out. Returns the files written.
+        """
+        from .run_export import export_run_folder
+
+        return export_run_folder(self, folder, **options)
+
+    def add_posterior_means_to_data(
+        self, dataset: str | int | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
+        """The dataset's trials (as this run exported them) with its posterior means
+        attached, in original trial order (MATLAB ``addPosteriorMeansToSeq``).
+
+        Returns a mapping: the data fields (``counts``, ``time_ms``, ``bin_ms``,
+        ``condition_id``, ``true_rates``, ``external_inputs``, at the data's own bin
+        width) plus ``lfads_time_ms``, ``lfads_bin_ms`` and ``lfads_<field>`` for
+        ``rates``/``means``/``variances``, ``factors``, ``generator_states``,
+        ``generator_ics`` and ``controller_outputs`` (at ``spike_bin_ms``). A
+        single-dataset run needs no ``dataset``.
+        """
+        if dataset is None:
+            if self.n_datasets != 1:
+                raise ConfigError(
+                    f"run {self.name!r} has {self.n_datasets} datasets: name one "
+                    f"({', '.join(self.dataset_names)})"
+                )
+            dataset = 1
+        (name,) = self.select_dataset_names([dataset])
+        pm = self.load_posterior_means(kind, datasets=[name])[name]
+        data = self._sequence_data(self.collection.datasets[name], "export")
+        if data.n_trials != pm.n_trials:
+            raise DataError(
+                f"dataset {name!r} now has {data.n_trials} trials, but the posterior means of "
+                f"run {self.name!r} cover {pm.n_trials}: the data changed after the run was "
+                "prepared"
+            )
+        out: dict[str, Any] = {
+            "counts": data.counts,
+            "time_ms": data.time_vector_ms,
+            "bin_ms": data.bin_ms,
+            "condition_id": data.condition_id,
+            "true_rates": data.true_rates,
+            "external_inputs": data.external_inputs,
+            "lfads_time_ms": pm.time_ms,
+            "lfads_bin_ms": pm.bin_width_ms,
+        }
+        for field in ("rates", "means", "variances", "factors", "generator_states",
+                      "generator_ics", "controller_outputs"):  # fmt: skip
+            value = getattr(pm, field)
+            if value is not None:
+                out[f"lfads_{field}"] = value
+        return out
+
+    # ------------------------------------------------------------ cleaning up
+    def delete_lfads_output(self, dry_run: bool = False) -> list[Path]:
+        """Delete what training wrote (MATLAB ``deleteLFADSOutput``): ``lfads.done``,
+        ``lfadsOutput/``, ``lfads.out``, the state file and ``export/``.
+
+        Returns the paths deleted (``dry_run``: those that would be). Raises
+        :class:`~lfads_runs.exceptions.RunBusyError`, deleting nothing, while a live
+        process (a queue) holds the run.
+        """
+        from .cleanup import delete_files
+
+        return delete_files([self], "output", dry_run=dry_run)
+
+    def delete_lfads_input_files(self, dry_run: bool = False) -> list[Path]:
+        """Delete the run's prepared inputs: the shared ``inputInfo_<ds>.mat`` and
+        ``lfads_<ds>.h5`` in ``data_<D>/`` and the ``lfadsInput/`` links; ``prepare()``
+        writes them again. Refused (RunBusyError) while any run reading the same files
+        is held by a live process."""
+        from .cleanup import delete_files
+
+        return delete_files([self], "input", dry_run=dry_run)
+
     # ------------------------------------------------------------ training (lfads_runs.executors)
     def train(self, **options: Any) -> Any:
         """Train this run; options as :func:`lfads_runs.executors.train_runs`. Returns a QueueResult."""
@@ -435,6 +728,13 @@ class RunCollection:
     version
         Layout version (YYYYMMDD, default 20171107); older values select the
         legacy flat ``data_<hash>/`` layout.
+    run_class
+        The :class:`Run` subclass of every run (its data hooks, e.g.
+        ``generate_counts_for_dataset``); YAML ``run_class: "module:Class"``.
+
+    ``name``, ``root`` and ``version`` may be set after construction (MATLAB
+    ``rc.version = ...``): every path follows; :class:`Run` objects obtained
+    before keep their old paths.
     """
 
     def __init__(
@@ -448,18 +748,17 @@ class RunCollection:
         comment: str = "",
         options: Mapping[str, Any] | None = None,
         source: Path | None = None,
+        run_class: type[Run] | None = None,
     ):
-        self.name = check_name(name, "collection name")
-        self.root = Path(root)
-        self.version = int(version)
+        self._name = check_name(name, "collection name")
+        self._root = Path(root)
+        self._version = _version(version)
         self.comment = comment
         self.options: dict[str, Any] = dict(options or {})
         self.source = source  #: the YAML file this collection came from, if any
-        try:
-            self.layout = L.CollectionLayout(self.root, self.name, self.version)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        self.datasets = (
+        self._run_class = _check_run_class(run_class or Run)
+        self._set_layout(self._root, self._name, self._version)
+        self._datasets = (
             datasets
             if isinstance(datasets, DatasetCollection)
             else DatasetCollection(None, tuple(datasets))
@@ -472,6 +771,64 @@ class RunCollection:
             self._add_params(_as_params(p), replace=False)
         self._runs: tuple[tuple[Run, ...], ...] | None = None
 
+    # ------------------------------------------------------------ name, root, version
+    def _set_layout(self, root: Path, name: str, version: int) -> None:
+        try:
+            self.layout = L.CollectionLayout(root, name, version)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._root, self._name, self._version = root, name, version
+        self._runs = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._set_layout(self._root, check_name(value, "collection name"), self._version)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @root.setter
+    def root(self, value: str | Path) -> None:
+        self._set_layout(Path(value), self._name, self._version)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        self._set_layout(self._root, self._name, _version(value))
+
+    @property
+    def run_class(self) -> type[Run]:
+        """The class of every run (:class:`Run` or a subclass with data hooks)."""
+        return self._run_class
+
+    @run_class.setter
+    def run_class(self, cls: type[Run]) -> None:
+        self._run_class = _check_run_class(cls)
+        self._runs = None
+
+    @property
+    def datasets(self) -> DatasetCollection:
+        return self._datasets
+
+    @datasets.setter
+    def datasets(self, value: DatasetCollection) -> None:
+        """Replace the datasets (e.g. by a filtered collection); every run spec must still
+        find its datasets by name."""
+        if not isinstance(value, DatasetCollection):
+            raise ConfigError(f"datasets must be a DatasetCollection, got {type(value).__name__}")
+        for spec in self._run_specs:
+            spec.resolve(value)  # raises ConfigError naming the spec and dataset
+        self._datasets = value
+        self._runs = None
+
     # ------------------------------------------------------------ construction
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunCollection:
@@ -481,12 +838,9 @@ class RunCollection:
         return load_config(path)
 
     def _add_run_spec(self, spec: RunSpec, replace: bool) -> None:
-        for ds in spec.datasets:
-            if ds not in self.datasets:
-                raise ConfigError(
-                    f"run spec {spec.name!r} names unknown dataset {ds!r}; "
-                    f"datasets are: {', '.join(self.datasets.names)}"
-                )
+        if not isinstance(spec, RunSpec):
+            raise ConfigError(f"expected a RunSpec, got {type(spec).__name__}")
+        spec = spec.resolve(self.datasets)
         for i, existing in enumerate(self._run_specs):
             if existing.name == spec.name:
                 if not replace:
@@ -507,16 +861,57 @@ class RunCollection:
                 return
         self._params.append(params)
 
-    def add_run_spec(self, *specs: RunSpec) -> None:
-        """Add run specs; one with the name of an existing spec replaces it (MATLAB ``addRunSpec``)."""
-        for s in specs:
+    def add_run_spec(self, *specs: RunSpec | Iterable[RunSpec]) -> None:
+        """Add run specs (or lists of them); one with the name of an existing spec
+        replaces it (MATLAB ``addRunSpec``)."""
+        for s in _flatten(specs, RunSpec):
             self._add_run_spec(s, replace=True)
         self._runs = None
 
-    def add_params(self, *params: RunParams | Mapping[str, Any]) -> None:
-        """Add parameter sets; one with an existing param hash replaces it (MATLAB ``addParams``)."""
-        for p in params:
+    def add_params(self, *params: RunParams | Mapping[str, Any] | Iterable[Any]) -> None:
+        """Add parameter sets, or lists of them as a sweep returns (MATLAB ``addParams(array)``);
+        one with an existing param hash replaces it."""
+        for p in _flatten(params, RunParams | Mapping):
             self._add_params(_as_params(p), replace=True)
+        self._runs = None
+
+    # ------------------------------------------------------------ editing (MATLAB clear*/filter*)
+    def clear_run_specs(self) -> None:
+        """Remove every run spec (MATLAB ``clearRunSpecs``); files on disk are untouched."""
+        self._run_specs.clear()
+        self._runs = None
+
+    def clear_params(self) -> None:
+        """Remove every parameter set (MATLAB ``clearParams``); files on disk are untouched."""
+        self._params.clear()
+        self._runs = None
+
+    def clear_all(self) -> None:
+        """Remove every run spec and parameter set (MATLAB ``clearAll``)."""
+        self.clear_run_specs()
+        self.clear_params()
+
+    def filter_run_specs(self, keep: Any) -> None:
+        """Keep only the run specs selected by ``keep`` (a boolean mask, names, 1-based
+        indices or RunSpecs, as :meth:`find_runs` takes them; an empty list keeps none);
+        MATLAB ``filterRunSpecs``."""
+        rows = (
+            []
+            if _is_empty(keep)
+            else self._select(keep, "run spec", self._match_spec, len(self._run_specs))
+        )
+        self._run_specs[:] = [self._run_specs[i] for i in sorted(set(rows))]
+        self._runs = None
+
+    def filter_params(self, keep: Any) -> None:
+        """Keep only the parameter sets selected by ``keep`` (a boolean mask, 1-based indices,
+        hashes or RunParams); MATLAB ``filterParams``."""
+        cols = (
+            []
+            if _is_empty(keep)
+            else self._select(keep, "parameter set", self._match_params, len(self._params))
+        )
+        self._params[:] = [self._params[j] for j in sorted(set(cols))]
         self._runs = None
 
     # ------------------------------------------------------------ contents
@@ -537,7 +932,7 @@ class RunCollection:
         """``runs[i][j]``: run spec ``i`` x parameter set ``j`` (0-based here)."""
         if self._runs is None:
             self._runs = tuple(
-                tuple(Run(self, spec, p, j + 1) for j, p in enumerate(self._params))
+                tuple(self.run_class(self, spec, p, j + 1) for j, p in enumerate(self._params))
                 for spec in self._run_specs
             )
         return self._runs
@@ -556,22 +951,30 @@ class RunCollection:
         )
 
     # ------------------------------------------------------------ lookup
-    def find_runs(self, run_spec: Any = None, param: Any = None) -> Run | list[Run]:
+    def find_runs(
+        self, run_spec: Any = None, param: Any = None, *, return_indices: bool = False
+    ) -> Any:
         """Find runs like MATLAB ``rc.findRuns(runSpecSearch, paramSearch)``.
 
-        ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index,
-        or a list of those / a boolean mask. ``param``: ``None`` (all), a 1-based index,
-        ``"param_XXXXXX"`` or ``"XXXXXX"``, a :class:`RunParams`, or a list / mask.
-        Two scalars give one :class:`Run`; otherwise a list in MATLAB order.
+        ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index
+        (Python or numpy integer), or a list / numpy array of those / a boolean mask.
+        ``param``: ``None`` (all), a 1-based index, ``"param_XXXXXX"`` or ``"XXXXXX"``, a
+        :class:`RunParams`, or a list / array / mask. Two scalars give one :class:`Run`;
+        otherwise a list in MATLAB (column-major) order. ``return_indices=True`` also
+        returns the selected rows and columns, 1-based (MATLAB ``[runs, rowIdx, colIdx]``):
+        ``(runs, rows, cols)``.
         """
         rows = self._select(run_spec, "run spec", self._match_spec, len(self._run_specs))
         cols = self._select(param, "parameter set", self._match_params, len(self._params))
         found = [self.runs[i][j] for j in cols for i in rows]
-        if _is_scalar(run_spec) and _is_scalar(param):
-            return found[0]
-        return found
+        result: Any = found[0] if _is_scalar(run_spec) and _is_scalar(param) else found
+        if return_indices:
+            return result, [i + 1 for i in rows], [j + 1 for j in cols]
+        return result
 
     def _select(self, query: Any, what: str, match, n: int) -> list[int]:
+        if isinstance(query, np.ndarray):
+            query = query.tolist()  # numpy ints/bools -> Python ones
         if (
             query is None
             or (isinstance(query, str) and query == "")
@@ -579,6 +982,7 @@ class RunCollection:
         ):
             return list(range(n))
         items = list(query) if isinstance(query, list | tuple) else [query]
+        items = [x.item() if isinstance(x, np.generic) else x for x in items]
         if items and all(isinstance(x, bool) for x in items):
             if len(items) != n:
                 raise RunNotFoundError(f"a {what} mask needs {n} entries, got {len(items)}")
@@ -593,6 +997,10 @@ class RunCollection:
 
     def _match_spec(self, item: Any) -> int | None:
         if isinstance(item, RunSpec):
+            try:
+                item = item.resolve(self.datasets)
+            except ConfigError:
+                return None
             return next((i for i, s in enumerate(self._run_specs) if s == item), None)
         if isinstance(item, str):
             return next((i for i, s in enumerate(self._run_specs) if s.name == item), None)
@@ -691,17 +1099,79 @@ class RunCollection:
         return runs
 
     def load_posterior_means(
-        self, kind: str | None = None, runs: Iterable[Run] | None = None
+        self,
+        kind: str | None = None,
+        runs: Iterable[Run] | None = None,
+        datasets: Any = None,
+        reload: bool = False,
     ) -> CollectionResults:
-        """Posterior means of every run that has them; runs without results are listed."""
+        """Posterior means of every run that has them; nothing missing or unreadable aborts.
+
+        ``loaded[(run_spec, param_index)]`` holds each run's readable datasets;
+        ``missing`` lists ``(run, reason)`` for runs with none of them, and
+        ``missing_datasets`` ``(run, dataset, reason)`` for every dataset that could not
+        be read. ``datasets`` and ``reload``: as :meth:`Run.load_posterior_means`.
+        """
         loaded: dict[tuple[str, int], dict[str, Any]] = {}
         missing: list[tuple[Run, str]] = []
+        missing_datasets: list[tuple[Run, str, str]] = []
         for run in runs if runs is not None else self.all_runs:
-            try:
-                loaded[(run.name, run.param_index)] = run.load_posterior_means(kind)
-            except MissingOutputError as exc:
-                missing.append((run, str(exc)))
-        return CollectionResults(loaded, missing)
+            pms, errors = run._load_posterior_means_each(kind, reload, datasets)
+            if pms:
+                loaded[(run.name, run.param_index)] = pms
+            else:
+                missing.append((run, "; ".join(str(e) for e in errors.values())))
+            missing_datasets += [(run, ds, str(e)) for ds, e in errors.items()]
+        return CollectionResults(loaded, missing, missing_datasets)
+
+    def export_results_to_h5(
+        self, folder: str | Path | None = None, runs: Iterable[Run] | None = None, **options: Any
+    ) -> dict[Run, list[Path]]:
+        """:meth:`Run.export_results_to_h5` for ``runs`` (default all that have posterior means).
+
+        Without ``folder`` each run writes into its own ``export/``; with ``folder``,
+        into ``folder/<run spec>_<param hash>/`` (MATLAB's ``rc.exportResultsToH5`` named
+        these by run spec only, so parameter sets overwrote each other). When ``runs`` is
+        not given, runs without results are skipped, and runs with some datasets missing
+        are skipped with a warning.
+        """
+        from .run_export import export_file_name
+
+        chosen = list(runs) if runs is not None else None
+        out: dict[Run, list[Path]] = {}
+        for run in chosen if chosen is not None else self.all_runs:
+            if chosen is None:
+                pms, valid = run.load_posterior_means(options.get("kind"), with_valid=True)
+                missing = [ds for ds, ok in valid.items() if not ok]
+                if missing and pms:  # some datasets only: say so rather than skip silently
+                    warnings.warn(
+                        f"not exporting {run.name} {run.param_hash}: no posterior means for "
+                        f"{', '.join(missing)}",
+                        LfadsRunsWarning,
+                        stacklevel=2,
+                    )
+                if missing:
+                    continue
+            sub = None if folder is None else Path(folder) / export_file_name(run, "")
+            out[run] = run.export_results_to_h5(sub, **options)
+        return out
+
+    def delete_lfads_output(
+        self, runs: Iterable[Run] | None = None, dry_run: bool = False
+    ) -> list[Path]:
+        """:meth:`Run.delete_lfads_output` for ``runs`` (default all); nothing is deleted
+        when any of them is held by a live process."""
+        from .cleanup import delete_files
+
+        return delete_files(self.all_runs if runs is None else runs, "output", dry_run=dry_run)
+
+    def delete_lfads_input_files(
+        self, runs: Iterable[Run] | None = None, dry_run: bool = False
+    ) -> list[Path]:
+        """:meth:`Run.delete_lfads_input_files` for ``runs`` (default all)."""
+        from .cleanup import delete_files
+
+        return delete_files(self.all_runs if runs is None else runs, "input", dry_run=dry_run)
 
     def status(self) -> CollectionStatus:
         """What exists on disk for every run, and ``param_*`` folders the config does not name."""
@@ -728,10 +1198,12 @@ class RunCollection:
 
 @attrs.frozen
 class CollectionResults:
-    """Results over a collection: ``loaded[(run_spec, param_index)]`` and the runs ``missing``."""
+    """Results over a collection: ``loaded[(run_spec, param_index)]``, the runs ``missing``
+    (nothing readable) and every unreadable dataset in ``missing_datasets``."""
 
     loaded: dict[tuple[str, int], dict[str, Any]]
     missing: list[tuple[Run, str]]
+    missing_datasets: list[tuple[Run, str, str]] = attrs.Factory(list)  #: (run, dataset, reason)
 
 
 def params_record(params: RunParams) -> dict[str, Any]:
@@ -753,4 +1225,44 @@ def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_scalar(q: Any) -> bool:
+    if isinstance(q, np.generic):
+        q = q.item()
     return isinstance(q, str | int | RunSpec | RunParams) and not (isinstance(q, str) and q == "")
+
+
+def _is_empty(x: Any) -> bool:
+    """An empty selection (for filters: keep nothing; for find_runs ``[]`` means all)."""
+    return isinstance(x, list | tuple | np.ndarray) and len(x) == 0
+
+
+def _is_integer(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
+def _flatten(items: Iterable[Any], scalar: Any) -> list[Any]:
+    out: list[Any] = []
+    for x in items:
+        if isinstance(x, scalar):
+            out.append(x)
+        elif isinstance(x, Iterable) and not isinstance(x, str | bytes):
+            out.extend(_flatten(x, scalar))
+        else:
+            out.append(x)  # rejected with a clear message by the caller's check
+    return out
+
+
+def _version(value: Any) -> int:
+    try:
+        v = int(value)
+        ok = not isinstance(value, bool) and v == value if not isinstance(value, str) else True
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or v < 1:
+        raise ConfigError(f"version must be a positive integer (YYYYMMDD), got {value!r}")
+    return v
+
+
+def _check_run_class(cls: Any) -> type[Run]:
+    if not (isinstance(cls, type) and issubclass(cls, Run)):
+        raise ConfigError(f"run_class must be a subclass of lfads_runs.Run, got {cls!r}")
+    return cls

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ._yaml import Marks, YamlError, load_yaml
-from .collection import RunCollection, RunSpec
+from .collection import Run, RunCollection, RunSpec
 from .datasets import Dataset, DatasetCollection
 from .exceptions import ConfigError
 from .layout import CURRENT_VERSION
@@ -50,6 +51,7 @@ CONFIG_KEYS = {
     "params": "list of parameter sets, each only what differs from the defaults",
     "sweep": "{base: {...}, grid: {property: [values]}} or a list of them",
     "params_class": "'package.module:Class', a RunParams subclass with extra properties",
+    "run_class": "'package.module:Class', a Run subclass supplying the data (generate_counts_for_dataset)",
     "train": "how runs are trained (engine, device, executor, gpus, ...)",
     "slurm": "Slurm options for the slurm executor",
     "ray": "Ray options for the ray executor",
@@ -207,6 +209,7 @@ def load_config(path: str | Path) -> RunCollection:
     datasets = _datasets(ctx, data["datasets"], file.parent)
     run_specs = _run_specs(ctx, data["run_specs"], datasets)
     params_cls = _params_class(ctx, data.get("params_class"))
+    run_cls = _user_class(ctx, data.get("run_class"), "run_class", Run, file.parent)
     params = _params(ctx, data, params_cls)
     options: dict[str, Any] = {}
     for section, keys in SECTION_KEYS.items():
@@ -230,6 +233,7 @@ def load_config(path: str | Path) -> RunCollection:
             comment=comment,
             options=options,
             source=file,
+            run_class=run_cls,
         )
     except ConfigError as exc:
         raise ConfigError(f"{file}: {exc}") from None
@@ -298,7 +302,11 @@ def _run_specs(ctx: _Ctx, value: Any, datasets: DatasetCollection) -> list[RunSp
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         ipath = path + (i,)
-        ctx.mapping(item, ipath, {"name": "run spec name", "datasets": "dataset names or 'all'"})
+        ctx.mapping(
+            item,
+            ipath,
+            {"name": "run spec name", "datasets": "dataset names, 1-based indices or 'all'"},
+        )
         for key in ("name", "datasets"):
             if key not in item:
                 raise ctx.error(ipath, f"missing key {key!r}")
@@ -307,6 +315,13 @@ def _run_specs(ctx: _Ctx, value: Any, datasets: DatasetCollection) -> list[RunSp
             names = list(datasets.names)
         names = ctx.seq(names, ipath + ("datasets",))
         for j, ds in enumerate(names):
+            if isinstance(ds, int) and not isinstance(ds, bool):  # 1-based, as MATLAB's RunSpec
+                if not 1 <= ds <= len(datasets):
+                    raise ctx.error(
+                        ipath + ("datasets", j),
+                        f"dataset index {ds} is out of range 1..{len(datasets)} (1-based)",
+                    )
+                continue
             if ds not in datasets:
                 raise ctx.error(
                     ipath + ("datasets", j),
@@ -338,6 +353,30 @@ def _params_class(ctx: _Ctx, value: Any) -> type[RunParams]:
         raise ctx.error(("params_class",), f"cannot import {spec!r}: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, RunParams)):
         raise ctx.error(("params_class",), f"{spec!r} is not a RunParams subclass")
+    return cls
+
+
+def _user_class(ctx: _Ctx, value: Any, key: str, base: type, folder: Path) -> Any:
+    """The class ``'module:Class'`` named by ``key`` (None: ``base``); the YAML file's
+    folder is searched first, so a module next to the file is found in every worker."""
+    if value is None:
+        return base
+    spec = ctx.string(value, (key,))
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ctx.error((key,), f"expected 'package.module:Class', got {spec!r}")
+    added = str(folder) not in sys.path
+    if added:
+        sys.path.insert(0, str(folder))
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except Exception as exc:  # an import runs user code: any error is the user's module
+        raise ctx.error((key,), f"cannot import {spec!r}: {type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(str(folder))
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ctx.error((key,), f"{spec!r} is not a subclass of lfads_runs.{base.__name__}")
     return cls
 
 

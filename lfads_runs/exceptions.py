@@ -17,6 +17,7 @@ __all__ = [
     "ModelParamsUnavailable",
     "CheckpointError",
     "DataError",
+    "RunBusyError",
     "LfadsRunsWarning",
 ]
 
@@ -62,6 +63,10 @@ class CheckpointError(LfadsRunsError, ValueError):
 
 class DataError(LfadsRunsError, ValueError):
     """Input data (counts, time vectors, condition ids, files) are unusable."""
+
+
+class RunBusyError(LfadsRunsError, RuntimeError):
+    """A live process holds the run (its claim), so it cannot be changed now."""
 
 
 class LfadsRunsWarning(UserWarning):

@@ -520,12 +520,64 @@ class RunParams:
             return not (d is None or (isinstance(d, str | tuple) and len(d) == 0))
         return v != d
 
+    # ------------------------------------------------------------ hash control (override these)
+    def properties_not_affecting_hash(self) -> frozenset[str]:
+        """Properties left out of the param hash whatever their value (MATLAB
+        ``getListPropertiesNotAffectingHash``).
+
+        A subclass adds its own (Python or MATLAB names) as MATLAB subclasses did:
+        ``return super().properties_not_affecting_hash() | {"myLabel"}``; they are
+        then left out of the data hash too, as in MATLAB.
+        """
+        return frozenset(_NOT_IN_PARAM_HASH)
+
+    def properties_not_affecting_input_data_hash(self) -> frozenset[str]:
+        """Properties left out of the data hash (MATLAB ``getListPropertiesNotAffectingInputDataHash``):
+        every ``c_`` property of RunParams itself (``c_factors_dim`` only when
+        ``version`` < 20171107) and :meth:`properties_not_affecting_hash`."""
+        own = {
+            f.name
+            for f in param_fields(RunParams)
+            if f.matlab_name.startswith("c_")
+            and not (f.matlab_name == "c_factors_dim" and self.version >= 20171107)
+        }
+        return frozenset(own) | self.properties_not_affecting_hash()
+
+    def properties_scale_with_num_datasets(self) -> frozenset[str]:
+        """Properties multiplied by the number of datasets in a run's flags (MATLAB
+        ``getListPropertiesScaleWithNumDatasets``): the KL/L2 ramp steps when
+        ``scale_increase_steps_with_datasets`` / ``scale_start_step_with_datasets``."""
+        out = set()
+        for f in param_fields(type(self)):
+            if (f.scale == "increase" and self.scale_increase_steps_with_datasets) or (
+                f.scale == "start" and self.scale_start_step_with_datasets
+            ):
+                out.add(f.name)
+        return frozenset(out)
+
+    def _python_names(self, names: Iterable[str], method: str) -> set[str]:
+        table = _name_table(type(self))
+        unknown = sorted(n for n in names if n not in table and n not in _NOT_IN_PARAM_HASH)
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__qualname__}.{method}() names unknown properties {unknown}"
+            )
+        return {table.get(n, n) for n in names}
+
     def hash_struct(self, kind: str = "param") -> dict[str, MValue]:
         """The MATLAB struct hashed for ``kind`` ``"param"`` or ``"data"`` (non-defaults only)."""
+        if kind == "param":
+            ignore = self._python_names(
+                self.properties_not_affecting_hash(), "properties_not_affecting_hash"
+            )
+        else:
+            ignore = self._python_names(
+                self.properties_not_affecting_input_data_hash(),
+                "properties_not_affecting_input_data_hash",
+            )
         out = {}
         for f in param_fields(type(self)):
-            selected = f.in_param_hash if kind == "param" else f.in_data_hash(self.version)
-            if selected and self._differs(f):
+            if f.name not in ignore and f.name not in ("name", "version") and self._differs(f):
                 out[f.matlab_name] = self._mvalue(f)
         return out
 
@@ -550,10 +602,13 @@ class RunParams:
     # ------------------------------------------------------------ display
     def differences(self) -> dict[str, Any]:
         """Non-default properties (param-hash ones) by MATLAB name, in declaration order."""
+        ignore = self._python_names(
+            self.properties_not_affecting_hash(), "properties_not_affecting_hash"
+        )
         return {
             f.matlab_name: getattr(self, f.name)
             for f in param_fields(type(self))
-            if f.in_param_hash and self._differs(f)
+            if f.name not in ignore and f.name not in ("name", "version") and self._differs(f)
         }
 
     def short_differences(self) -> str:
@@ -617,9 +672,9 @@ class RunParams:
 
     def _flag_value(self, f: ParamField, n_datasets: int) -> Any:
         v = getattr(self, f.name)
-        if v is not None and f.scale == "start" and self.scale_start_step_with_datasets:
-            v = v * n_datasets
-        if v is not None and f.scale == "increase" and self.scale_increase_steps_with_datasets:
+        if v is not None and f.name in self._python_names(
+            self.properties_scale_with_num_datasets(), "properties_scale_with_num_datasets"
+        ):
             v = v * n_datasets
         return v
 

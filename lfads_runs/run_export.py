@@ -18,7 +18,7 @@ from .exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavail
 if TYPE_CHECKING:
     from .collection import Run
 
-__all__ = ["export_run_results", "export_file_name", "run_attributes"]
+__all__ = ["export_run_results", "export_run_folder", "export_file_name", "run_attributes"]
 
 
 def export_file_name(run: Run, suffix: str = ".h5") -> str:
@@ -115,3 +115,39 @@ def export_run_results(
             identifier=f"{run.collection.name}/{run.name}/{run.param_hash}",
         )
     return path
+
+
+def export_run_folder(
+    run: Run,
+    folder: str | os.PathLike | None = None,
+    *,
+    kind: str | None = None,
+    model_params: bool = True,
+    checkpoint: str = "lve",
+) -> list[Path]:
+    """MATLAB's per-object export: ``posteriorMeans_<ds>.h5`` for each dataset and
+    ``modelTrainedParams.h5`` in ``folder`` (default the run's ``export/``).
+
+    Raises MissingOutputError when the run has no posterior means; the weights are
+    left out with a warning when there is nothing to dump them from.
+    """
+    paths = run.paths
+    out_dir = paths.export_dir if folder is None else Path(folder)
+    posterior = run.load_posterior_means(kind)
+    trained = None
+    if model_params:
+        try:
+            trained = run.load_model_trained_params(checkpoint=checkpoint)
+        except ModelParamsUnavailable as exc:
+            warnings.warn(
+                f"exporting {run.name} without model parameters: {exc}", LfadsRunsWarning, 2
+            )
+    attrs = run_attributes(run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ds, pm in posterior.items():
+        target = out_dir / paths.export_posterior_file(ds).name
+        written.append(pm.export_to_hdf5(target, attrs))
+    if trained is not None:
+        written.append(trained.to_hdf5(out_dir / paths.export_model_params_file().name))
+    return written

@@ -205,7 +205,7 @@ def run_alignment(run: Run) -> AlignmentResult:
     ConfigError
         The run uses no alignment matrices.
     """
-    from .data import compute_alignment, load_from_options, rebin_dataset
+    from .data import compute_alignment, rebin_dataset
 
     p = run.params
     multi = run.n_datasets > 1 and p.use_alignment_matrix
@@ -219,14 +219,10 @@ def run_alignment(run: Run) -> AlignmentResult:
             f"run {run.name} ({run.param_hash}) uses no alignment matrices "
             "(useAlignmentMatrix with several datasets, or useSingleDatasetAlignmentMatrix)"
         )
-    base = run.collection.datasets.path
+    # the data prepare() aligns: the run's hooks (generate_counts_for_dataset, ...)
+    mode = "alignment" if run.uses_different_data_for_alignment else "export"
     binned = [
-        (
-            d.name,
-            rebin_dataset(
-                load_from_options(d.path, d.options, base_dir=base), p.spike_bin_ms, name=d.name
-            ),
-        )
+        (d.name, rebin_dataset(run._sequence_data(d, mode), p.spike_bin_ms, name=d.name))
         for d in run.datasets
     ]
     return compute_alignment(

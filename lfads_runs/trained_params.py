@@ -401,6 +401,12 @@ class ModelTrainedParameters:
         return np.repeat(np.arange(len(n)), n)
 
     @property
+    def dataset_idx_concatenated_1based(self) -> np.ndarray | None:
+        """:attr:`dataset_idx_concatenated` + 1: MATLAB's 1-based ``dataset_idx_concatenated``."""
+        idx = self.dataset_idx_concatenated
+        return None if idx is None else idx + 1
+
+    @property
     def factors_to_logrates_W_concatenated(self) -> np.ndarray | None:
         """Poisson read-outs side by side, ``[factors, all neurons]``."""
         w = self.factors_to_logrates_W

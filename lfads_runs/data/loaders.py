@@ -16,8 +16,9 @@ Sources, picked by the file suffix or an explicit ``kind``:
     Neurodata Without Borders through pynwb (extra ``nwb``): the units' spike
     times binned into trials from the trials table.
 a user function
-    ``loader="package.module:function"``, the counterpart of MATLAB's
-    ``generateCountsForDataset`` override.
+    ``loader="package.module:function"``, the no-code counterpart of MATLAB's
+    ``generateCountsForDataset`` override (a :class:`~lfads_runs.Run` subclass has
+    that very hook).
 
 Each field is looked up under the first present of its default keys
 (:data:`DEFAULT_KEYS`); ``keys={"counts": "my_spikes", "true_rates": None}``
@@ -448,19 +449,25 @@ def load_with_function(
         msg = f"loader {spec!r} failed{where}: {type(exc).__name__}: {exc}"
         raise DataError(msg) from exc
     source = f"{spec}({path})" if path is not None else spec
+    return check_loader_result(result, f"loader {spec!r}", source)
+
+
+def check_loader_result(result: Any, who: str, source: str | None = None) -> DatasetData:
+    """``result`` of a user function (a loader, a Run's ``generate_counts_for_dataset``)
+    as a checked :class:`DatasetData`; ``who`` names the function in errors."""
     if isinstance(result, DatasetData):
         return result
     if not isinstance(result, Mapping):
-        msg = f"loader {spec!r} returned {type(result).__name__}; expected DatasetData or a mapping with 'counts'"
+        msg = f"{who} returned {type(result).__name__}; expected DatasetData or a mapping with 'counts'"
         raise DataError(msg)
     unknown = set(result) - set(FIELDS)
     if unknown:
-        msg = f"loader {spec!r} returned unknown fields {sorted(unknown)}; allowed: {', '.join(FIELDS)}"
+        msg = f"{who} returned unknown fields {sorted(unknown)}; allowed: {', '.join(FIELDS)}"
         raise DataError(msg)
     if result.get("counts") is None:
-        msg = f"loader {spec!r} returned no 'counts'"
+        msg = f"{who} returned no 'counts'"
         raise DataError(msg)
-    return _make(dict(result), source, None)
+    return _make(dict(result), source or who, None)
 
 
 #: Loader of each source kind. Each takes the path and its options as keywords.

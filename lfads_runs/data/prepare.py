@@ -195,6 +195,8 @@ def prepare_datasets(
     out_dir: str | os.PathLike,
     regenerate: bool = False,
     ext_input_dim: int | None = None,
+    alignment_data: Sequence[tuple[str, DatasetData]] | None = None,
+    extra_inputs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> PreparedData:
     """Write ``lfads_<ds>.h5`` and ``inputInfo_<ds>.mat`` for every dataset into ``out_dir``.
 
@@ -232,6 +234,12 @@ def prepare_datasets(
     ext_input_dim : int, optional
         ``c_ext_input_dim``; when given, every dataset must have exactly this
         many external inputs.
+    alignment_data : sequence of (name, DatasetData), optional
+        Other trials of the same datasets (same names and neurons) to compute the
+        alignment matrices from (MATLAB ``usesDifferentDataForAlignment``).
+    extra_inputs : mapping, optional
+        ``{dataset: {key: array}}``: extra arrays written into ``lfads_<ds>.h5``
+        (MATLAB ``generateExtraLFADSInputsByDataset``).
 
     Returns
     -------
@@ -289,6 +297,8 @@ def prepare_datasets(
                 data_hash=want_hash,
                 out_dir=out_dir,
                 ext_input_dim=ext_input_dim,
+                alignment_data=alignment_data,
+                extra_inputs=extra_inputs or {},
             )
             for name in todo:  # everything validated: now write
                 h5, info_path, inp, info = plans[name]
@@ -327,6 +337,8 @@ def _plan(
     data_hash: str,
     out_dir: Path,
     ext_input_dim: int | None,
+    alignment_data: Sequence[tuple[str, DatasetData]] | None = None,
+    extra_inputs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> tuple[dict[str, tuple[Path, Path, LfadsInput, InputInfo]], AlignmentResult | None]:
     """Validate, rebin, split and align everything in memory; write nothing."""
     binned: list[tuple[str, DatasetData]] = []
@@ -366,8 +378,11 @@ def _plan(
     )
     alignment = None
     if wants_alignment:
+        source = binned
+        if alignment_data is not None:
+            source = _alignment_source(alignment_data, dict(binned), spike_bin_ms, output_dist)
         alignment = compute_alignment(
-            binned, factors_dim=int(factors_dim), approach=approach, extra_args=extra_args
+            source, factors_dim=int(factors_dim), approach=approach, extra_args=extra_args
         )
 
     plans = {}
@@ -392,6 +407,7 @@ def _plan(
             train_inds=train.astype(np.float64),
             valid_inds=valid.astype(np.float64),
             conversion_factor=np.array([1.0 / rebin[name]]) if has_extra else None,
+            extras=dict((extra_inputs or {}).get(name, {})),
         )
         info = InputInfo(
             train_inds=train,
@@ -410,6 +426,34 @@ def _plan(
         validate_input_info(info_path, info)
         plans[name] = (h5, info_path, inp, info)
     return plans, alignment
+
+
+def _alignment_source(
+    alignment_data: Sequence[tuple[str, DatasetData]],
+    exported: Mapping[str, DatasetData],
+    spike_bin_ms: float,
+    output_dist: str,
+) -> list[tuple[str, DatasetData]]:
+    """The alignment trials, checked and rebinned like the exported ones."""
+    names = [n for n, _ in alignment_data]
+    if sorted(names) != sorted(exported):
+        msg = f"alignment data cover datasets {names}, but the run exports {list(exported)}"
+        raise DataError(msg)
+    out = []
+    for name, data in alignment_data:
+        if not isinstance(data, DatasetData):
+            msg = f"alignment data of {name!r}: expected DatasetData, got {type(data).__name__}"
+            raise ConfigError(msg)
+        validate_dataset(data, name=name, output_dist=output_dist)
+        if data.n_neurons != exported[name].n_neurons:
+            msg = (
+                f"dataset {name!r}: the alignment data have {data.n_neurons} neurons, the "
+                f"exported data {exported[name].n_neurons}; they must be the same neurons"
+            )
+            raise DataError(msg)
+        out.append((name, rebin_dataset(data, spike_bin_ms, name=name)))
+    by_name = dict(out)
+    return [(n, by_name[n]) for n in exported]  # the run's dataset order
 
 
 def _same_link(dst: Path, target: str) -> bool:

@@ -147,6 +147,12 @@ class FitLog:
         candidates = np.where(eligible, self.total_valid, np.inf)
         return int(np.argmin(candidates))  # argmin returns the first minimum
 
+    @property
+    def lve_index_1based(self) -> int | None:
+        """:attr:`lve_index` + 1: the row number MATLAB's ``lveIndex`` gives (1-based)."""
+        i = self.lve_index
+        return None if i is None else i + 1
+
     def _at_lve(self, field: str) -> float | int | None:
         i = self.lve_index
         if i is None:

@@ -169,7 +169,8 @@ class PosteriorMeans:
     dataset_names : tuple of str
         Source datasets (one entry unless concatenated).
     dataset_index_by_trial : ndarray of int64, (trials,)
-        Index into ``dataset_names`` of each trial.
+        0-based index into ``dataset_names`` of each trial
+        (:attr:`dataset_index_by_trial_1based`: MATLAB's ``datasetIndexByTrial``).
     source_files : tuple of Path
         Files the arrays were read from.
     """
@@ -346,6 +347,24 @@ class PosteriorMeans:
             msg = f"posterior means of {self.dataset!r} have no {field!r}"
             raise DataError(msg)
         return value
+
+    @property
+    def dataset_index_by_trial_1based(self) -> np.ndarray:
+        """:attr:`dataset_index_by_trial` + 1, as MATLAB's ``datasetIndexByTrial``."""
+        return self.dataset_index_by_trial + 1
+
+    def export_to_hdf5(
+        self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Write these posterior means to one HDF5 file (MATLAB ``pm.exportToHDF5``), atomically.
+
+        The export format of :mod:`lfads_runs.results.export` with this dataset alone
+        under ``/posterior_means/<dataset>`` (arrays trials x time x dim, as here);
+        ``attrs`` become root attributes (e.g. the run's parameters).
+        """
+        from .export import export_run
+
+        return export_run(path, posterior_means={self.dataset: self}, params_attrs=attrs)
 
     def condition_averaged(
         self, field: str = "factors", condition_ids: Sequence | np.ndarray | None = None
