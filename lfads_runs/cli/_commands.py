@@ -3,8 +3,10 @@
 from . import (  # noqa: F401
     demo_cmd,
     dump_cmd,
+    evaluate_cmd,
     export_cmd,
     list_cmd,
+    nlb_cmd,
     plot_cmd,
     posterior_cmd,
     prepare_cmd,

@@ -11,7 +11,7 @@ readers that do not know them (TF LFADS, MATLAB) ignore:
 ``forward_bins``
     number of trailing bins that are forward-prediction targets (int64 scalar).
 
-This module alone knows these key names.
+The key names live in :mod:`lfads_runs.io.split_keys`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 
 from ..exceptions import DataError
+from ..io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
 
 __all__ = [
     "HELDIN_KEY",
@@ -33,10 +34,6 @@ __all__ = [
     "split_extras",
     "choose_heldout",
 ]
-
-HELDIN_KEY = "heldin_neurons"
-HELDOUT_KEY = "heldout_neurons"
-FORWARD_KEY = "forward_bins"
 
 
 @attrs.frozen(eq=False)

@@ -86,6 +86,9 @@ def hyperparameters_dict(spec: ModelSpec, flags: RunFlags, kind: str) -> dict[st
     for k in _EXTENSIONS:  # ours; only when set, so files match TF's otherwise
         if values.get(k) is not None:
             out[k] = values[k]
+    heldin = {d.name: list(d.heldin) for d in spec.datasets if d.heldin is not None}
+    if heldin:  # co-smoothing: which neurons the read-in sees
+        out["dataset_heldin"] = heldin
     for k, default in _AUTOLFADS.items():
         if values[k] != default:
             out[k] = values[k]
