@@ -187,13 +187,19 @@ class Run:
             load_from_options,
             prepare_datasets,
             prepared_status,
+            split_changed,
         )
 
         p = self.params
         self.collection.require_param_folder(p)
         status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
+        heldout = {d.name: d.heldout_neurons for d in self.datasets}
         result = None
-        if regenerate or any(s.state != "ok" for s in status.values()):
+        if (
+            regenerate
+            or any(s.state != "ok" for s in status.values())
+            or any(split_changed(s.lfads_input, heldout[n], n) for n, s in status.items())
+        ):
             base = self.collection.datasets.path
             data = [
                 (d.name, load_from_options(d.path, d.options, base_dir=base)) for d in self.datasets
@@ -218,6 +224,7 @@ class Run:
                 out_dir=self.path_common_data,
                 regenerate=regenerate,
                 ext_input_dim=p.c_ext_input_dim,
+                heldout=heldout,
             )
         names = [n for ds in self.dataset_names for n in input_file_names(ds)]
         link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)

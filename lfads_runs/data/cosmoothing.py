@@ -33,6 +33,7 @@ __all__ = [
     "read_split",
     "split_extras",
     "choose_heldout",
+    "heldout_from_spec",
 ]
 
 
@@ -185,3 +186,36 @@ def choose_heldout(
     if out.size >= n_neurons:
         raise DataError(f"{where}: every neuron is held out; the encoders need held-in neurons")
     return out
+
+
+def heldout_from_spec(spec: object, n_neurons: int, where: str) -> np.ndarray:
+    """Held-out indices from a YAML ``heldout_neurons`` value (None: no neuron held out).
+
+    ``spec`` is a list of 0-based indices, or a mapping ``{fraction: f, seed: s}``.
+
+    Raises
+    ------
+    DataError
+        Any other shape, or what :func:`choose_heldout` refuses.
+    """
+    if spec is None:
+        return np.zeros(0, dtype=np.int64)
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"fraction", "seed"}
+        if unknown or "fraction" not in spec:
+            raise DataError(
+                f"{where}: expected {{fraction: f, seed: s}} or a list of neuron indices, "
+                f"got keys {sorted(map(str, spec))}"
+            )
+        seed = spec.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise DataError(f"{where}: seed must be a non-negative integer, got {seed!r}")
+        frac = spec["fraction"]
+        if isinstance(frac, bool) or not isinstance(frac, int | float):
+            raise DataError(f"{where}: fraction must be a number in (0, 1), got {frac!r}")
+        return choose_heldout(n_neurons, fraction=float(frac), seed=seed, where=where)
+    if isinstance(spec, str) or not isinstance(spec, Sequence):
+        raise DataError(f"{where}: expected a list of neuron indices or {{fraction, seed}}")
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in spec):
+        raise DataError(f"{where}: neuron indices must be integers, got {list(spec)}")
+    return choose_heldout(n_neurons, indices=list(spec), where=where)

@@ -40,6 +40,7 @@ from .binning import (
     split_trials,
     validate_dataset,
 )
+from .cosmoothing import heldout_from_spec, split_extras
 from .dataset import DatasetData
 
 __all__ = [
@@ -195,6 +196,7 @@ def prepare_datasets(
     out_dir: str | os.PathLike,
     regenerate: bool = False,
     ext_input_dim: int | None = None,
+    heldout: Mapping[str, Any] | None = None,
 ) -> PreparedData:
     """Write ``lfads_<ds>.h5`` and ``inputInfo_<ds>.mat`` for every dataset into ``out_dir``.
 
@@ -271,7 +273,13 @@ def prepare_datasets(
                     "--regenerate) to overwrite them"
                 )
                 raise DataError(msg)
-        todo = [n for n in names if regenerate or status[n].state != "ok"]
+        todo = [
+            n
+            for n in names
+            if regenerate
+            or status[n].state != "ok"
+            or split_changed(status[n].lfads_input, (heldout or {}).get(n), n)
+        ]
         alignment = None
         if todo:
             plans, alignment = _plan(
@@ -289,6 +297,7 @@ def prepare_datasets(
                 data_hash=want_hash,
                 out_dir=out_dir,
                 ext_input_dim=ext_input_dim,
+                heldout=heldout or {},
             )
             for name in todo:  # everything validated: now write
                 h5, info_path, inp, info = plans[name]
@@ -327,6 +336,7 @@ def _plan(
     data_hash: str,
     out_dir: Path,
     ext_input_dim: int | None,
+    heldout: Mapping[str, Any],
 ) -> tuple[dict[str, tuple[Path, Path, LfadsInput, InputInfo]], AlignmentResult | None]:
     """Validate, rebin, split and align everything in memory; write nothing."""
     binned: list[tuple[str, DatasetData]] = []
@@ -378,6 +388,9 @@ def _plan(
         orig = originals[name]
         train, valid = split_trials(b.n_trials, train_to_test_ratio)
         tr, va = train - 1, valid - 1
+        where = f"dataset {name}: heldout_neurons"
+        out_idx = heldout_from_spec(heldout.get(name), b.counts.shape[2], where)
+        extras = split_extras(b.counts.shape[2], b.counts.shape[1], heldout=out_idx, where=where)
         has_extra = b.true_rates is not None or b.external_inputs is not None
         counts = _counts_for_file(b.counts, output_dist)
         inp = LfadsInput(
@@ -392,6 +405,7 @@ def _plan(
             train_inds=train.astype(np.float64),
             valid_inds=valid.astype(np.float64),
             conversion_factor=np.array([1.0 / rebin[name]]) if has_extra else None,
+            extras=extras,
         )
         info = InputInfo(
             train_inds=train,
@@ -410,6 +424,22 @@ def _plan(
         validate_input_info(info_path, info)
         plans[name] = (h5, info_path, inp, info)
     return plans, alignment
+
+
+def split_changed(h5: Path, spec: Any, name: str) -> bool:
+    """Whether an up-to-date input file holds another held-out split than ``spec`` asks for.
+
+    The split is not part of the data hash (MATLAB has none), so a changed
+    ``heldout_neurons`` regenerates the files instead of leaving stale ones.
+    """
+    from ..io.split_keys import read_heldin
+
+    n = read_input_summary(h5).n_neurons
+    want = heldout_from_spec(spec, n, f"dataset {name}: heldout_neurons")
+    stored = read_heldin(h5)
+    if stored is None:
+        return want.size > 0
+    return not np.array_equal(np.setdiff1d(np.arange(n), stored), want)
 
 
 def _same_link(dst: Path, target: str) -> bool:
