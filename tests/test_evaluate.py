@@ -45,6 +45,9 @@ def test_evaluate_reports_co_bps_and_fp_bps_of_the_posterior_means(tmp_path):
     run.prepare()
     run.train(seed=0)
     run.sample_posterior(kind="posterior_push_mean")
+    hps = json.loads(next(run.path_lfads_output.glob("hyperparameters-*.txt")).read_text())
+    assert hps["fp_len"] == 4 and hps["cd_rate"] == 0.2  # the RunParams reached the engine
+    assert hps["dataset_heldin"] == {"dataset001.h5": [0, 1, 3, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15]}
     p = subprocess.run(
         [sys.executable, "-m", "lfads_runs", "evaluate", str(cfg), "--json",
          "--kind", "posterior_push_mean"],
