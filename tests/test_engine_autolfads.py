@@ -257,3 +257,23 @@ def test_paramstore_readin_alignment_uses_heldin_rows(inputs):
     w = store["LFADS/x_2_infac_a.h5/W"].detach().numpy()
     assert np.array_equal(w, mat[[0, 2, 5]].astype(np.float32))
     assert store["LFADS/glm/fac_2_logrates_a.h5/W"].shape == (4, 6)
+
+
+def test_stitched_model_with_a_split_in_one_dataset_trains(tmp_path):
+    """Per-dataset splits: one stitched dataset holds neurons out, the other none."""
+    folder = _write(tmp_path / "in", heldout=[0, 3], fp=0)
+    d = lorenz(n_datasets=1, n_conditions=8, trials_per_condition=6, n_neurons=(10,),
+               duration_ms=300, bin_ms=10, seed=4, mean_rate_hz=30.0).datasets[0]  # fmt: skip
+    valid = np.arange(48) % 4 == 0
+    write_lfads_input(
+        folder / "lfads_dataset002.h5",
+        LfadsInput(train_data=d.counts[~valid], valid_data=d.counts[valid]),
+    )
+    hps = Hyperparameters(**HPS, max_epochs=2)
+    res = train(folder, tmp_path / "out", hps, seed=0, log=lambda m: None)
+    spec = build_spec(hps, load_datasets(folder, hps))
+    assert [d.n_encoded for d in spec.datasets] == [10, 10]  # 12 - 2 held out; 10
+    assert spec.datasets[0].heldin is not None and spec.datasets[1].heldin is None
+    assert "valid_cobps" in res.metrics and "valid_fpbps" not in res.metrics
+    rows = read_fitlog_rows(tmp_path / "out" / "fitlog.csv")
+    assert rows[-1].metrics["valid_cobps"] == pytest.approx(res.metrics["valid_cobps"], abs=1e-5)

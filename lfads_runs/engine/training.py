@@ -460,8 +460,9 @@ class _Trainer:
             if key in out:
                 st.smoothed[f"smth_{key}"] = smooth(st.smoothed.get(f"smth_{key}"), out[key])
                 out[f"smth_{key}"] = st.smoothed[f"smth_{key}"]
-        # Sample validation ranks models by the held-back elements (few trials).
-        out["selection_cost"] = out["valid_nll_sv"] if self.hps.sv_rate > 0 else out["total_valid"]
+        # Sample validation ranks models by the held-back elements (few trials); a rate
+        # so small that no validation element is held back leaves LFADS's rule.
+        out["selection_cost"] = out.get("valid_nll_sv", out["total_valid"])
         return out
 
     # ------------------------------------------------------------------ loop
