@@ -151,3 +151,35 @@ def test_trained_submission_scores_as_nlb_tools_scores_it(tmp_path):
     assert ours > 0.0  # held-out neurons are predicted from the held-in population
     with pytest.raises(subprocess.CalledProcessError):  # never overwrites a submission
         subprocess.run(cmd, capture_output=True, text=True, check=True)
+
+
+def test_yaml_loader_prepares_the_nlb_split(tmp_path):
+    """``loader: lfads_runs.data.nlb:nlb_dataset`` gives prepared inputs with the NLB split."""
+    import textwrap
+
+    from lfads_runs import RunCollection
+
+    src = _tensors(tmp_path / "t.h5")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        textwrap.dedent(f"""
+        name: nlb
+        root: {tmp_path / "runs"}
+        datasets:
+          items:
+            - name: maze
+              file: {src}
+              loader: "lfads_runs.data.nlb:nlb_dataset"
+        run_specs:
+          - {{name: single_maze, datasets: [maze]}}
+        params:
+          - {{spikeBinMs: 5, c_batch_size: 8, c_fp_len: {TF}}}
+        """)
+    )
+    run = RunCollection.from_yaml(cfg).all_runs[0]
+    run.prepare()
+    inp = read_lfads_input(run.input_files["maze"])
+    assert inp.extras["heldout_neurons"].tolist() == list(range(N_IN, N_IN + N_OUT))
+    spec = run.model_spec()
+    assert spec.num_steps == T + TF and spec.num_steps_encoded == T
+    assert spec.datasets[0].n_encoded == N_IN

@@ -8,6 +8,8 @@ training trials into one ``lfads_<name>.h5``: neurons held-in then held-out,
 bins encoded then forward, the split stored as
 :mod:`~lfads_runs.data.cosmoothing` keys, every ``(ratio + 1)``-th trial
 validation as ``prepare`` splits. Train with ``fp_len`` = the forward bins.
+:func:`nlb_dataset` is the same as a YAML dataset loader
+(``loader: "lfads_runs.data.nlb:nlb_dataset"``): its data carry the held-out split.
 :func:`submission_arrays` cuts rates over those trials back into NLB's keys.
 """
 
@@ -23,7 +25,13 @@ from ..exceptions import DataError
 from .binning import split_trials
 from .cosmoothing import split_extras
 
-__all__ = ["NlbTensors", "read_nlb_tensors", "write_nlb_input", "submission_arrays"]
+__all__ = [
+    "NlbTensors",
+    "read_nlb_tensors",
+    "write_nlb_input",
+    "submission_arrays",
+    "nlb_dataset",
+]
 
 REQUIRED_KEYS = ("train_spikes_heldin", "train_spikes_heldout", "eval_spikes_heldin")
 FORWARD_KEYS = ("train_spikes_heldin_forward", "train_spikes_heldout_forward")
@@ -216,3 +224,26 @@ def submission_arrays(
         out["eval_rates_heldin_forward"] = eval_rates[:, T:, :din]
         out["eval_rates_heldout_forward"] = eval_rates[:, T:, din:]
     return out
+
+
+def nlb_dataset(path: str | os.PathLike, *, group: str | None = None, bin_ms: float = 5.0):
+    """The training trials of an NLB tensor file as a dataset (YAML ``loader``).
+
+    Neurons are held-in then held-out (the held-out ones are the data's
+    ``heldout_neurons``), bins are the encoded window then the forward bins:
+    set ``c_fp_len`` to the forward bins at ``spikeBinMs``. NLB bins are 5 ms.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_nlb_tensors`.
+    """
+    from .dataset import DatasetData
+
+    t = read_nlb_tensors(path, group)
+    return DatasetData(
+        t.train_counts(),
+        bin_ms=bin_ms,
+        heldout_neurons=np.arange(t.n_heldin, t.n_heldin + t.n_heldout),
+        source=t.source,
+    )

@@ -389,7 +389,10 @@ def _plan(
         train, valid = split_trials(b.n_trials, train_to_test_ratio)
         tr, va = train - 1, valid - 1
         where = f"dataset {name}: heldout_neurons"
-        out_idx = heldout_from_spec(heldout.get(name), b.counts.shape[2], where)
+        spec = heldout.get(name)
+        if spec is None and orig.heldout_neurons is not None:  # the loader's split
+            spec = orig.heldout_neurons.tolist()
+        out_idx = heldout_from_spec(spec, b.counts.shape[2], where)
         extras = split_extras(b.counts.shape[2], b.counts.shape[1], heldout=out_idx, where=where)
         has_extra = b.true_rates is not None or b.external_inputs is not None
         counts = _counts_for_file(b.counts, output_dist)
@@ -431,9 +434,12 @@ def split_changed(h5: Path, spec: Any, name: str) -> bool:
 
     The split is not part of the data hash (MATLAB has none), so a changed
     ``heldout_neurons`` regenerates the files instead of leaving stale ones.
+    Without ``spec`` the loader may have supplied the split: the files are kept.
     """
     from ..io.split_keys import read_heldin
 
+    if spec is None:
+        return False
     n = read_input_summary(h5).n_neurons
     want = heldout_from_spec(spec, n, f"dataset {name}: heldout_neurons")
     stored = read_heldin(h5)
