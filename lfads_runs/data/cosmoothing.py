@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 
 from ..exceptions import DataError
 from ..io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
+
+if TYPE_CHECKING:
+    from ..io.lfads_input import LfadsInput
 
 __all__ = [
     "HELDIN_KEY",
@@ -116,7 +120,7 @@ def _validate(
     return CosmoothingSplit(hin, out, int(fbv))
 
 
-def read_split(inp: object, path: str | os.PathLike) -> CosmoothingSplit:
+def read_split(inp: LfadsInput, path: str | os.PathLike) -> CosmoothingSplit:
     """The split declared by an :class:`~lfads_runs.io.lfads_input.LfadsInput` read from ``path``.
 
     Raises
@@ -125,11 +129,14 @@ def read_split(inp: object, path: str | os.PathLike) -> CosmoothingSplit:
         Indices out of range, repeated, overlapping, not covering every neuron,
         or a forward window not shorter than the trial.
     """
-    extras: Mapping[str, np.ndarray] = inp.extras  # type: ignore[attr-defined]
-    n, T = inp.train_data.shape[2], inp.train_data.shape[1]  # type: ignore[attr-defined]
+    extras: Mapping[str, np.ndarray] = inp.extras
+    if inp.train_data.ndim != 3:
+        raise DataError(
+            f"{path}: train_data must be trials x time x neurons, got shape {inp.train_data.shape}"
+        )
     return _validate(
-        int(n),
-        int(T),
+        int(inp.train_data.shape[2]),
+        int(inp.train_data.shape[1]),
         extras.get(HELDOUT_KEY),
         extras.get(HELDIN_KEY),
         extras.get(FORWARD_KEY, 0),
