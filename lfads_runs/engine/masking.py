@@ -71,9 +71,8 @@ class ElementMasks:
                         (n, self.T_enc, d.n_encoded), hps.sv_rate, hps.sv_seed, k, split
                     )
                     self.sv_keep[name][split] = keep
-                    self._sv_t[name][split] = torch.as_tensor(
-                        keep, dtype=torch.float32, device=device
-                    )
+                    # bool: a quarter of float32's memory on long, wide datasets
+                    self._sv_t[name][split] = torch.as_tensor(keep, device=device)
 
     @property
     def active(self) -> bool:
@@ -93,7 +92,7 @@ class ElementMasks:
         B, T, D = x.shape
         D_in = self.spec.dataset(name).n_encoded
         if h.sv_rate > 0:
-            kept = self._sv_t[name][split][torch.as_tensor(idx, device=self.device)]
+            kept = self._sv_t[name][split][torch.as_tensor(idx, device=self.device)].float()
             scale = kept / (1.0 - h.sv_rate)
             counted = kept
         else:

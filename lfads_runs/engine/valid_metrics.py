@@ -77,7 +77,7 @@ class _DatasetRegions:
             sv_full[:, :T_enc][..., heldin] = sv_keep
             full["sv"] = static["heldin"][None] & ~sv_full
             full["heldin"] = static["heldin"][None] & sv_full
-            self.sv = torch.as_tensor(sv_full, dtype=torch.float32)
+            self.sv = torch.as_tensor(sv_full)  # bool, kept = True
         self.static = {r: torch.as_tensor(m, dtype=torch.float32) for r, m in static.items()}
         self.count = {r: float(m.sum()) for r, m in full.items()}
         self.spikes = {r: float(y[m].sum()) for r, m in full.items()}
