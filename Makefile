@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH_PIN)
 	$(PIP) install -e '.[torch,plot,dev,slurm,ray,fast,nwb,scipy,docs]'
+	# NLB reference metrics for the tests: nlb-tools pins pandas <= 1.3.4 (no Python 3.11
+	# wheels), but nlb_tools.evaluation needs only numpy, scipy, h5py and scikit-learn.
+	$(PIP) install scikit-learn
+	$(PIP) install --no-deps nlb-tools
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -242,11 +242,18 @@ class Run:
         ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
         ``None`` when every file was already up to date.
         """
-        from .data import input_file_names, link_inputs, prepare_datasets, prepared_status
+        from .data import (
+            input_file_names,
+            link_inputs,
+            prepare_datasets,
+            prepared_status,
+            split_changed,
+        )
 
         p = self.params
         self.collection.require_param_folder(p)
         status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
+        heldout = {d.name: d.heldout_neurons for d in self.datasets}
         result = None
         # MATLAB disables single-dataset alignment in the legacy layout.
         multi = p.use_alignment_matrix and self.n_datasets > 1
@@ -255,7 +262,11 @@ class Run:
             and self.n_datasets == 1
             and not self.collection.layout.legacy
         )
-        if regenerate or any(s.state != "ok" for s in status.values()):
+        if (
+            regenerate
+            or any(s.state != "ok" for s in status.values())
+            or any(split_changed(s.lfads_input, heldout[n], n) for n, s in status.items())
+        ):
             data = [(d.name, self._sequence_data(d, "export")) for d in self.datasets]
             alignment_data = None
             if self.uses_different_data_for_alignment and (multi or single):
@@ -282,6 +293,7 @@ class Run:
                 out_dir=self.path_common_data,
                 regenerate=regenerate,
                 ext_input_dim=p.c_ext_input_dim,
+                heldout=heldout,
             )
         names = [n for ds in self.dataset_names for n in input_file_names(ds)]
         link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)

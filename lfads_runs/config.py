@@ -111,6 +111,7 @@ DATASET_KEYS = {
     "bin_ms": "bin width of the stored counts in ms",
     "nwb": "NWB binning options {align_to, start_ms, stop_ms, bin_ms, ...}",
     "metadata": "free-form information",
+    "heldout_neurons": "co-smoothing: 0-based neuron indices, or {fraction: f, seed: s}",
 }
 
 
@@ -280,10 +281,15 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
         for k in ("keys", "nwb", "loader_args"):
             if k in options:
                 ctx.mapping(options[k], ipath + (k,), None)
+        heldout = None
+        if "heldout_neurons" in item:
+            heldout = _heldout(ctx, item["heldout_neurons"], ipath)
         metadata = item.get("metadata") or {}
         ctx.mapping(metadata, ipath + ("metadata",), None)
         try:
-            ds = Dataset(name=name, path=file, options=options, metadata=metadata)
+            ds = Dataset(
+                name=name, path=file, options=options, metadata=metadata, heldout_neurons=heldout
+            )
         except ConfigError as exc:
             raise ctx.error(ipath + ("name",), str(exc)) from None
         if ds.name in seen:
@@ -291,6 +297,29 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
         seen[ds.name] = i
         out.append(ds)
     return DatasetCollection(folder, tuple(out))
+
+
+def _heldout(ctx: _Ctx, value: Any, ipath: tuple) -> Any:
+    """A dataset's ``heldout_neurons``: checked for form here, against the data at prepare."""
+    where = ipath + ("heldout_neurons",)
+    if isinstance(value, dict):
+        ctx.mapping(value, where, {"fraction": "fraction held out, in (0, 1)", "seed": "seed"})
+        f = value.get("fraction")
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+            raise ctx.error(where + ("fraction",), f"expected a number in (0, 1), got {f!r}")
+        seed = value.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ctx.error(where + ("seed",), f"expected a non-negative integer, got {seed!r}")
+        return {"fraction": float(f), "seed": seed}
+    items = ctx.seq(value, where)
+    bad = [i for i in items if isinstance(i, bool) or not isinstance(i, int) or i < 0]
+    if bad or not items:
+        raise ctx.error(
+            where, f"expected non-negative 0-based neuron indices, got {bad[0] if bad else '[]'!r}"
+        )
+    if len(set(items)) != len(items):
+        raise ctx.error(where, "a neuron is listed more than once")
+    return list(items)
 
 
 def _run_specs(ctx: _Ctx, value: Any, datasets: DatasetCollection) -> list[RunSpec]:

@@ -37,12 +37,16 @@ class Dataset:
         :mod:`lfads_runs.data.loaders`).
     metadata
         Free-form information carried along (subject, date, ...).
+    heldout_neurons
+        Co-smoothing: neurons the encoders do not read, as 0-based indices or
+        ``{"fraction": f, "seed": s}`` (see :mod:`lfads_runs.data.cosmoothing`); None = none.
     """
 
     name: str = attrs.field(converter=check_dataset_name)
     path: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     options: dict[str, Any] = attrs.field(factory=dict, converter=_freeze)
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_freeze)
+    heldout_neurons: list[int] | dict[str, Any] | None = attrs.field(default=None)
     _info_cache: dict[str, Any] = attrs.field(init=False, factory=dict, repr=False)
 
     @classmethod

@@ -476,8 +476,10 @@ def spec_from_output_dir(
             LfadsRunsWarning,
             stacklevel=2,
         )
+    heldin = data.get("dataset_heldin") or {}  # lfads_runs's co-smoothing split, when any
     datasets = [
-        DatasetSpec(n, int(dims[n]), bool(a)) for n, a in zip(names, alignment, strict=True)
+        DatasetSpec(n, int(dims[n]), bool(a), heldin=heldin.get(n))
+        for n, a in zip(names, alignment, strict=True)
     ]
     return ModelSpec.build(hps, datasets, num_steps)
 
@@ -497,6 +499,7 @@ def spec_from_inputs(
         A file is unreadable or the datasets disagree on the number of time bins.
     """
     from .io.lfads_input import read_input_summary
+    from .io.split_keys import read_heldin
 
     if isinstance(input_files, Mapping):
         items = [(str(k), Path(v)) for k, v in input_files.items()]
@@ -508,7 +511,9 @@ def spec_from_inputs(
     steps: dict[int, str] = {}
     for name, p in items:
         s = read_input_summary(p)
-        datasets.append(DatasetSpec(name, s.n_neurons, s.has_alignment_matrix))
+        datasets.append(
+            DatasetSpec(name, s.n_neurons, s.has_alignment_matrix, heldin=read_heldin(p))
+        )
         steps.setdefault(s.num_steps, str(p))
     if len(steps) > 1:
         raise DataError(

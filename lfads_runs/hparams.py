@@ -129,6 +129,12 @@ class Hyperparameters:
     # Extensions of lfads_runs (not flags of run_lfads.py): None means "no limit".
     max_epochs: int | None = _f(None, _opt(_to_int))
     max_train_seconds: float | None = _f(None, _opt(_to_float))
+    # AutoLFADS extensions (docs/autolfads.md); their defaults leave the model TF LFADS.
+    cd_rate: float = _f(0.0, _to_float)  #: coordinated dropout: fraction of input elements hidden
+    cd_pass_rate: float = _f(0.0, _to_float)  #: fraction of seen elements still in the cost
+    sv_rate: float = _f(0.0, _to_float)  #: sample validation: fraction of elements held out
+    sv_seed: int = _f(0, _to_int)  #: seed of the fixed sample-validation mask
+    fp_len: int = _f(0, _to_int)  #: last bins of each trial predicted, not encoded
 
     def __attrs_post_init__(self) -> None:
         for name in ("batch_size", "factors_dim", "gen_dim"):
@@ -152,6 +158,18 @@ class Hyperparameters:
                 )
         if self.controller_input_lag < 0:
             raise ConfigError("controller_input_lag must be >= 0")
+        for name in ("cd_rate", "sv_rate"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:  # also refuses NaN
+                raise ConfigError(f"hyperparameter {name} must be in [0, 1), got {v}")
+        if not 0.0 <= self.cd_pass_rate <= 1.0:
+            raise ConfigError(
+                f"hyperparameter cd_pass_rate must be in [0, 1], got {self.cd_pass_rate}"
+            )
+        if self.sv_seed < 0 or self.fp_len < 0:
+            raise ConfigError(
+                f"hyperparameters sv_seed and fp_len must be >= 0, got {self.sv_seed}, {self.fp_len}"
+            )
 
     # ------------------------------------------------------------------ helpers
     @classmethod
@@ -186,6 +204,11 @@ class Hyperparameters:
 
     def evolve(self, **changes: Any) -> Hyperparameters:
         return attrs.evolve(self, **changes)
+
+    @property
+    def autolfads_on(self) -> bool:
+        """Coordinated dropout, sample validation or forward prediction is switched on."""
+        return self.cd_rate > 0 or self.sv_rate > 0 or self.fp_len > 0
 
     @property
     def l2_is_on(self) -> bool:

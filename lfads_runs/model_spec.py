@@ -56,6 +56,16 @@ class DatasetSpec:
     name: str = attrs.field(converter=lfads_dataset_name)  #: LFADS name, e.g. ``dataset001.h5``
     n_neurons: int = attrs.field(converter=int)
     has_alignment_matrix: bool = attrs.field(default=False, converter=bool)
+    #: Held-in neurons (0-based, ascending) the encoders read (co-smoothing); None = all.
+    #: The read-out always predicts every neuron.
+    heldin: tuple[int, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(lambda v: tuple(int(i) for i in v))
+    )
+
+    @property
+    def n_encoded(self) -> int:
+        """Neurons the read-in (or, without one, the encoders) see."""
+        return self.n_neurons if self.heldin is None else len(self.heldin)
 
 
 @attrs.frozen
@@ -101,6 +111,11 @@ class ModelSpec:
             raise ValueError(f"duplicate dataset names: {names}")
         if self.num_steps < 2:
             raise ValueError(f"LFADS needs more than one time step, got T={self.num_steps}")
+        if self.num_steps_encoded < 1:
+            raise ValueError(
+                f"fp_len = {self.hps.fp_len} forward-prediction bins leave no bin to encode "
+                f"in trials of T = {self.num_steps} bins"
+            )
         h = self.hps
         if (
             h.feedback_factors_or_rates == "rates"
@@ -130,7 +145,7 @@ class ModelSpec:
     @property
     def readin_dim(self) -> int:
         """F_in: width of the read-in output."""
-        return self.hps.factors_dim if self.has_readin else self.datasets[0].n_neurons
+        return self.hps.factors_dim if self.has_readin else self.datasets[0].n_encoded
 
     @property
     def ext_to_encoders(self) -> bool:
@@ -159,7 +174,12 @@ class ModelSpec:
 
     @property
     def num_steps_for_gen_ic(self) -> int:
-        return min(self.hps.num_steps_for_gen_ic, self.num_steps)
+        return min(self.hps.num_steps_for_gen_ic, self.num_steps_encoded)
+
+    @property
+    def num_steps_encoded(self) -> int:
+        """Bins the encoders read: T less the forward-prediction bins."""
+        return self.num_steps - self.hps.fp_len
 
     @property
     def feedback_dim(self) -> int:
@@ -211,12 +231,12 @@ class ModelSpec:
                 init = "alignment" if d.has_alignment_matrix else "normal"
                 yield V(
                     f"{base}/W",
-                    (d.n_neurons, h.factors_dim),
+                    (d.n_encoded, h.factors_dim),
                     h.do_train_readin,
                     "readin",
                     d.name,
                     init=init,
-                    init_scale=_normal(d.n_neurons),
+                    init_scale=_normal(d.n_encoded),
                     io=h.do_train_readin,
                 )
                 yield V(

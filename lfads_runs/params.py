@@ -416,6 +416,43 @@ class RunParams:
         extension=True,
     )
 
+    # AutoLFADS extensions (docs/autolfads.md): the defaults are TF LFADS, and a field
+    # enters the hash and the flags only when it differs from its default.
+    cd_rate: float = _p(
+        "c_cd_rate",
+        "double",
+        0.0,
+        "lfads_runs: coordinated dropout, fraction of input elements hidden per step, [0, 1)",
+        minimum=0,
+        extension=True,
+    )
+    cd_pass_rate: float = _p(
+        "c_cd_pass_rate",
+        "double",
+        0.0,
+        "lfads_runs: fraction of seen elements whose cost still counts under CD, [0, 1]",
+        minimum=0,
+        extension=True,
+    )
+    sv_rate: float = _p(
+        "c_sv_rate",
+        "double",
+        0.0,
+        "lfads_runs: sample validation, fraction of elements held out of input and cost, [0, 1)",
+        minimum=0,
+        extension=True,
+    )
+    sv_seed: int = _p(
+        "c_sv_seed", "uint32", 0, "lfads_runs: seed of the sample-validation mask", extension=True
+    )
+    fp_len: int = _p(
+        "c_fp_len",
+        "uint32",
+        0,
+        "lfads_runs: forward prediction, last bins of each trial predicted but not encoded",
+        extension=True,
+    )
+
     _fields_cache: ClassVar[dict[type, tuple[ParamField, ...]]] = {}
 
     def __attrs_post_init__(self) -> None:
@@ -431,6 +468,11 @@ class RunParams:
                 if bad or (isinstance(v, float) and math.isnan(v)):
                     op = ">" if f.exclusive_min else ">="
                     problems.append(f"{f.name} must be {op} {f.minimum:g}; got {v!r}")
+        for name in ("cd_rate", "sv_rate"):
+            if getattr(self, name) >= 1:
+                problems.append(f"{name} must be < 1; got {getattr(self, name)!r}")
+        if self.cd_pass_rate > 1:
+            problems.append(f"cd_pass_rate must be <= 1; got {self.cd_pass_rate!r}")
         if self.c_keep_prob > 1:
             problems.append(f"c_keep_prob must be <= 1; got {self.c_keep_prob!r}")
         if self.c_ic_prior_var_min > self.c_ic_prior_var_max:
@@ -662,7 +704,8 @@ class RunParams:
                 continue
             # Hidden flags, and the debug flags only a fork of run_lfads.py defines
             # (MATLAB always emits those: a defect), only when they differ.
-            if (f.hidden or f.name in _DEBUG_FLAGS) and not self._differs(f):
+            # Extensions only when set: run_lfads.py does not know them.
+            if (f.hidden or f.extension or f.name in _DEBUG_FLAGS) and not self._differs(f):
                 continue
             v = self._flag_value(f, n_datasets)
             if v is None or (isinstance(v, str) and v == ""):

@@ -18,12 +18,17 @@ from .data.dataset import DatasetData
 from .data.loaders import check_loader_result
 from .exceptions import DataError, LfadsRunsError
 from .io.lfads_input import KNOWN_KEYS
+from .io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
 
 if TYPE_CHECKING:
     from .collection import Run
     from .datasets import Dataset
 
 __all__ = ["sequence_data", "extra_inputs", "call_hook"]
+
+
+# Keys prepare writes itself: the LfadsInput fields and the co-smoothing split.
+_RESERVED = (*KNOWN_KEYS, HELDIN_KEY, HELDOUT_KEY, FORWARD_KEY)
 
 
 def call_hook(where: str, hook: Callable[..., Any], *args: Any) -> Any:
@@ -59,10 +64,10 @@ def extra_inputs(run: Run, dataset: Dataset, data: DatasetData) -> dict[str, np.
     for key, value in extra.items():
         if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key == ".":
             raise DataError(f"{where}: key {key!r} is not a valid HDF5 dataset name")
-        if key in KNOWN_KEYS:
+        if key in _RESERVED:
             raise DataError(
                 f"{where}: key {key!r} collides with a standard LFADS input key "
-                f"({', '.join(KNOWN_KEYS)})"
+                f"({', '.join(_RESERVED)})"
             )
         try:
             arr = np.asarray(value)

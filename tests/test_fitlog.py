@@ -194,3 +194,27 @@ def test_read_fit_log_with_learning_rate(tf_fixtures):
     lr = np.linspace(0.01, 0.004, 34)
     log = read_fit_log(path, learning_rate=lr)
     assert log.learning_rate_lve == lr[log.lve_index]
+
+
+def test_metrics_after_the_lfads_tokens_round_trip(tmp_path):
+    """Selection metrics are name,value pairs after LFADS's 19 tokens; LFADS's text is kept."""
+    from lfads_runs.io.fitlog import FitLogRow, append_fitlog_line, format_fitlog_line
+    from lfads_runs.results import read_fit_log
+
+    base = dict(epoch=3, step=40, total_train=1.0, total_valid=2.0, recon_train=3.0,
+                recon_valid=4.0, kl_train=5.0, kl_valid=6.0, l2=0.1, kl_weight=1.0,
+                l2_weight=1.0)  # fmt: skip
+    plain = format_fitlog_line(FitLogRow(**base))
+    row = FitLogRow(**base, metrics={"valid_cobps": 0.125, "selection_cost": 2.5})
+    line = format_fitlog_line(row)
+    assert line == plain + ", valid_cobps,0.125, selection_cost,2.5"
+    path = tmp_path / "fitlog.csv"
+    append_fitlog_line(path, FitLogRow(**base))
+    append_fitlog_line(path, row)
+    log = read_fit_log(path)
+    assert np.isnan(log.metrics["valid_cobps"][0]) and log.metrics["valid_cobps"][1] == 0.125
+    with pytest.raises(DataError, match="metric name"):
+        format_fitlog_line(FitLogRow(**base, metrics={"Bad Name": 1.0}))
+    path.write_text(line + ", 0.5,valid_cobps\n")
+    with pytest.raises(DataError, match="line 1"):
+        read_fit_log(path)

@@ -36,8 +36,17 @@ def test_every_spec_property_with_class_and_default():
     for name, (cls, default) in expected.items():
         assert fields[name].matlab_class == cls
         assert fields[name].default == default
-    # 71 MATLAB properties plus our two extensions
-    assert len(fields) == 73
+    # 71 MATLAB properties plus our extensions (run limits, AutoLFADS)
+    assert sum(not f.extension for f in fields.values()) == 71
+    assert {n for n, f in fields.items() if f.extension} == {
+        "c_max_epochs",
+        "c_max_train_seconds",
+        "c_cd_rate",
+        "c_cd_pass_rate",
+        "c_sv_rate",
+        "c_sv_seed",
+        "c_fp_len",
+    }
     assert fields["c_in_factors_dim"].hidden
 
 

@@ -20,6 +20,7 @@ from .prepare import (
     link_inputs,
     prepare_datasets,
     prepared_status,
+    split_changed,
 )
 from .synthetic import lorenz, write_lorenz_datasets
 
@@ -36,6 +37,7 @@ __all__ = [
     "prepare_datasets",
     "prepared_status",
     "rebin_dataset",
+    "split_changed",
     "split_trials",
     "validate_dataset",
     "write_lorenz_datasets",

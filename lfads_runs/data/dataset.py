@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 
 from ..exceptions import DataError
+from .cosmoothing import choose_heldout
 
 __all__ = ["DatasetData", "normalize_condition_ids", "stack_trials"]
 
@@ -185,6 +186,9 @@ class DatasetData:
         Ground-truth rates per bin (same shape as counts), for synthetic data.
     external_inputs : array, optional
         trials x time x n_ext inputs fed to LFADS.
+    heldout_neurons : array, optional
+        0-based neurons the encoders never read (co-smoothing), e.g. from NLB
+        tensors; a dataset's ``heldout_neurons`` in the YAML takes precedence.
     source : str
         Where the data came from (file path), used in error messages.
 
@@ -201,6 +205,7 @@ class DatasetData:
     true_rates: np.ndarray | None
     external_inputs: np.ndarray | None
     source: str
+    heldout_neurons: np.ndarray | None
 
     def __init__(
         self,
@@ -212,6 +217,7 @@ class DatasetData:
         true_rates: Any = None,
         external_inputs: Any = None,
         source: str = "dataset",
+        heldout_neurons: Any = None,
     ) -> None:
         c = stack_trials(counts, "counts", source)
         n, T, _ = c.shape
@@ -237,6 +243,11 @@ class DatasetData:
             true_rates=truth,
             external_inputs=ext,
             source=str(source),
+            heldout_neurons=None
+            if heldout_neurons is None
+            else choose_heldout(
+                c.shape[2], indices=list(np.asarray(heldout_neurons).reshape(-1)), where=source
+            ),
         )
 
     @property

@@ -40,6 +40,7 @@ from .binning import (
     split_trials,
     validate_dataset,
 )
+from .cosmoothing import heldout_from_spec, split_extras
 from .dataset import DatasetData
 
 __all__ = [
@@ -197,6 +198,7 @@ def prepare_datasets(
     ext_input_dim: int | None = None,
     alignment_data: Sequence[tuple[str, DatasetData]] | None = None,
     extra_inputs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    heldout: Mapping[str, Any] | None = None,
 ) -> PreparedData:
     """Write ``lfads_<ds>.h5`` and ``inputInfo_<ds>.mat`` for every dataset into ``out_dir``.
 
@@ -279,7 +281,13 @@ def prepare_datasets(
                     "--regenerate) to overwrite them"
                 )
                 raise DataError(msg)
-        todo = [n for n in names if regenerate or status[n].state != "ok"]
+        todo = [
+            n
+            for n in names
+            if regenerate
+            or status[n].state != "ok"
+            or split_changed(status[n].lfads_input, (heldout or {}).get(n), n)
+        ]
         alignment = None
         if todo:
             plans, alignment = _plan(
@@ -299,6 +307,7 @@ def prepare_datasets(
                 ext_input_dim=ext_input_dim,
                 alignment_data=alignment_data,
                 extra_inputs=extra_inputs or {},
+                heldout=heldout or {},
             )
             for name in todo:  # everything validated: now write
                 h5, info_path, inp, info = plans[name]
@@ -339,6 +348,7 @@ def _plan(
     ext_input_dim: int | None,
     alignment_data: Sequence[tuple[str, DatasetData]] | None = None,
     extra_inputs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    heldout: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, tuple[Path, Path, LfadsInput, InputInfo]], AlignmentResult | None]:
     """Validate, rebin, split and align everything in memory; write nothing."""
     binned: list[tuple[str, DatasetData]] = []
@@ -393,6 +403,12 @@ def _plan(
         orig = originals[name]
         train, valid = split_trials(b.n_trials, train_to_test_ratio)
         tr, va = train - 1, valid - 1
+        where = f"dataset {name}: heldout_neurons"
+        spec = (heldout or {}).get(name)
+        if spec is None and orig.heldout_neurons is not None:  # the loader's split
+            spec = orig.heldout_neurons.tolist()
+        out_idx = heldout_from_spec(spec, b.counts.shape[2], where)
+        extras = split_extras(b.counts.shape[2], b.counts.shape[1], heldout=out_idx, where=where)
         has_extra = b.true_rates is not None or b.external_inputs is not None
         counts = _counts_for_file(b.counts, output_dist)
         inp = LfadsInput(
@@ -407,7 +423,7 @@ def _plan(
             train_inds=train.astype(np.float64),
             valid_inds=valid.astype(np.float64),
             conversion_factor=np.array([1.0 / rebin[name]]) if has_extra else None,
-            extras=dict((extra_inputs or {}).get(name, {})),
+            extras={**extras, **(extra_inputs or {}).get(name, {})},
         )
         info = InputInfo(
             train_inds=train,
@@ -454,6 +470,25 @@ def _alignment_source(
         out.append((name, rebin_dataset(data, spike_bin_ms, name=name)))
     by_name = dict(out)
     return [(n, by_name[n]) for n in exported]  # the run's dataset order
+
+
+def split_changed(h5: Path, spec: Any, name: str) -> bool:
+    """Whether an up-to-date input file holds another held-out split than ``spec`` asks for.
+
+    The split is not part of the data hash (MATLAB has none), so a changed
+    ``heldout_neurons`` regenerates the files instead of leaving stale ones.
+    Without ``spec`` the loader may have supplied the split: the files are kept.
+    """
+    from ..io.split_keys import read_heldin
+
+    if spec is None:
+        return False
+    n = read_input_summary(h5).n_neurons
+    want = heldout_from_spec(spec, n, f"dataset {name}: heldout_neurons")
+    stored = read_heldin(h5)
+    if stored is None:
+        return want.size > 0
+    return not np.array_equal(np.setdiff1d(np.arange(n), stored), want)
 
 
 def _same_link(dst: Path, target: str) -> bool:

@@ -75,6 +75,7 @@ class ResumeState:
     finished: str | None = None  #: why training ended, when it did
     numpy_rng: dict[str, Any] = attrs.field(factory=dict)
     noise: dict[str, Any] = attrs.field(factory=dict)  #: NoiseSource state (kind, counter)
+    smoothed: dict[str, float] = attrs.field(factory=dict)  #: smoothed selection metrics
 
     def to_json(self) -> dict[str, Any]:
         d = attrs.asdict(self)

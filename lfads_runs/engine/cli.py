@@ -7,7 +7,9 @@ flags are ignored, as TF1's flag parser does. Extras of ours: ``--seed``,
 ``--max_epochs``, ``--max_train_seconds``, ``--num_samples`` (samples per
 trial for posterior_sample_and_average; default batch_size as in LFADS) and
 ``--engine_device`` (cpu, cuda, auto; default: from ``--device`` with soft
-placement: ``gpu:N`` uses CUDA when available, else the CPU).
+placement: ``gpu:N`` uses CUDA when available, else the CPU). The AutoLFADS
+hyperparameters ``--cd_rate``, ``--cd_pass_rate``, ``--sv_rate``, ``--sv_seed``
+and ``--fp_len`` (docs/autolfads.md) are ours too.
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ class EngineDataset:
     valid_ext_input: np.ndarray | None
     alignment_matrix_cxf: np.ndarray | None
     alignment_bias_c: np.ndarray | None
+    #: Held-in neurons (sorted 0-based indices) when the file splits them, else None.
+    heldin: np.ndarray | None = None
+    #: Forward-prediction bins the file declares (0: none declared).
+    forward_bins: int = 0
 
     @property
     def n_neurons(self) -> int:
@@ -59,7 +63,10 @@ class EngineDataset:
         return self.train_ext_input if split == "train" else self.valid_ext_input
 
     def spec(self) -> DatasetSpec:
-        return DatasetSpec(self.name, self.n_neurons, self.alignment_matrix_cxf is not None)
+        heldin = None if self.heldin is None else tuple(int(i) for i in self.heldin)
+        return DatasetSpec(
+            self.name, self.n_neurons, self.alignment_matrix_cxf is not None, heldin=heldin
+        )
 
 
 def load_datasets(
@@ -79,6 +86,7 @@ def load_datasets(
         inputs or alignment data; with ``for_training``, a split with no more
         trials than ``batch_size`` (LFADS needs strictly more).
     """
+    from ..data.cosmoothing import read_split
     from ..io.lfads_input import find_input_files, read_lfads_input
 
     files = find_input_files(data_dir, stem)
@@ -88,6 +96,13 @@ def load_datasets(
     T = None
     for name, path in files.items():
         inp = read_lfads_input(path)
+        split = read_split(inp, path)
+        if split.forward_bins and split.forward_bins != hps.fp_len:
+            raise DataError(
+                f"{path}: the file declares {split.forward_bins} forward-prediction bins "
+                f"(key forward_bins) but fp_len = {hps.fp_len}; set fp_len to "
+                f"{split.forward_bins}"
+            )
         ds = EngineDataset(
             name=name,
             path=path,
@@ -97,6 +112,8 @@ def load_datasets(
             valid_ext_input=inp.valid_ext_input,
             alignment_matrix_cxf=inp.alignment_matrix_cxf,
             alignment_bias_c=inp.alignment_bias_c,
+            heldin=split.heldin,
+            forward_bins=split.forward_bins,
         )
         _check_dataset(ds, hps, for_training)
         if T is None:
@@ -144,6 +161,11 @@ def _check_dataset(ds: EngineDataset, hps: Hyperparameters, for_training: bool) 
         )
     if ds.num_steps < 2:
         raise DataError(f"{where}: LFADS needs more than one time step, got {ds.num_steps}")
+    if hps.fp_len >= ds.num_steps:
+        raise DataError(
+            f"{where}: fp_len = {hps.fp_len} forward-prediction bins, but trials have only "
+            f"{ds.num_steps} bins; fp_len must be smaller than the trial length"
+        )
     E = hps.ext_input_dim
     for split in SPLITS:
         ext = ds.ext(split)
@@ -184,8 +206,8 @@ def build_spec(hps: Hyperparameters, datasets: Mapping[str, EngineDataset]) -> M
 
 
 def alignment_of(datasets: Mapping[str, EngineDataset]):
-    """Dataset name -> (alignment matrix, bias) for parameter initialisation."""
-    return {n: (d.alignment_matrix_cxf, d.alignment_bias_c) for n, d in datasets.items()}
+    """Dataset name -> (alignment matrix, bias, held-in rows) for parameter initialisation."""
+    return {n: (d.alignment_matrix_cxf, d.alignment_bias_c, d.heldin) for n, d in datasets.items()}
 
 
 def _dataset_batches(n: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:

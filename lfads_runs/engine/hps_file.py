@@ -38,6 +38,8 @@ _ORDER = (
     "kl_co_weight", "kl_start_step", "kl_increase_steps", "l2_start_step", "l2_increase_steps",
 )  # fmt: skip
 _EXTENSIONS = ("max_epochs", "max_train_seconds")
+#: AutoLFADS extensions with their defaults: written only when they differ.
+_AUTOLFADS = {"cd_rate": 0.0, "cd_pass_rate": 0.0, "sv_rate": 0.0, "sv_seed": 0, "fp_len": 0}
 
 
 class RunFlags(dict):
@@ -83,6 +85,12 @@ def hyperparameters_dict(spec: ModelSpec, flags: RunFlags, kind: str) -> dict[st
     out["ndatasets"] = len(spec.datasets)
     for k in _EXTENSIONS:  # ours; only when set, so files match TF's otherwise
         if values.get(k) is not None:
+            out[k] = values[k]
+    heldin = {d.name: list(d.heldin) for d in spec.datasets if d.heldin is not None}
+    if heldin:  # co-smoothing: which neurons the read-in sees
+        out["dataset_heldin"] = heldin
+    for k, default in _AUTOLFADS.items():
+        if values[k] != default:
             out[k] = values[k]
     return out
 

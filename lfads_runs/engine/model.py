@@ -92,6 +92,7 @@ class LfadsModel(torch.nn.Module):
         #: Run the controller loop in the native kernel when available (tests switch it off).
         self.fused_controller = True
         self._l2_count = float(spec.l2_element_count())
+        self._heldin_index: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------ utilities
     def initialize(self, generator: torch.Generator, alignment: Alignment | None = None) -> None:
@@ -227,6 +228,9 @@ class LfadsModel(torch.nn.Module):
         batch_size: int | None = None,
         want_outputs: bool = False,
         log_norm: torch.Tensor | None = None,
+        input_scale: torch.Tensor | None = None,
+        recon_mask: torch.Tensor | None = None,
+        want_elementwise: bool = False,
     ) -> PassResult:
         """One pass over a batch.
 
@@ -251,6 +255,15 @@ class LfadsModel(torch.nn.Module):
         log_norm
             Poisson only: sum over time and neurons of lgamma(x + 1) per trial [B],
             when the caller has it precomputed (it depends on the data only).
+        input_scale
+            Multiplies the encoders' input [B, T_enc, D_in] (held-in neurons, encoded
+            bins): the coordinated-dropout and sample-validation masks, rescaled.
+        recon_mask
+            Weights [B, T, D] of the elements in the reconstruction cost (1 = counted);
+            the cost is rescaled by all elements / counted elements, so the balance of
+            reconstruction, KL and L2 stays that of an unmasked pass.
+        want_elementwise
+            Also return log p(x | z) per element (``log_p_elem``, [T, B, D]).
         """
         spec = self.spec
         h = spec.hps
@@ -279,7 +292,7 @@ class LfadsModel(torch.nn.Module):
         # Encoders (spec §3.2-§3.4, §3.8).
         enc: dict[str, torch.Tensor] = {}
         if data is not None and (spec.has_ic_encoder or spec.has_controller):
-            x_do = self._dropout(x_t, kp, gen)
+            x_do = self._dropout(self._encoder_input(x_t, dataset, input_scale), kp, gen)
             if spec.has_readin:
                 base = f"LFADS/x_2_infac_{spec.dataset(dataset).name}"
                 f_in = torch.matmul(x_do, P[f"{base}/W"]) + P[f"{base}/b"]
@@ -363,7 +376,17 @@ class LfadsModel(torch.nn.Module):
         D = spec.dataset(dataset).n_neurons
         log_p_b = zero
         if config.costs:
-            log_p_b = self._log_likelihood(lin, x_t, D, log_norm)
+            ll = None
+            if want_elementwise or recon_mask is not None:
+                ll = self._log_likelihood_elements(lin, x_t, D)
+                if want_elementwise:
+                    out["log_p_elem"] = ll
+            if recon_mask is None:  # TF LFADS's cost, summed as it sums it
+                log_p_b = self._log_likelihood(lin, x_t, D, log_norm)
+            else:
+                m = recon_mask.transpose(0, 1)
+                ratio = m.numel() / torch.clamp(m.sum(), min=1.0)
+                log_p_b = (ll * m).sum((0, 2)) * ratio
 
         if want_outputs:
             out["gen_ics"] = g_init
@@ -627,6 +650,30 @@ class LfadsModel(torch.nn.Module):
             mu, lv = lin[..., :D], lin[..., D:]
             ll = -0.5 * (lv + _LOG_2PI + (x_t - mu) ** 2 / torch.exp(lv))
         return ll.sum((0, 2))
+
+    def _log_likelihood_elements(self, lin, x_t, D) -> torch.Tensor:
+        """log p(x | z) per element [T, B, D], normaliser included."""
+        if self.spec.hps.output_dist == "poisson":
+            return x_t * lin - torch.exp(lin) - torch.lgamma(x_t + 1.0)
+        mu, lv = lin[..., :D], lin[..., D:]
+        return -0.5 * (lv + _LOG_2PI + (x_t - mu) ** 2 / torch.exp(lv))
+
+    def _encoder_input(self, x_t, dataset: str, scale) -> torch.Tensor:
+        """What the encoders read [T, B, D_in]: held-in neurons, forward bins zeroed."""
+        ds = self.spec.dataset(dataset)
+        if ds.heldin is not None:
+            idx = self._heldin_index.get(ds.name)
+            if idx is None:
+                idx = torch.tensor(ds.heldin, dtype=torch.long, device=x_t.device)
+                self._heldin_index[ds.name] = idx
+            x_t = x_t.index_select(2, idx)
+        T_enc = self.spec.num_steps_encoded
+        if scale is not None:
+            x_t = torch.cat((x_t[:T_enc] * scale.transpose(0, 1), x_t[T_enc:]), 0)
+        if T_enc < x_t.shape[0]:
+            # The encoders never see the forward-prediction bins.
+            x_t = torch.cat((x_t[:T_enc], x_t.new_zeros(x_t.shape[0] - T_enc, *x_t.shape[1:])), 0)
+        return x_t
 
     def _dist_params(self, lin, D) -> torch.Tensor:
         if self.spec.hps.output_dist == "poisson":

@@ -19,8 +19,9 @@ from ..model_spec import ModelSpec, VarSpec
 
 __all__ = ["ParamStore", "Alignment", "init_value"]
 
-#: Per-dataset alignment arrays from the input files: (matrix [D, F] or None, bias [D] or None).
-Alignment = Mapping[str, tuple[np.ndarray | None, np.ndarray | None]]
+#: Per-dataset alignment arrays from the input files: (matrix [D, F] or None, bias [D] or
+#: None), optionally followed by the held-in neuron indices the read-in sees.
+Alignment = Mapping[str, tuple]
 
 
 def _attr_name(tf_name: str) -> str:
@@ -37,12 +38,16 @@ def init_value(v: VarSpec, generator: torch.Generator, alignment: Alignment) -> 
     if v.init == "normal":
         return torch.randn(v.shape, generator=generator) * v.init_scale
     if v.init == "alignment":
-        mat, bias = alignment.get(v.dataset, (None, None)) if v.dataset else (None, None)
+        mat, bias, *rest = alignment.get(v.dataset, (None, None)) if v.dataset else (None, None)
+        heldin = rest[0] if rest else None
         if mat is None:
             raise CheckpointError(f"variable {v.name} needs the alignment matrix of {v.dataset}")
         mat32 = np.asarray(mat, dtype=np.float32)
         bias32 = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(1, -1)
         readin = v.name.startswith("LFADS/x_2_infac_")
+        if readin and heldin is not None:  # the read-in sees the held-in neurons only
+            mat32 = mat32[np.asarray(heldin)]
+            bias32 = None if bias32 is None else bias32[:, np.asarray(heldin)]
         if v.name.endswith("/W"):
             value = mat32 if readin else mat32.T
         elif readin:  # b_in = -bias . W_in: the bias is subtracted before the projection

@@ -54,12 +54,26 @@ from .data import (
     load_datasets,
 )
 from .hps_file import RunFlags, write_hyperparameters_file
+from .masking import ElementMasks
 from .model import LfadsModel, PassConfig, poisson_log_norm
 from .optim import TFAdam, clip_by_global_norm
+from .valid_metrics import ValidMetrics, smooth
 
 __all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
 
 _PHASES = ("after_train", "after_valid", "end_of_epoch")
+#: The per-epoch values of TF LFADS's fit log; the others are selection metrics.
+_TF_VALUES = (
+    "total_train",
+    "total_valid",
+    "recon_train",
+    "recon_valid",
+    "kl_train",
+    "kl_valid",
+    "l2",
+    "kl_weight",
+    "l2_weight",
+)
 
 
 @attrs.frozen
@@ -77,6 +91,8 @@ class TrainResult:
     resumed_from: Path | None
     device: str
     seed: int
+    #: Selection metrics of the last validation pass (lfads_runs.engine.valid_metrics).
+    metrics: dict[str, float] = attrs.field(factory=dict)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -135,6 +151,10 @@ class _Trainer:
         self.spec = build_spec(hps, self.datasets)
         self.model = LfadsModel(self.spec, device=self.device)
         self.opt = TFAdam(self.model.params.updated())
+        self.masks = ElementMasks(hps, self.spec, self.datasets, self.device)
+        self.metrics = ValidMetrics(self.spec, self.datasets, self.masks.sv_keep, self.device)
+        # TF LFADS's fit-log lines stay byte for byte unless an AutoLFADS feature is on.
+        self.fitlog_metrics = hps.autolfads_on or self.metrics.has_heldout
         self.seed = new_seed() if seed is None else int(seed)
         self.noise = NoiseSource(self.seed)
         tune_allocator()
@@ -147,6 +167,7 @@ class _Trainer:
         self.regular = CheckpointSet(self.save_dir, _names.CHECKPOINT_POINTER, hps.max_ckpt_to_keep)
         self.lve = CheckpointSet(self.save_dir, _names.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
         self.last_checkpoint: Path | None = None
+        self.last_metrics: dict[str, float] = {}
         self._tensors = {
             name: {split: self._split_tensors(ds, split) for split in ("train", "valid")}
             for name, ds in self.datasets.items()
@@ -290,6 +311,7 @@ class _Trainer:
             finished=st.finished,
             numpy_rng=self.nrng.bit_generator.state,
             noise=noise_info,
+            smoothed=dict(st.smoothed),
         )
         slots = {
             n: (m.detach().cpu().numpy(), v.detach().cpu().numpy())
@@ -332,7 +354,18 @@ class _Trainer:
     def train_step(self, name: str, idx: np.ndarray, cfg: PassConfig):
         """One Adam update on one batch (spec §4); returns the pass result."""
         x, e, ln = self._batch(name, "train", idx)
-        res = self.model(x, name, cfg, ext=e, step=self.step, generator=self.noise, log_norm=ln)
+        scale, mask = self.masks.for_batch(name, "train", idx, x, self.noise)
+        res = self.model(
+            x,
+            name,
+            cfg,
+            ext=e,
+            step=self.step,
+            generator=self.noise,
+            log_norm=ln,
+            input_scale=scale,
+            recon_mask=mask,
+        )
         params = self.opt.params
         grads = torch.autograd.grad(res.cost, params, allow_unused=True)
         # Other datasets' read-in/read-out get zero gradients, as in TensorFlow.
@@ -382,19 +415,40 @@ class _Trainer:
         cfg = PassConfig.for_kind("valid")
         batches = epoch_batches(self._sizes("valid"), self.hps.batch_size, self.nrng)
         rows = []
+        self.metrics.start()
         with torch.no_grad():
             for name, idx in batches:
                 x, e, ln = self._batch(name, "valid", idx)
+                scale, _ = self.masks.for_batch(name, "valid", idx, x, None)
                 res = self.model(
-                    x, name, cfg, ext=e, step=self.step, generator=self.noise, log_norm=ln
+                    x,
+                    name,
+                    cfg,
+                    ext=e,
+                    step=self.step,
+                    generator=self.noise,
+                    log_norm=ln,
+                    input_scale=scale,
+                    want_elementwise=True,
                 )
                 rows.append(torch.stack([res.cost, res.recon, res.kl]))
+                self.metrics.add(name, idx, res.outputs["log_p_elem"])
         vals = torch.stack(rows).double().cpu().numpy()
-        return {
+        out = {
             "total_valid": float(vals[:, 0].mean()),
             "recon_valid": float(vals[:, 1].mean()),
             "kl_valid": float(vals[:, 2].mean()),
         }
+        out.update(self.metrics.finish())
+        st = self.state
+        for key in ("valid_nll_heldin",):
+            if key in out:
+                st.smoothed[f"smth_{key}"] = smooth(st.smoothed.get(f"smth_{key}"), out[key])
+                out[f"smth_{key}"] = st.smoothed[f"smth_{key}"]
+        # Sample validation ranks models by the held-back elements (few trials); a rate
+        # so small that no validation element is held back leaves LFADS's rule.
+        out["selection_cost"] = out.get("valid_nll_sv", out["total_valid"])
+        return out
 
     # ------------------------------------------------------------------ loop
     def _elapsed(self) -> float:
@@ -427,7 +481,7 @@ class _Trainer:
                     self._save(False, "after_train", epoch, values)
             if phase in (None, "after_train"):
                 values.update(self.valid_pass())
-                self.state.valid_costs.append(values["total_valid"])
+                self.state.valid_costs.append(values["selection_cost"])
                 v = self.state.valid_costs[-1]
                 if (
                     values["kl_weight"] >= 1.0
@@ -438,7 +492,15 @@ class _Trainer:
                     self.state.lowest_valid_cost = v
                     self._save(True, "after_valid", epoch, values)
             phase = None
-            row = FitLogRow(epoch=epoch, step=self.step, **values)
+            tf_values = {k: v for k, v in values.items() if k in _TF_VALUES}
+            extra = {k: v for k, v in values.items() if k not in _TF_VALUES}
+            row = FitLogRow(
+                epoch=epoch,
+                step=self.step,
+                **tf_values,
+                metrics=extra if self.fitlog_metrics else {},
+            )
+            self.last_metrics = extra
             append_fitlog_line(self.fitlog, row)
             self._report(epoch, values)
             # Learning-rate rule on the training cost (spec §7.5).
@@ -482,6 +544,11 @@ class _Trainer:
             f"kl: {v['kl_train']:.2f}, {v['kl_valid']:.2f}  l2: {v['l2']:.5f}  "
             f"kl weight: {v['kl_weight']:.2f}, l2 weight: {v['l2_weight']:.2f}  "
             f"lr: {float(self.lr):.6g}"
+            + "".join(
+                f"  {k}: {x:.4f}"
+                for k, x in v.items()
+                if k not in _TF_VALUES and self.fitlog_metrics
+            )
         )
 
     def _result(self, reason: str, t_call: float) -> TrainResult:
@@ -499,6 +566,7 @@ class _Trainer:
             resumed_from=self.resumed_from,
             device=str(self.device),
             seed=self.seed,
+            metrics=dict(self.last_metrics),
         )
 
 

@@ -9,6 +9,8 @@ Readers split on commas and strip whitespace.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -18,6 +20,8 @@ from ..exceptions import DataError, MissingOutputError
 __all__ = ["FitLogRow", "append_fitlog_line", "format_fitlog_line", "read_fitlog_rows"]
 
 PathLike = str | os.PathLike
+
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 _GAP = " " * 6  # the indentation captured by LFADS's backslash continuations
 
@@ -79,6 +83,8 @@ class FitLogRow:
     l2: float
     kl_weight: float
     l2_weight: float
+    #: lfads_runs's selection metrics (``name,value`` pairs after LFADS's tokens).
+    metrics: Mapping[str, float] = attrs.field(factory=dict, converter=dict)
 
     @property
     def has_validation(self) -> bool:
@@ -94,6 +100,20 @@ def format_fitlog_line(row: FitLogRow) -> str:
     DataError
         Only some of the validation fields are ``None``.
     """
+    return _format_tf_tokens(row) + _format_metrics(row.metrics)
+
+
+def _format_metrics(metrics: Mapping[str, float]) -> str:
+    out = []
+    for name, value in metrics.items():
+        if not _METRIC_NAME.fullmatch(name) or name in _LAYOUT_19:
+            msg = f"fitlog metric name {name!r}: expected lower-case letters, digits and '_'"
+            raise DataError(msg)
+        out.append(f", {name},{float(value):.6g}")
+    return "".join(out)
+
+
+def _format_tf_tokens(row: FitLogRow) -> str:
     valid = (row.total_valid, row.recon_valid, row.kl_valid)
     if all(v is None for v in valid):
         return _FORMAT_TRAIN_ONLY % (
@@ -144,6 +164,19 @@ def append_fitlog_line(path: PathLike, row: FitLogRow) -> None:
 
 
 def _parse_line(tokens: list[str], where: str) -> FitLogRow:
+    metrics: dict[str, float] = {}
+    if len(tokens) > 19 and (len(tokens) - 19) % 2 == 0:
+        # lfads_runs's metrics: name,value pairs after the 19 LFADS tokens.
+        for name, value in zip(tokens[19::2], tokens[20::2], strict=True):
+            if not _METRIC_NAME.fullmatch(name):
+                msg = f"{where}: unexpected token {name!r} after the LFADS values"
+                raise DataError(msg)
+            try:
+                metrics[name] = float(value)
+            except ValueError:
+                msg = f"{where}: metric {name!r} has the unreadable value {value!r}"
+                raise DataError(msg) from None
+        tokens = tokens[:19]
     if len(tokens) == 19:
         layout = _LAYOUT_19
     elif len(tokens) == 16:
@@ -184,6 +217,7 @@ def _parse_line(tokens: list[str], where: str) -> FitLogRow:
         l2=num["l2"][0],
         kl_weight=num["klweight"][0],
         l2_weight=num["l2weight"][0],
+        metrics=metrics,
     )
 
 

@@ -80,12 +80,16 @@ class FitLog:
     l2_weight: np.ndarray = attrs.field(converter=_float_array)
     learning_rate: np.ndarray | None = attrs.field(default=None, converter=_optional_float_array)
     path: Path | None = attrs.field(default=None)
+    #: lfads_runs's per-epoch selection metrics (docs/autolfads.md): name -> values,
+    #: NaN for epochs logged without that metric.
+    metrics: dict[str, np.ndarray] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         n = len(self.epochs)
         lengths = {f: len(getattr(self, f)) for f in FITLOG_FIELDS}
         if self.learning_rate is not None:
             lengths["learning_rate"] = len(self.learning_rate)
+        lengths.update({k: len(v) for k, v in self.metrics.items()})
         bad = {f: m for f, m in lengths.items() if m != n}
         if bad:
             where = f" ({self.path})" if self.path else ""
@@ -119,6 +123,10 @@ class FitLog:
             l2_weight=col("l2_weight"),
             learning_rate=learning_rate,
             path=None if path is None else Path(path),
+            metrics={
+                name: np.array([r.metrics.get(name, np.nan) for r in rows], dtype=np.float64)
+                for name in dict.fromkeys(k for r in rows for k in r.metrics)
+            },
         )
 
     @property
