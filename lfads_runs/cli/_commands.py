@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     demo_cmd,
     dump_cmd,
     export_cmd,
+    kernels_cmd,
     list_cmd,
     plot_cmd,
     posterior_cmd,
