@@ -196,18 +196,23 @@ void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda
 }
 #endif
 
-// Sums over rows cut into blocks, one per thread: rows [0, R) are split into
-// min(threads, max_blocks) (at least 1) equal blocks and f(r0, nr, acc) adds the share of
-// rows [r0, r0 + nr) into acc [per] (zeroed). The blocks' sums are added in block order, so
-// the result does not depend on which thread ran which block. Returns the sum [per].
+// Sums over rows cut into blocks: rows [0, R) are split into about min(4 x threads,
+// max_blocks) (at least 1) equal blocks of whole 6-row tiles and f(r0, nr, acc) adds the share of
+// rows [r0, r0 + nr) into acc [per] (zeroed). Threads take the next block not yet taken
+// (for_row_blocks says why), and the blocks' sums are added in block order, so the result does not
+// depend on which thread ran which block. Returns the sum [per].
 template <typename F>
 at::Tensor sum_row_blocks(int64_t R, int64_t max_blocks, int64_t per, const F& f) {
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), max_blocks));
-  const int64_t grain = (R + nt - 1) / nt;
-  std::vector<float> part(nt * per, 0.0f);
-  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
+  const int64_t nt = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t want = std::max<int64_t>(1, std::min<int64_t>(nt > 1 ? 4 * nt : 1, max_blocks));
+  int64_t grain = std::max<int64_t>(1, (R + want - 1) / want);
+  if (want > 1 && grain > 6) grain = (grain + 5) / 6 * 6;  // whole 6-row tiles
+  const int64_t nblk = (R + grain - 1) / grain;
+  std::vector<float> part(nblk * per, 0.0f);
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(nt, nblk), 1, [&](int64_t, int64_t) {
     at::NoGradGuard no_grad;
-    for (int64_t p = p0; p < p1; ++p) {
+    for (int64_t p = next.fetch_add(1); p < nblk; p = next.fetch_add(1)) {
       const int64_t r0 = p * grain, nr = std::min(grain, R - r0);
       if (nr > 0) f(r0, nr, part.data() + p * per);
     }
@@ -216,7 +221,7 @@ at::Tensor sum_row_blocks(int64_t R, int64_t max_blocks, int64_t per, const F& f
   float* o = fp(out);
   for (int64_t i = 0; i < per; ++i) {
     float v = 0.0f;
-    for (int64_t p = 0; p < nt; ++p) v += part[p * per + i];
+    for (int64_t p = 0; p < nblk; ++p) v += part[p * per + i];
     o[i] = v;
   }
   return out;
