@@ -1,23 +1,24 @@
 """Optional native kernels: built with the system C++ compiler ahead of time or on first use.
 
-The kernels (C++ sources in ``lfads_runs/engine/csrc``, shipped as package data) run the GRU layers and the controller loop with the
-input projections, the elementwise work of each time step and the weight gradients
-fused, their small matrix products in AVX-512/AVX2 register tiles (``simd()`` says
-which), and draw random numbers quickly. They are a speed-up only: without a compiler, or with ``LFADS_RUNS_NATIVE=0``, the engine
-uses the pure-torch code paths, which compute the same equations (results agree
-to float32 round-off, random streams differ). ``LFADS_RUNS_NATIVE=1`` makes a
-failed build an error instead of a warning. They are built for x86-64 Linux (and
-macOS where the compiler has OpenMP); on other processors or systems, or without
-a compiler, the engine says so once and uses the torch path.
-``lfads-runs build-kernels`` builds them ahead of time (``make setup`` runs it).
+The kernels (C++ sources in ``lfads_runs/engine/csrc``, shipped as package data) run
+the GRU layers and the controller loop with the input projections, the elementwise
+work of each time step and the weight gradients fused, their small matrix products
+in AVX-512/AVX2 register tiles (``simd()`` says which), and draw random numbers
+quickly. They are a speed-up only: without them, or with ``LFADS_RUNS_NATIVE=0``,
+the engine uses the pure-torch code paths, which compute the same equations
+(results agree to float32 round-off, random streams differ; checkpoints record
+which stream a run used). They are built for x86-64 Linux, and macOS where the
+compiler has OpenMP; on other processors or systems, or without a compiler, the
+engine says why once and uses the torch path. ``LFADS_RUNS_NATIVE=1`` makes that
+an error instead. ``lfads-runs build-kernels`` builds them ahead of time (``make
+setup`` runs it) and shows why a machine cannot.
 
 The shared library is built against the running torch (headers and libraries
 from the torch installation, no Python headers) with ``-march=native`` (plus
 ``$LFADS_RUNS_NATIVE_CFLAGS``, e.g. ``-mno-avx512f`` to build the code path of
-processors without AVX-512), and cached
-under ``$LFADS_RUNS_CACHE`` (default ``~/.cache/lfads_runs``) in a folder keyed by
-the source, torch version, compiler and CPU, so machines sharing a home folder do
-not load each other's builds.
+processors without AVX-512), and cached under ``$LFADS_RUNS_CACHE`` (default
+``~/.cache/lfads_runs``) in a folder keyed by the sources, torch version, compiler
+and CPU, so machines sharing a home folder do not load each other's builds.
 """
 
 from __future__ import annotations
