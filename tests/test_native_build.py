@@ -27,6 +27,10 @@ from lfads_runs.hparams import Hyperparameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRC = ROOT / "lfads_runs" / "engine" / "csrc"
+#: The simulated failures below come after the processor and system checks.
+supported_here = pytest.mark.skipif(
+    _ext.unsupported_reason() is not None, reason="kernels not supported on this machine"
+)
 needs_compiler = pytest.mark.skipif(
     not _ext.native_available(), reason="native kernels not available on this machine"
 )
@@ -92,6 +96,7 @@ def test_build_kernels_command_builds_ahead_of_time(tmp_path):
     assert run.stdout.split() == ["True", str(libs[0])]
 
 
+@supported_here
 def test_no_compiler_gives_one_error_and_one_warning(tmp_path):
     env = _env(tmp_path, PATH=str(tmp_path / "empty"))
     proc = _cli(["build-kernels"], env)
@@ -128,6 +133,7 @@ def test_no_compiler_gives_one_error_and_one_warning(tmp_path):
     assert strict.returncode != 0 and "NativeKernelsUnavailable" in strict.stderr
 
 
+@supported_here
 @pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler to wrap")
 def test_compiler_without_openmp_is_named(tmp_path):
     wrapper = tmp_path / "clang-no-omp"
@@ -229,3 +235,15 @@ def test_resume_on_the_other_random_stream_says_so(tmp_path):
     assert "pure-torch random stream" in msgs[0]
     newest = max(out.glob("*.lfads_runs.json"), key=lambda p: p.stat().st_mtime_ns)
     assert '"kind": "torch"' in newest.read_text()
+
+
+@supported_here
+def test_unusable_cache_folder_is_named(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    env = _env(tmp_path, LFADS_RUNS_CACHE=str(blocker / "cache"))
+    proc = _cli(["build-kernels"], env)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: building the kernels in "), lines
+    assert str(blocker) in lines[0] and "Not a directory" in lines[0]

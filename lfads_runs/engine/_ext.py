@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from .._atomic import file_lock
+from .._atomic import LockTimeout, atomic_write_text, file_lock
 from ..exceptions import LfadsRunsError, LfadsRunsWarning
 
 __all__ = [
@@ -184,28 +184,42 @@ def build_native(force: bool = False) -> Path:
     lib = folder / "lfads_native.so"
     if lib.is_file() and not force:
         return lib
-    folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder / ".lock", timeout=600):
-        if lib.is_file() and not force:
-            return lib
-        _check_openmp(cxx, folder)
-        # The sources beside the library: what was compiled stays inspectable.
-        for name, text in sources.items():
-            (folder / name).write_text(text, encoding="utf-8")
-        src = folder / _MAIN_SOURCE
-        errors = []
-        for std in ("c++20", "c++17"):
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-            os.close(fd)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder / ".lock", timeout=600):
+            if lib.is_file() and not force:
+                return lib
+            return _compile(cxx, sources, folder, lib)
+    except LockTimeout as exc:
+        raise NativeKernelsUnavailable(
+            f"another process is still building the kernels: {exc}"
+        ) from exc
+    except OSError as exc:  # an unwritable cache (LFADS_RUNS_CACHE chooses another), ...
+        raise NativeKernelsUnavailable(f"building the kernels in {folder} failed: {exc}") from exc
+
+
+def _compile(cxx: str, sources: dict[str, str], folder: Path, lib: Path) -> Path:
+    """Compile into ``folder`` (its lock held) and move the library into place at the end."""
+    _check_openmp(cxx, folder)
+    # The sources beside the library: what was compiled stays inspectable.
+    for name, text in sources.items():
+        atomic_write_text(folder / name, text)
+    src = folder / _MAIN_SOURCE
+    errors = []
+    for std in ("c++20", "c++17"):
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+        os.close(fd)
+        try:
             proc = subprocess.run(
                 [cxx, str(src), "-o", tmp, *_flags(std)], capture_output=True, text=True
             )
             if proc.returncode == 0:
                 os.replace(tmp, lib)
                 return lib
-            os.unlink(tmp)
             errors.append(proc.stderr[-2000:])
-        raise NativeKernelsUnavailable(f"compiling the native kernels failed:\n{errors[-1]}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    raise NativeKernelsUnavailable(f"compiling the native kernels failed:\n{errors[-1]}")
 
 
 def load_native(lib: Path):
