@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps nlb-tools
 	touch $(STAMP)
 
+# The native kernels ahead of time; where they cannot be built the engine uses torch code.
 setup: $(STAMP)
+	$(VENV)/bin/lfads-runs build-kernels || echo "native kernels not built: the engine will use its pure-torch code"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -15,8 +15,21 @@ batches, fit-log line, checkpoint bookkeeping) is timed through ``train()``.
 Reference (issue 4): TensorFlow 2.15 LFADS on a 2-core machine, 20.9 steps/s (48 ms/step)
 and 2.05 s per epoch without controller, 8.8 steps/s (114 ms/step) and 4.20 s with one.
 
+``--contention`` measures steps/s with 1 thread and with all threads, first on
+its own and then beside busy processes (``--busy``, default 1: one process
+spinning on one core, as another user's job would), and prints::
+
+    stitch_no_controller cpu, 1 thread, quiet: 40.1 steps/s (24.9 ms/step)
+    stitch_no_controller cpu, 2 threads, quiet: 60.3 steps/s (16.6 ms/step)
+    stitch_no_controller cpu, 1 thread, 1 busy process: 39.0 steps/s (25.6 ms/step)
+    stitch_no_controller cpu, 2 threads, 1 busy process: 41.2 steps/s (24.3 ms/step)
+
+With N threads never slower than 1 beside a busy process, using every core by
+default is safe.
+
 Usage: ``python benchmarks/bench_train.py [--threads N] [--steps N] [--repeats N]
-[--epochs N] [--devices cpu,cuda] [--configs no_controller,controller]``
+[--epochs N] [--devices cpu,cuda] [--configs no_controller,controller]
+[--contention [--busy N]]``
 """
 
 from __future__ import annotations
@@ -24,12 +37,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+# Like ``lfads-runs train``: lfads_runs chooses passive OpenMP waiting before torch loads.
+import lfads_runs  # noqa: F401
 
 
 def write_inputs(folder: Path) -> None:
@@ -146,6 +163,39 @@ def time_epochs(data_dir: Path, hps, device: str, epochs: int) -> list[float]:
     return [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)]
 
 
+def busy_processes(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that each keep one core busy until killed."""
+    code = "while True:\n    pass"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
+def contention(data_dir: Path, config: str, dev: str, args) -> None:
+    """Steps/s with 1 and all threads, quiet and beside ``args.busy`` busy processes."""
+    import torch
+
+    hps = hyperparameters(config == "controller")
+    for busy in (0, args.busy):
+        procs = busy_processes(busy)
+        try:
+            time.sleep(0.5 * (busy > 0))  # let them get going
+            for threads in sorted({1, args.threads}):
+                torch.set_num_threads(threads)
+                per_step = statistics.median(
+                    time_steps(data_dir, hps, dev, args.steps, args.repeats)
+                )
+                where = f"{busy} busy process{'es' * (busy > 1)}" if busy else "quiet"
+                print(
+                    f"stitch_{config} {dev}, {threads} thread{'s' * (threads > 1)}, {where}: "
+                    f"{1.0 / per_step:.1f} steps/s ({per_step * 1e3:.1f} ms/step)",
+                    flush=True,
+                )
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    torch.set_num_threads(args.threads)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -154,6 +204,10 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after a first one)")
     ap.add_argument("--devices", default=None, help="comma list; default cpu (+cuda if present)")
     ap.add_argument("--configs", default="no_controller,controller")
+    ap.add_argument(
+        "--contention", action="store_true", help="1 vs all threads, quiet and beside busy ones"
+    )
+    ap.add_argument("--busy", type=int, default=1, help="busy processes for --contention")
     args = ap.parse_args(argv)
 
     import torch
@@ -178,6 +232,9 @@ def main(argv=None) -> int:
         for config in args.configs.split(","):
             hps = hyperparameters(config == "controller")
             for dev in devices:
+                if args.contention:
+                    contention(data_dir, config, dev, args)
+                    continue
                 per_step = statistics.median(
                     time_steps(data_dir, hps, dev, args.steps, args.repeats)
                 )

@@ -328,15 +328,15 @@ def _stage_seconds(log_file: Path) -> dict[str, float]:
 
 
 def default_threads() -> int:
-    """Torch threads for the demo's training: half the cores, 1 to 4.
+    """Torch threads for the demo's training: every core this process may use.
 
-    On the 2-core development machine one thread trained at 1.06 s/epoch and two at
-    0.83 s/epoch when the machine was idle, but two threads became ~3.7x slower as soon
-    as one other busy process competed for the cores, while one thread kept its speed.
-    A shared laptop or CI runner is the common case, hence the conservative default.
+    Earlier two threads became ~3.7x slower than one as soon as another busy process
+    shared a 2-core machine (OpenMP threads spinning while they waited, and each
+    kernel's rows split once among the threads); with passive waiting and the kernels'
+    rows taken block by block, all cores are no slower than one beside a busy process.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, (cores or 1) // 2))
+    return max(1, cores or 1)
 
 
 # ------------------------------------------------------------------------------ the demo

@@ -26,7 +26,7 @@ from _queue_helpers import (  # noqa: E402
 
 from lfads_runs.exceptions import ConfigError  # noqa: E402
 from lfads_runs.executors import get_executor, train_runs  # noqa: E402
-from lfads_runs.executors.local import LocalExecutor, parse_gpus  # noqa: E402
+from lfads_runs.executors.local import LocalExecutor, parallel_cpu_runs, parse_gpus  # noqa: E402
 from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
 from lfads_runs.io.model_params import read_model_params  # noqa: E402
 from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
@@ -195,8 +195,18 @@ def test_gpu_slots_and_options(tmp_path):
     auto = LocalExecutor(gpus=[])
     auto.plan(1)  # a lone run gets every core
     assert auto.capacity() == 1 and auto.slots[0].threads == cores
-    auto.plan(1000)  # many runs: one per core
-    assert auto.capacity() == cores and auto.slots[0].threads == 1
+    auto.plan(1000)  # many runs: single-threaded, about one per core
+    assert cores <= auto.capacity() <= 2 * cores and auto.slots[0].threads == 1
+    auto._cores = 8  # fewer runs than cores: every core still used
+    auto.plan(3)
+    assert [s.threads for s in auto.slots] == [3, 3, 2]
+    assert auto.describe() == "local: 3 parallel runs on the CPU, 2-3 threads each"
+    auto._cores = 3
+    auto.plan(8)  # 2 rounds of 4 on 3 cores beat 3 rounds of 3 (the last one 2/3 idle)
+    assert auto.capacity() == 4 and {s.threads for s in auto.slots} == {1}
+    # (runs, cores) -> runs at once: the last round as full as it can be, at most 2x cores.
+    cases = {(8, 2): 2, (3, 2): 3, (7, 2): 2, (100, 16): 20, (1, 4): 1, (16, 16): 16}
+    assert {k: parallel_cpu_runs(*k) for k in cases} == cases
     assert parse_gpus("") == [] and parse_gpus(3) == ["3"]
     with pytest.raises(ConfigError, match="listed twice"):
         parse_gpus("0,0")

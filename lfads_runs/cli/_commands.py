@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     dump_cmd,
     evaluate_cmd,
     export_cmd,
+    kernels_cmd,
     list_cmd,
     nlb_cmd,
     plot_cmd,

@@ -29,7 +29,7 @@ from ._app import cli
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads for training (default: half the cores, 1 to 4).",
+    help="Torch threads for training (default: every core).",
 )
 def demo(out_dir: Path, quick: bool, seed: int, figures: bool | None, threads: int | None) -> None:
     """Generate 3 Lorenz datasets, prepare with alignment matrices, train the stitched

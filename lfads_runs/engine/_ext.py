@@ -1,20 +1,24 @@
-"""Optional native kernels: built with the system C++ compiler on first use, then cached.
+"""Optional native kernels: built with the system C++ compiler ahead of time or on first use.
 
-The kernels (:mod:`._ext_src`) run the GRU layers and the controller loop with the
-input projections, the elementwise work of each time step and the weight gradients
-fused, their small matrix products in AVX-512/AVX2 register tiles (``simd()`` says
-which), and draw random numbers quickly. They are a speed-up only: without a compiler, or with ``LFADS_RUNS_NATIVE=0``, the engine
-uses the pure-torch code paths, which compute the same equations (results agree
-to float32 round-off, random streams differ). ``LFADS_RUNS_NATIVE=1`` makes a
-failed build an error instead of a warning.
+The kernels (C++ sources in ``lfads_runs/engine/csrc``, shipped as package data) run
+the GRU layers and the controller loop with the input projections, the elementwise
+work of each time step and the weight gradients fused, their small matrix products
+in AVX-512/AVX2 register tiles (``simd()`` says which), and draw random numbers
+quickly. They are a speed-up only: without them, or with ``LFADS_RUNS_NATIVE=0``,
+the engine uses the pure-torch code paths, which compute the same equations
+(results agree to float32 round-off, random streams differ; checkpoints record
+which stream a run used). They are built for x86-64 Linux, and macOS where the
+compiler has OpenMP; on other processors or systems, or without a compiler, the
+engine says why once and uses the torch path. ``LFADS_RUNS_NATIVE=1`` makes that
+an error instead. ``lfads-runs build-kernels`` builds them ahead of time (``make
+setup`` runs it) and shows why a machine cannot.
 
 The shared library is built against the running torch (headers and libraries
 from the torch installation, no Python headers) with ``-march=native`` (plus
 ``$LFADS_RUNS_NATIVE_CFLAGS``, e.g. ``-mno-avx512f`` to build the code path of
-processors without AVX-512), and cached
-under ``$LFADS_RUNS_CACHE`` (default ``~/.cache/lfads_runs``) in a folder keyed by
-the source, torch version, compiler and CPU, so machines sharing a home folder do
-not load each other's builds.
+processors without AVX-512), and cached under ``$LFADS_RUNS_CACHE`` (default
+``~/.cache/lfads_runs``) in a folder keyed by the sources, torch version, compiler
+and CPU, so machines sharing a home folder do not load each other's builds.
 """
 
 from __future__ import annotations
@@ -32,20 +36,34 @@ from pathlib import Path
 
 import torch
 
-from .._atomic import file_lock
-from ..exceptions import LfadsRunsWarning
-from ._ext_src import CPP_SOURCE
+from .._atomic import LockTimeout, atomic_write_text, file_lock
+from ..exceptions import LfadsRunsError, LfadsRunsWarning
 
 __all__ = [
+    "NativeKernelsUnavailable",
     "native",
     "native_for",
     "native_available",
     "build_native",
+    "load_native",
+    "unsupported_reason",
     "set_native_enabled",
     "tune_allocator",
 ]
 
+#: The kernels' sources (package data): the translation unit and the headers it includes.
+_SRC_DIR = Path(__file__).resolve().parent / "csrc"
+_MAIN_SOURCE = "lfads_native.cpp"
+#: Processors whose instruction sets the kernels' tiles (and ``-march=native``) are written for.
+_X86_64 = ("x86_64", "amd64", "x64")
+
 _lock = threading.Lock()
+
+
+class NativeKernelsUnavailable(LfadsRunsError, RuntimeError):
+    """The native kernels cannot be built or loaded here (the reason is the message)."""
+
+
 _state: dict[str, object] = {}
 
 
@@ -75,6 +93,45 @@ def _compiler() -> str | None:
     return None
 
 
+def _sources() -> dict[str, str]:
+    """File name -> text of every kernel source (the cache key covers all of them)."""
+    files = sorted(p for p in _SRC_DIR.iterdir() if p.suffix in (".cpp", ".h"))
+    if not any(p.name == _MAIN_SOURCE for p in files):
+        raise NativeKernelsUnavailable(
+            f"the kernel sources are missing ({_SRC_DIR / _MAIN_SOURCE})"
+        )
+    return {p.name: p.read_text(encoding="utf-8") for p in files}
+
+
+def unsupported_reason() -> str | None:
+    """Why this machine cannot use the kernels before trying a compiler, else None."""
+    machine = platform.machine().lower()
+    if machine not in _X86_64:
+        return (
+            f"they are written for x86-64 processors, this one is {platform.machine() or 'unknown'}"
+        )
+    if not (sys.platform.startswith("linux") or sys.platform == "darwin"):
+        return f"they are built for Linux and macOS only, this is {sys.platform}"
+    return None
+
+
+def _check_openmp(cxx: str, folder: Path) -> None:
+    """Fail clearly when ``cxx`` has no OpenMP (Apple's clang): the kernels' threads need it."""
+    probe = folder / "openmp_probe.cpp"
+    probe.write_text("#include <omp.h>\nint lfads_probe() { return omp_get_max_threads(); }\n")
+    out = folder / "openmp_probe.o"
+    proc = subprocess.run(
+        [cxx, "-fopenmp", "-c", str(probe), "-o", str(out)], capture_output=True, text=True
+    )
+    out.unlink(missing_ok=True)
+    probe.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        hint = " (on macOS: brew install libomp llvm, then CXX=clang++ of that llvm)" * (
+            sys.platform == "darwin"
+        )
+        raise NativeKernelsUnavailable(f"the C++ compiler {cxx} has no OpenMP{hint}")
+
+
 def _flags(std: str) -> list[str]:
     from torch.utils import cpp_extension
 
@@ -101,18 +158,23 @@ def build_native(force: bool = False, *, cached_only: bool = False) -> Path:
 
     Raises
     ------
-    RuntimeError
-        No compiler, the compilation failed (its output is in the message), or
-        ``cached_only`` and there is no build for this source, torch, compiler and CPU.
+    NativeKernelsUnavailable
+        Unsupported processor or system, no compiler, a compiler without OpenMP,
+        the compilation failed (its output is in the message), or ``cached_only``
+        and there is no build for this source, torch, compiler and CPU.
     """
+    reason = unsupported_reason()
+    if reason is not None:
+        raise NativeKernelsUnavailable(reason)
     cxx = _compiler()
     if cxx is None:
-        raise RuntimeError("no C++ compiler found (set CXX)")
+        raise NativeKernelsUnavailable("no C++ compiler found (install g++ or set CXX)")
+    sources = _sources()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256(
         "\n".join(
             [
-                CPP_SOURCE,
+                *(f"{name}\n{text}" for name, text in sources.items()),
                 torch.__version__,
                 version,
                 _cpu_signature(),
@@ -126,26 +188,49 @@ def build_native(force: bool = False, *, cached_only: bool = False) -> Path:
     if lib.is_file() and not force:
         return lib
     if cached_only:
-        raise RuntimeError(f"not built yet for this torch, compiler and CPU ({lib})")
-    folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder / ".lock", timeout=600):
-        if lib.is_file() and not force:
-            return lib
-        src = folder / "lfads_native.cpp"
-        src.write_text(CPP_SOURCE, encoding="utf-8")
-        errors = []
-        for std in ("c++20", "c++17"):
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-            os.close(fd)
+        raise NativeKernelsUnavailable(f"not built yet for this torch, compiler and CPU ({lib})")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder / ".lock", timeout=600):
+            if lib.is_file() and not force:
+                return lib
+            return _compile(cxx, sources, folder, lib)
+    except LockTimeout as exc:
+        raise NativeKernelsUnavailable(
+            f"another process is still building the kernels: {exc}"
+        ) from exc
+    except OSError as exc:  # an unwritable cache (LFADS_RUNS_CACHE chooses another), ...
+        raise NativeKernelsUnavailable(f"building the kernels in {folder} failed: {exc}") from exc
+
+
+def _compile(cxx: str, sources: dict[str, str], folder: Path, lib: Path) -> Path:
+    """Compile into ``folder`` (its lock held) and move the library into place at the end."""
+    _check_openmp(cxx, folder)
+    # The sources beside the library: what was compiled stays inspectable.
+    for name, text in sources.items():
+        atomic_write_text(folder / name, text)
+    src = folder / _MAIN_SOURCE
+    errors = []
+    for std in ("c++20", "c++17"):
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+        os.close(fd)
+        try:
             proc = subprocess.run(
                 [cxx, str(src), "-o", tmp, *_flags(std)], capture_output=True, text=True
             )
             if proc.returncode == 0:
                 os.replace(tmp, lib)
                 return lib
-            os.unlink(tmp)
             errors.append(proc.stderr[-2000:])
-        raise RuntimeError(f"compiling the native kernels failed:\n{errors[-1]}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    raise NativeKernelsUnavailable(f"compiling the native kernels failed:\n{errors[-1]}")
+
+
+def load_native(lib: Path):
+    """Load the built library ``lib`` and return its ops (``torch.ops.lfads_ext``)."""
+    torch.ops.load_library(str(lib))
+    return torch.ops.lfads_ext
 
 
 def native():
@@ -157,8 +242,7 @@ def native():
         ops = None
         if mode not in ("0", "off", "false", "no"):
             try:
-                torch.ops.load_library(str(build_native()))
-                ops = torch.ops.lfads_ext
+                ops = load_native(build_native())
             except Exception as exc:  # noqa: BLE001 - any failure means: use the torch path
                 if mode in ("1", "on", "true", "yes"):
                     raise

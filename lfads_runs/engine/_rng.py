@@ -16,9 +16,18 @@ import torch
 
 from ._ext import native
 
-__all__ = ["NoiseSource", "as_noise_source"]
+__all__ = ["NoiseSource", "as_noise_source", "stream_description"]
 
 _MASK64 = (1 << 64) - 1
+#: What each stream kind (``NoiseSource.kind``, stored in checkpoints) is, for messages.
+_STREAMS = {
+    "counter": "native kernels' counter-based random stream",
+    "torch": "pure-torch random stream (torch.Generator)",
+}
+
+
+def stream_description(kind: str) -> str:
+    return _STREAMS.get(kind, f"{kind!r} random stream")
 
 
 class NoiseSource:

@@ -231,6 +231,7 @@ class LfadsModel(torch.nn.Module):
         input_scale: torch.Tensor | None = None,
         recon_mask: torch.Tensor | None = None,
         want_elementwise: bool = False,
+        repeats: int = 1,
     ) -> PassResult:
         """One pass over a batch.
 
@@ -264,6 +265,11 @@ class LfadsModel(torch.nn.Module):
             reconstruction, KL and L2 stays that of an unmasked pass.
         want_elementwise
             Also return log p(x | z) per element (``log_p_elem``, [T, B, D]).
+        repeats
+            Each trial of ``data`` (and ``ext``, ``log_norm``) stands for ``repeats``
+            consecutive rows of the batch, which differ only in their samples: what
+            depends on the data alone (read-in, encoders, the controller's encoder
+            input) is computed once per trial. Needs ``keep_prob`` 1 (no dropout).
         """
         spec = self.spec
         h = spec.hps
@@ -277,6 +283,10 @@ class LfadsModel(torch.nn.Module):
                 raise ValueError(f"data have {data.shape[1]} time steps, the model {T}")
         else:
             B = int(batch_size)
+        R = int(repeats)
+        if R < 1 or (R > 1 and (kp < 1.0 or data is None or recon_mask is not None)):
+            raise ValueError("repeats > 1 needs data, keep_prob 1 and no recon_mask")
+        B *= R
         has_ext = h.ext_input_dim > 0
         if has_ext and ext is None:
             raise ValueError("this model needs external inputs (ext_input_dim > 0)")
@@ -300,6 +310,15 @@ class LfadsModel(torch.nn.Module):
                 f_in = x_do
             e = torch.cat((f_in, ext_do), -1) if spec.ext_to_encoders else f_in
             enc = self._encode(e)
+        if R > 1:
+            # From here on one row per sample (the controller's encoder input is repeated
+            # after its projection, in _controller_generator).
+            x_t = x_t.repeat_interleave(R, 1)
+            ext_do = None if ext_do is None else ext_do.repeat_interleave(R, 1)
+            log_norm = None if log_norm is None else log_norm.repeat_interleave(R, 0)
+            enc = {
+                k: v.repeat_interleave(R, 0) if k.startswith("ic_") else v for k, v in enc.items()
+            }
 
         # g0 (spec §3.5-§3.7).
         kl_g0_b = zero
@@ -355,7 +374,7 @@ class LfadsModel(torch.nn.Module):
         corr = zero
         if spec.has_controller:
             gs, gs_do, u_all, co, factors = self._controller_generator(
-                enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T
+                enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T, R
             )
             if config.costs:
                 kl_co_b = self._kl_co(co)
@@ -456,8 +475,11 @@ class LfadsModel(torch.nn.Module):
         )
         return seqs[0]
 
-    def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T):
-        """The coupled controller -> generator loop (spec §3.9-§3.11)."""
+    def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T, R=1):
+        """The coupled controller -> generator loop (spec §3.9-§3.11).
+
+        The encoder states in ``enc`` have B / R rows (one per trial, see ``repeats``).
+        """
         spec = self.spec
         h = spec.hps
         P = self.params
@@ -467,15 +489,16 @@ class LfadsModel(torch.nn.Module):
         H = h.ci_enc_dim
         # Encoder part of the controller input, lagged, for all steps: [T, B, n_enc].
         parts = []
+        Bt = B // R  # rows of the encoder states
         if config.u != "prior":
             fwd = enc["ci_enc_fwd"]
             parts.append(
-                torch.cat((fwd.new_zeros(min(L, T), B, H), fwd[: T - L]), 0) if L > 0 else fwd
+                torch.cat((fwd.new_zeros(min(L, T), Bt, H), fwd[: T - L]), 0) if L > 0 else fwd
             )
             if not h.do_causal_controller:
                 rev = enc["ci_enc_rev"]
                 parts.append(
-                    torch.cat((rev[L:], rev.new_zeros(min(L, T), B, H)), 0) if L > 0 else rev
+                    torch.cat((rev[L:], rev.new_zeros(min(L, T), Bt, H)), 0) if L > 0 else rev
                 )
         n_fb = spec.feedback_dim
         c_in_dim = spec.controller_input_dim
@@ -495,8 +518,10 @@ class LfadsModel(torch.nn.Module):
             if keep is not None:
                 a = a * keep[..., :n_enc]
             c_proj = batched_linear(
-                a.reshape(1, T * B, n_enc), cw_x[:n_enc].unsqueeze(0), c_b.unsqueeze(0)
-            ).view(T, B, 3 * C)
+                a.reshape(1, T * Bt, n_enc), cw_x[:n_enc].unsqueeze(0), c_b.unsqueeze(0)
+            ).view(T, Bt, 3 * C)
+            if R > 1:
+                c_proj = c_proj.repeat_interleave(R, 1)
         else:
             c_proj = None
         w_co = torch.cat(

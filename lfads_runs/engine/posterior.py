@@ -5,9 +5,11 @@
   costs and bounds are batch-level values copied to each trial of the batch.
 - ``posterior_sample_and_average``: every trial repeated ``batch_size`` (or
   ``n_samples``) times with fresh posterior samples; every output is the average
-  over the copies, costs and bounds are those of the copies' batch. Several
-  trials share one pass when that changes nothing (no correlation cost), which
-  is much faster than one pass per trial and draws from the same distribution.
+  over the copies, costs and bounds are those of the copies' batch. What does
+  not depend on the sample (read-in, encoders, the controller's encoder input)
+  is computed once per trial, and several trials share one pass when that
+  changes nothing (no correlation cost): the same draws as one pass per trial
+  of repeated copies, at a fraction of the cost.
 - ``prior_sample``: one batch of samples from the priors.
 """
 
@@ -32,7 +34,7 @@ from ._rng import NoiseSource
 from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
 from .data import build_spec, load_datasets
 from .hps_file import RunFlags, write_hyperparameters_file
-from .model import LfadsModel, PassConfig
+from .model import LfadsModel, PassConfig, poisson_log_norm
 from .training import new_seed, resolve_device
 
 __all__ = [
@@ -223,12 +225,19 @@ def _sample_and_average(model, data, ext, dataset, S, step, gen, done):
     with torch.no_grad():
         for start in range(0, n, G):
             g = min(G, n - start)
-            x = np.repeat(np.asarray(data[start : start + g], np.float32), S, axis=0)
-            e = None
-            if ext is not None:
-                e = _tensor(model, np.repeat(np.asarray(ext[start : start + g], np.float32), S, 0))
+            x = _tensor(model, data[start : start + g])
+            e = None if ext is None else _tensor(model, ext[start : start + g])
+            log_norm = poisson_log_norm(x) if h.output_dist == "poisson" else None
             res = model(
-                _tensor(model, x), dataset, cfg, ext=e, step=step, generator=gen, want_outputs=True
+                x,
+                dataset,
+                cfg,
+                ext=e,
+                step=step,
+                generator=gen,
+                want_outputs=True,
+                log_norm=log_norm,
+                repeats=S,
             )
             for key, val in res.outputs.items():
                 v = val.reshape(g, S, *val.shape[1:]).mean(1)

@@ -34,7 +34,7 @@ from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFail
 from ..hparams import Hyperparameters
 from . import _names
 from ._ext import tune_allocator
-from ._rng import NoiseSource
+from ._rng import NoiseSource, stream_description
 from .ckpt import (
     CheckpointSet,
     ResumeState,
@@ -244,11 +244,24 @@ class _Trainer:
         self.opt.beta2_power = np.float32(scalars.get("beta2_power", 0.999 ** (self.step + 1)))
         self.resumed_from = prefix
 
+    def _warn_stream_change(self, prefix: Path, saved: str | None) -> None:
+        """Say so when the checkpoint's random stream is not the one this machine draws."""
+        if saved is None or saved == self.noise.kind:
+            return
+        warnings.warn(
+            f"checkpoint {prefix} was written with the {stream_description(saved)}, "
+            f"this machine draws from the {stream_description(self.noise.kind)}: the resumed "
+            "run continues with different random numbers than an uninterrupted run would",
+            LfadsRunsWarning,
+            stacklevel=4,
+        )
+
     def _restore_own(self, prefix: Path, state: ResumeState, rng: np.ndarray) -> None:
         self._load_tensors(prefix)
         self.state = state
         self.seed = state.seed
         self.noise = NoiseSource(self.seed)
+        self._warn_stream_change(prefix, state.noise.get("kind"))
         self.noise.set_state(state.noise, rng)
         self.nrng = np.random.default_rng()
         self.nrng.bit_generator.state = state.numpy_rng

@@ -41,7 +41,15 @@ from .base import Executor, Job, outcome_from_exit
 if TYPE_CHECKING:
     from ..collection import Run
 
-__all__ = ["LocalExecutor", "LocalJob", "Slot", "detect_gpus", "parse_gpus", "START_METHODS"]
+__all__ = [
+    "LocalExecutor",
+    "LocalJob",
+    "Slot",
+    "detect_gpus",
+    "parallel_cpu_runs",
+    "parse_gpus",
+    "START_METHODS",
+]
 
 START_METHODS = ("forkserver", "subprocess")
 
@@ -130,6 +138,22 @@ class LocalJob(Job):
         kill_process(self.pid)
 
 
+def parallel_cpu_runs(n_runs: int, cores: int) -> int:
+    """Runs at once for ``n_runs`` runs of similar size on ``cores`` cores (no GPU).
+
+    Up to ``cores`` runs: all of them. More: n between ``cores`` and ``2 * cores``
+    (at most twice as many processes as cores) that leaves the least of the last
+    round idle, the smallest such. n single-threaded runs share the cores, so a
+    round of them takes n / cores times one run's time, and the sweep about
+    ceil(n_runs / n) * n / cores: 8 runs on 3 cores go 4 at a time (2 rounds of
+    4/3, against 3 rounds of 1 with 3 at a time).
+    """
+    if n_runs <= cores:
+        return max(1, n_runs)
+    cands = range(cores, min(n_runs, 2 * cores) + 1)
+    return min(cands, key=lambda n: (-(-n_runs // n) * n, n))
+
+
 class LocalExecutor(Executor):
     """Runs as subprocesses on this machine.
 
@@ -142,8 +166,8 @@ class LocalExecutor(Executor):
         Runs sharing one GPU (default 1).
     max_parallel
         Upper bound on runs at once. Default: one per GPU slot; on CPU-only
-        machines one per core, but no more than the runs to do (a lone run gets
-        every core as threads).
+        machines what gives the most runs per hour (:meth:`plan`: fewer runs than
+        cores share the cores as threads, more run single-threaded, about one per core).
     threads
         Torch threads per run. Default: the CPU cores divided among the slots.
     python
@@ -212,12 +236,19 @@ class LocalExecutor(Executor):
         self._free = list(self.slots)
 
     def plan(self, n_runs: int) -> None:
-        """CPU default: one run per core, but never more runs than there is work for,
-        so that a single run gets every core as threads."""
+        """CPU default: runs at once and threads per run for the most runs per hour.
+
+        Up to one run per core: every run at once, the cores shared out as threads
+        (a lone run gets them all; 3 runs on 8 cores get 3, 3 and 2). More runs than
+        cores: single-threaded runs (separate runs never wait for each other, a run's
+        threads do at every step), as many at once as wastes least of the last round
+        (:func:`parallel_cpu_runs`).
+        """
         if self._auto_cpu and n_runs > 0:
-            n = max(1, min(self._cores, n_runs))
-            per = self._threads or max(1, self._cores // n)
-            self.slots = [Slot(i, None, per) for i in range(n)]
+            n = parallel_cpu_runs(n_runs, self._cores)
+            c = self._cores
+            per = [self._threads or max(1, c // n + (i < c % n)) for i in range(n)]
+            self.slots = [Slot(i, None, per[i]) for i in range(n)]
             self._free = list(self.slots)
 
     def capacity(self) -> int:
@@ -230,12 +261,10 @@ class LocalExecutor(Executor):
 
     def describe(self) -> str:
         n = len(self.slots)
-        per = self.slots[0].threads
+        per = "-".join(sorted({str(s.threads) for s in self.slots}, key=int))
         if self.gpus:
             return f"local: {n} parallel runs on GPUs {','.join(self.gpus)}, {per} threads each"
-        return (
-            f"local: {n} parallel run{'s' * (n > 1)} on the CPU, {per} thread{'s' * (per > 1)} each"
-        )
+        return f"local: {n} parallel run{'s' * (n > 1)} on the CPU, {per} thread{'s' * (per != '1')} each"
 
     def child_env(self, slot: Slot) -> dict[str, str]:
         env = openmp_env(os.environ)

@@ -1,9 +1,3 @@
-"""C++ source of the engine's optional native kernels (built by :mod:`._ext`).
-
-Kept in a Python module so that it ships with the package without package-data rules.
-"""
-
-CPP_SOURCE = r"""
 // Fused GRU layers, the controller -> generator loop, matrix-product tiles and a
 // counter-based random generator for the LFADS engine (equations:
 // shared/spec/lfads-model.md §2, §3.9-§3.12).
@@ -12,291 +6,21 @@ CPP_SOURCE = r"""
 // loaded with torch.ops.load_library. Every batch row is an independent recurrence (only
 // the weights are shared), so the rows are split into one block per thread and each block
 // runs its whole sequence without synchronisation, its products in the register-blocked
-// tiles below (AVX-512 or AVX2; ATen where the compiler targets neither) and the
+// tiles of gemm.h (AVX-512 or AVX2; ATen where the compiler targets neither) and the
 // elementwise work of a step in one loop; weight gradients are summed per thread.
+
 #include <torch/library.h>
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
+
+#include "common.h"
+#include "gemm.h"
+#include "rng.h"
+
 #include <vector>
-#if defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-#include <array>
-#include <string>
-#include <utility>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace {
-
-// expf with only arithmetic and bit operations (Cephes polynomial, about 1 ulp), so that
-// the compiler vectorises the loops below without -ffast-math.
-inline float vexp(float x) {
-  x = std::min(std::max(x, -87.33654475f), 88.37626266f);
-  float fx = std::floor(x * 1.44269504088896341f + 0.5f);
-  x -= fx * 0.693359375f;
-  x -= fx * -2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * x + 1.3981999507e-3f;
-  y = y * x + 8.3334519073e-3f;
-  y = y * x + 4.1665795894e-2f;
-  y = y * x + 1.6666665459e-1f;
-  y = y * x + 5.0000001201e-1f;
-  y = y * x * x + x + 1.0f;
-  int32_t n = static_cast<int32_t>(fx) + 127;
-  uint32_t bits = static_cast<uint32_t>(n) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
-}
-inline float sigm(float x) { return 1.0f / (1.0f + vexp(-x)); }
-inline float tanh_(float x) { return 2.0f / (1.0f + vexp(-2.0f * x)) - 1.0f; }
-
-void check_f32(const at::Tensor& t, const char* what) {
-  TORCH_CHECK(t.scalar_type() == at::kFloat, what, " must be float32");
-  TORCH_CHECK(t.device().is_cpu(), what, " must be on the CPU");
-}
-
-// Run f(b0, b1) on blocks of batch rows, one block per thread.
-template <typename F>
-void for_row_blocks(int64_t B, const F& f) {
-  const int64_t nt = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t grain = std::max<int64_t>(1, (B + nt - 1) / nt);
-  // Worker threads do not inherit the caller's grad mode; the kernels never record autograd.
-  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    at::NoGradGuard no_grad;
-    f(b0, b1);
-  });
-}
-
-inline float* fp(const at::Tensor& t) { return t.data_ptr<float>(); }
-
-// Elements of a row are adjacent (a last dimension of size 1 may have any stride).
-inline bool unit_cols(const at::Tensor& t) { return t.size(-1) == 1 || t.stride(-1) == 1; }
-
-// ------------------------------------------------------------------ matrix products
-// gemm: C (+)= A B with row-major A [M, Kd] (row stride lda), B [Kd, N] (row stride ldb)
-// and C [M, N] (row stride ldc): the per-step products of the recurrences, a few hundred
-// thousand multiply-adds each. gemm_tn_serial: C (+)= A^T B for A [R, M] and B [R, N] with
-// R large (weight gradients: sums over all steps and trials).
-//
-// MKL runs float32 products on its AVX2 code path on AMD processors, and pays a call
-// overhead that matters at these sizes. Register-blocked tiles here (6 rows x 4 vectors
-// with AVX-512, 6 rows x 2 vectors with AVX2, the last vector masked) are about twice as
-// fast with AVX-512 and on par with AVX2; without either the products go to ATen.
-#if defined(__AVX512F__)
-#define LFADS_TILES 1
-struct Vec {
-  using T = __m512;
-  using Mask = __mmask16;
-  static constexpr int kWidth = 16, kPerTile = 4;
-  static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
-  static Mask full() { return static_cast<Mask>(0xFFFF); }
-  static T zero() { return _mm512_setzero_ps(); }
-  static T set1(float x) { return _mm512_set1_ps(x); }
-  static T load(const float* p) { return _mm512_loadu_ps(p); }
-  static T load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static void store(float* p, T v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
-  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
-  static T add(T a, T b) { return _mm512_add_ps(a, b); }
-};
-#elif defined(__AVX2__) && defined(__FMA__)
-#define LFADS_TILES 1
-struct Vec {
-  using T = __m256;
-  using Mask = __m256i;
-  static constexpr int kWidth = 8, kPerTile = 2;
-  static Mask mask(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static Mask full() { return _mm256_set1_epi32(-1); }
-  static T zero() { return _mm256_setzero_ps(); }
-  static T set1(float x) { return _mm256_set1_ps(x); }
-  static T load(const float* p) { return _mm256_loadu_ps(p); }
-  static T load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static void store(float* p, T v, Mask m) { _mm256_maskstore_ps(p, m, v); }
-  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
-  static T add(T a, T b) { return _mm256_add_ps(a, b); }
-};
-#endif
-
-// Which product kernels this build uses (reported by the engine and its benchmarks).
-std::string simd() {
-#if defined(__AVX512F__)
-  return "avx512";
-#elif defined(LFADS_TILES)
-  return "avx2";
-#else
-  return "aten";
-#endif
-}
-
-#if defined(LFADS_TILES)
-constexpr int kTileRows = 6, kTileCols = Vec::kWidth * Vec::kPerTile;
-
-// C tile [R, NQ vectors] (+)= sum_k A(r, k) B[k, :], with A(r, k) = A[r * sai + k * sak];
-// the last vector is masked. bias (when given, and not acc) is added to every row.
-template <int R, int NQ>
-void gemm_tile(int64_t Kd, const float* __restrict__ A, int64_t sai, int64_t sak,
-               const float* __restrict__ B, int64_t ldb, float* __restrict__ C, int64_t ldc,
-               Vec::Mask last, bool acc, const float* __restrict__ bias) {
-  constexpr int W = Vec::kWidth;
-  Vec::T c[R][NQ];
-#pragma GCC unroll 4
-  for (int q = 0; q < NQ; ++q) {
-    const Vec::T init =
-        bias ? (q + 1 < NQ ? Vec::load(bias + W * q) : Vec::load(bias + W * q, last)) : Vec::zero();
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) c[r][q] = init;
-  }
-  for (int64_t k = 0; k < Kd; ++k) {
-    const float* b = B + k * ldb;
-    const float* a = A + k * sak;
-    Vec::T bv[NQ];
-#pragma GCC unroll 4
-    for (int q = 0; q < NQ; ++q)
-      bv[q] = q + 1 < NQ ? Vec::load(b + W * q) : Vec::load(b + W * q, last);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const Vec::T av = Vec::set1(a[r * sai]);
-#pragma GCC unroll 4
-      for (int q = 0; q < NQ; ++q) c[r][q] = Vec::fma(av, bv[q], c[r][q]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int q = 0; q < NQ; ++q) {
-      const Vec::Mask m = q + 1 < NQ ? Vec::full() : last;
-      float* p = C + r * ldc + W * q;
-      Vec::T v = c[r][q];
-      if (acc) v = Vec::add(v, Vec::load(p, m));
-      Vec::store(p, v, m);
-    }
-}
-
-using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*,
-                        int64_t, Vec::Mask, bool, const float*);
-template <int R, int... Q>
-constexpr std::array<TileFn, sizeof...(Q)> tile_row(std::integer_sequence<int, Q...>) {
-  return {gemm_tile<R, Q + 1>...};
-}
-template <int... R>
-constexpr std::array<std::array<TileFn, Vec::kPerTile>, sizeof...(R)> tile_table(
-    std::integer_sequence<int, R...>) {
-  return {tile_row<R + 1>(std::make_integer_sequence<int, Vec::kPerTile>())...};
-}
-constexpr auto kTiles = tile_table(std::make_integer_sequence<int, kTileRows>());
-
-// All tiles of C [M, N] over Kd terms; A(i, k) = A[i * sai + k * sak].
-void gemm_tiles(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t sai, int64_t sak,
-                const float* B, int64_t ldb, float* C, int64_t ldc, bool acc,
-                const float* bias = nullptr) {
-  for (int64_t j0 = 0; j0 < N; j0 += kTileCols) {
-    const int64_t nc = std::min<int64_t>(kTileCols, N - j0);
-    const int nq = static_cast<int>((nc + Vec::kWidth - 1) / Vec::kWidth);
-    const Vec::Mask last = Vec::mask(static_cast<int>(nc - Vec::kWidth * (nq - 1)));
-    for (int64_t i0 = 0; i0 < M; i0 += kTileRows) {
-      const int r = static_cast<int>(std::min<int64_t>(kTileRows, M - i0));
-      kTiles[r - 1][nq - 1](Kd, A + i0 * sai, sai, sak, B + j0, ldb, C + i0 * ldc + j0, ldc,
-                            last, acc, bias ? bias + j0 : nullptr);
-    }
-  }
-}
-
-void gemm(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float* C, int64_t ldc, bool acc) {
-  if (M > 0 && N > 0) gemm_tiles(M, N, Kd, A, lda, 1, B, ldb, C, ldc, acc);
-}
-
-// C = bias + A B (bias [N] added to every row).
-void gemm_bias(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
-               int64_t ldb, const float* bias, float* C, int64_t ldc) {
-  if (M > 0 && N > 0) gemm_tiles(M, N, Kd, A, lda, 1, B, ldb, C, ldc, false, bias);
-}
-
-// C (+)= A^T B in chunks of rows whose A and B parts stay in L2 (one thread's share).
-void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda,
-                    const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
-  constexpr int64_t kChunk = 256;
-  for (int64_t r0 = 0; r0 < R; r0 += kChunk) {
-    const int64_t nr = std::min(kChunk, R - r0);
-    gemm_tiles(M, N, nr, A + r0 * lda, 1, lda, B + r0 * ldb, ldb, C, ldc, acc || r0 > 0);
-  }
-}
-#else
-at::Tensor view2d(const float* p, int64_t rows, int64_t cols, int64_t ld) {
-  return at::from_blob(const_cast<float*>(p), {rows, cols}, {ld, 1},
-                       at::TensorOptions().dtype(at::kFloat));
-}
-
-void gemm(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float* C, int64_t ldc, bool acc) {
-  if (M <= 0 || N <= 0) return;
-  at::Tensor a = view2d(A, M, Kd, lda), b = view2d(B, Kd, N, ldb), c = view2d(C, M, N, ldc);
-  if (acc) c.addmm_(a, b);
-  else at::mm_out(c, a, b);
-}
-
-void gemm_bias(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B,
-               int64_t ldb, const float* bias, float* C, int64_t ldc) {
-  for (int64_t i = 0; i < M; ++i) std::memcpy(C + i * ldc, bias, sizeof(float) * N);
-  gemm(M, N, Kd, A, lda, B, ldb, C, ldc, true);
-}
-
-void gemm_tn_serial(int64_t M, int64_t N, int64_t R, const float* A, int64_t lda,
-                    const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
-  at::Tensor a = view2d(A, R, M, lda).t(), b = view2d(B, R, N, ldb), c = view2d(C, M, N, ldc);
-  if (acc) c.addmm_(a, b);
-  else at::mm_out(c, a, b);
-}
-#endif
-
-// Sums over rows cut into blocks, one per thread: rows [0, R) are split into
-// min(threads, max_blocks) (at least 1) equal blocks and f(r0, nr, acc) adds the share of
-// rows [r0, r0 + nr) into acc [per] (zeroed). The blocks' sums are added in block order, so
-// the result does not depend on which thread ran which block. Returns the sum [per].
-template <typename F>
-at::Tensor sum_row_blocks(int64_t R, int64_t max_blocks, int64_t per, const F& f) {
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), max_blocks));
-  const int64_t grain = (R + nt - 1) / nt;
-  std::vector<float> part(nt * per, 0.0f);
-  at::parallel_for(0, nt, 1, [&](int64_t p0, int64_t p1) {
-    at::NoGradGuard no_grad;
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t r0 = p * grain, nr = std::min(grain, R - r0);
-      if (nr > 0) f(r0, nr, part.data() + p * per);
-    }
-  });
-  at::Tensor out = at::empty({per}, at::TensorOptions().dtype(at::kFloat));
-  float* o = fp(out);
-  for (int64_t i = 0; i < per; ++i) {
-    float v = 0.0f;
-    for (int64_t p = 0; p < nt; ++p) v += part[p * per + i];
-    o[i] = v;
-  }
-  return out;
-}
-
-// a^T b for a [R, M] and b [R, N] (unit column strides): a weight gradient.
-at::Tensor mt(const at::Tensor& a_in, const at::Tensor& b_in) {
-  check_f32(a_in, "a");
-  check_f32(b_in, "b");
-  TORCH_CHECK(a_in.dim() == 2 && b_in.dim() == 2 && a_in.size(0) == b_in.size(0),
-              "mt needs a [R, M] and b [R, N]");
-  at::Tensor a = unit_cols(a_in) ? a_in : a_in.contiguous();
-  at::Tensor b = unit_cols(b_in) ? b_in : b_in.contiguous();
-  const int64_t R = a.size(0), M = a.size(1), N = b.size(1);
-  const int64_t lda = a.stride(0), ldb = b.stride(0);
-  return sum_row_blocks(R, R / 64, M * N, [&](int64_t r0, int64_t nr, float* acc) {
-           gemm_tn_serial(M, N, nr, fp(a) + r0 * lda, lda, fp(b) + r0 * ldb, ldb, acc, N, true);
-         }).view({M, N});
-}
 
 // ------------------------------------------------------------------ input projections
 // Input parts of gates for all steps at once (the controller's, from the encoders' states):
@@ -314,39 +38,39 @@ at::Tensor lin_fwd(const at::Tensor& x_in, const at::Tensor& w_in, const at::Ten
   const int64_t sk = x.stride(0), sr = x.stride(1);
   for_row_blocks(R, [&](int64_t r0, int64_t r1) {
     for (int64_t k = 0; k < K; ++k)
-      gemm_bias(r1 - r0, N, E, fp(x) + k * sk + r0 * sr, sr, fp(w) + k * E * N, N,
-                fp(b) + k * N, fp(out) + (k * R + r0) * N, N);
+      gemm_bias(r1 - r0, N, E, fp(x) + k * sk + r0 * sr, sr, fp(w) + k * E * N, N, fp(b) + k * N,
+                fp(out) + (k * R + r0) * N, N);
   });
   return out;
 }
 
 // Backward of lin_fwd: dx [K, R, E] (when need_x), dw [K, E, N], db [K, N], in one pass over
 // d [K, R, N] in chunks that stay in cache; each thread sums dw and db over its rows.
-std::vector<at::Tensor> lin_bwd(const at::Tensor& d_in, const at::Tensor& x_in,
-                                const at::Tensor& w, bool need_x) {
+std::vector<at::Tensor> lin_bwd(const at::Tensor& d_in, const at::Tensor& x_in, const at::Tensor& w,
+                                bool need_x) {
   at::Tensor d = d_in.contiguous(), x = unit_cols(x_in) ? x_in : x_in.contiguous();
   const int64_t K = d.size(0), R = d.size(1), N = d.size(2), E = x.size(2);
   at::Tensor w_t = w.transpose(1, 2).contiguous();  // [K, N, E]
   at::Tensor dx = need_x ? at::empty({K, R, E}, d.options()) : at::Tensor();
   const int64_t sk = x.stride(0), sr = x.stride(1);
   // Per thread: dw [K, E, N], then db [K, N].
-  at::Tensor dwb = sum_row_blocks(R, R / 64, K * (E + 1) * N, [&](int64_t r0, int64_t nb,
-                                                                  float* dw) {
-    float* db = dw + K * E * N;
-    for (int64_t c0 = r0; c0 < r0 + nb; c0 += 256) {
-      const int64_t nr = std::min<int64_t>(256, r0 + nb - c0);
-      for (int64_t k = 0; k < K; ++k) {
-        const float* dk = fp(d) + (k * R + c0) * N;
-        const float* xk = fp(x) + k * sk + c0 * sr;
-        if (need_x)
-          gemm(nr, E, N, dk, N, fp(w_t) + k * N * E, E, fp(dx) + (k * R + c0) * E, E, false);
-        gemm_tn_serial(E, N, nr, xk, sr, dk, N, dw + k * E * N, N, true);
-        float* dbk = db + k * N;
-        for (int64_t i = 0; i < nr; ++i)
-          for (int64_t j = 0; j < N; ++j) dbk[j] += dk[i * N + j];
-      }
-    }
-  });
+  at::Tensor dwb =
+      sum_row_blocks(R, R / 64, K * (E + 1) * N, [&](int64_t r0, int64_t nb, float* dw) {
+        float* db = dw + K * E * N;
+        for (int64_t c0 = r0; c0 < r0 + nb; c0 += 256) {
+          const int64_t nr = std::min<int64_t>(256, r0 + nb - c0);
+          for (int64_t k = 0; k < K; ++k) {
+            const float* dk = fp(d) + (k * R + c0) * N;
+            const float* xk = fp(x) + k * sk + c0 * sr;
+            if (need_x)
+              gemm(nr, E, N, dk, N, fp(w_t) + k * N * E, E, fp(dx) + (k * R + c0) * E, E, false);
+            gemm_tn_serial(E, N, nr, xk, sr, dk, N, dw + k * E * N, N, true);
+            float* dbk = db + k * N;
+            for (int64_t i = 0; i < nr; ++i)
+              for (int64_t j = 0; j < N; ++j) dbk[j] += dk[i * N + j];
+          }
+        }
+      });
   at::Tensor dw_out = dwb.narrow(0, 0, K * E * N).view({K, E, N});
   at::Tensor db_out = dwb.narrow(0, K * E * N, K * N).view({K, N});
   if (!need_x) return {dw_out, db_out};
@@ -410,8 +134,7 @@ inline void row_mask(int64_t H, float* __restrict__ d, const float* __restrict__
 void step_fwd(int64_t nb, int64_t H, const float* x, int64_t xs, const float* h_prev,
               const float* w_ru, const float* w_c, float* g, float* rh, float* c, float* h_new,
               float clip, bool do_clip) {
-  for (int64_t b = 0; b < nb; ++b)
-    std::memcpy(g + b * 2 * H, x + b * xs, sizeof(float) * 2 * H);
+  for (int64_t b = 0; b < nb; ++b) std::memcpy(g + b * 2 * H, x + b * xs, sizeof(float) * 2 * H);
   gemm(nb, 2 * H, H, h_prev, H, w_ru, 2 * H, g, 2 * H, true);
   for (int64_t b = 0; b < nb; ++b) row_sigm_rh(H, g + b * 2 * H, h_prev + b * H, rh + b * H);
   for (int64_t b = 0; b < nb; ++b) std::memcpy(c + b * H, x + b * xs + 2 * H, sizeof(float) * H);
@@ -423,15 +146,15 @@ void step_fwd(int64_t nb, int64_t H, const float* x, int64_t xs, const float* h_
 // Backward of one step on nb rows: dh [nb, H] is masked in place (when asked); writes the
 // input-part gradients d_x [nb, 3H] (row stride dxs) and dh_prev [nb, H]. w_ru_t [2H, H]
 // and w_c_t [H, H] are the transposed weights (contiguous); drh is [nb, H] scratch.
-void step_bwd(int64_t nb, int64_t H, float* dh, const float* g, const float* c,
-              const float* h_prev, const float* h_new, const float* w_ru_t, const float* w_c_t,
-              float clip, bool masked, float* drh, float* d_x, int64_t dxs, float* dh_prev) {
+void step_bwd(int64_t nb, int64_t H, float* dh, const float* g, const float* c, const float* h_prev,
+              const float* h_new, const float* w_ru_t, const float* w_c_t, float clip, bool masked,
+              float* drh, float* d_x, int64_t dxs, float* dh_prev) {
   for (int64_t b = 0; b < nb; ++b) {
     float* drow = dh + b * H;
     if (masked) row_mask(H, drow, h_new + b * H, clip);
     float* o = d_x + b * dxs;
-    row_bwd_a(H, drow, g + b * 2 * H + H, c + b * H, h_prev + b * H, dh_prev + b * H,
-              o + 2 * H, o + H);
+    row_bwd_a(H, drow, g + b * 2 * H + H, c + b * H, h_prev + b * H, dh_prev + b * H, o + 2 * H,
+              o + H);
   }
   gemm(nb, H, H, d_x + 2 * H, dxs, w_c_t, H, drh, H, false);
   for (int64_t b = 0; b < nb; ++b)
@@ -564,66 +287,66 @@ std::vector<at::Tensor> gru_layer_bwd(const c10::List<c10::optional<at::Tensor>>
   const int64_t sxt = x.stride(0), sxb = x.stride(1);
   // Per thread, partial sums: d_w_ru [K, D, 2H], then d_w_c [K, D, H], then d_b [K, 3H].
   const int64_t n_ru = K * D * 2 * H, n_c = K * D * H;
-  at::Tensor sums = sum_row_blocks(B, B, n_ru + n_c + K * 3 * H, [&](int64_t b0, int64_t nb,
-                                                                     float* part) {
-    std::vector<float> carry(K * nb * H, 0.0f), dh(nb * H), dpre(nb * 3 * H), xh(nb * D);
-    std::vector<float> drh(nb * H);
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const bool masked = (t == 0) || clip_all;
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t tr = rev[k] ? T - 1 - t : t;
-        float* car = carry.data() + k * nb * H;
-        float* dhp = dh.data();
-        for (int64_t i = 0; i < nb * H; ++i) dhp[i] = car[i];
-        if (gk[k].defined()) {
-          const float* go = fp(gk[k]) + (t * B + b0) * H;
-          for (int64_t i = 0; i < nb * H; ++i) dhp[i] += go[i];
+  at::Tensor sums =
+      sum_row_blocks(B, B, n_ru + n_c + K * 3 * H, [&](int64_t b0, int64_t nb, float* part) {
+        std::vector<float> carry(K * nb * H, 0.0f), dh(nb * H), dpre(nb * 3 * H), xh(nb * D);
+        std::vector<float> drh(nb * H);
+        for (int64_t t = T - 1; t >= 0; --t) {
+          const bool masked = (t == 0) || clip_all;
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t tr = rev[k] ? T - 1 - t : t;
+            float* car = carry.data() + k * nb * H;
+            float* dhp = dh.data();
+            for (int64_t i = 0; i < nb * H; ++i) dhp[i] = car[i];
+            if (gk[k].defined()) {
+              const float* go = fp(gk[k]) + (t * B + b0) * H;
+              for (int64_t i = 0; i < nb * H; ++i) dhp[i] += go[i];
+            }
+            if (gl.defined() && t == T - 1) {
+              const float* ga = fp(gl) + (k * B + b0) * H;
+              for (int64_t i = 0; i < nb * H; ++i) dhp[i] += ga[i];
+            }
+            const float* hprev =
+                t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
+            const float* hnew = hsp + ((k * T + t) * B + b0) * H;
+            const float* g = gtp + ((t * K + k) * B + b0) * 2 * H;
+            const float* c = cdp + ((t * K + k) * B + b0) * H;
+            float* dp = dpre.data();
+            for (int64_t i = 0; i < nb; ++i) {
+              if (masked) row_mask(H, dhp + i * H, hnew + i * H, clip);
+              row_bwd_a(H, dhp + i * H, g + i * 2 * H + H, c + i * H, hprev + i * H, car + i * H,
+                        dp + i * 3 * H + 2 * H, dp + i * 3 * H + H);
+            }
+            gemm(nb, H, H, dp + 2 * H, 3 * H, fp(wt_c_h) + k * H * H, H, drh.data(), H, false);
+            for (int64_t i = 0; i < nb; ++i)
+              row_bwd_b(H, drh.data() + i * H, g + i * 2 * H, hprev + i * H, car + i * H,
+                        dp + i * 3 * H);
+            gemm(nb, H, 2 * H, dp, 3 * H, fp(wt_ru_h) + k * 2 * H * H, H, car, H, true);
+            if (need_x && E) {
+              float* dxr = fp(d_x) + (tr * B + b0) * E;
+              gemm(nb, E, 2 * H, dp, 3 * H, fp(wt_ru_x) + k * 2 * H * E, E, dxr, E, true);
+              gemm(nb, E, H, dp + 2 * H, 3 * H, fp(wt_c_x) + k * H * E, E, dxr, E, true);
+            }
+            // Weight and bias gradients of this step: [x | h_prev]^T d[r|u], [x | rh]^T d[c].
+            fill_xh(xh.data(), nb, E, H, xp + tr * sxt + b0 * sxb, sxb, hprev);
+            gemm_tn_serial(D, 2 * H, nb, xh.data(), D, dp, 3 * H, part + k * D * 2 * H, 2 * H,
+                           true);
+            for (int64_t i = 0; i < nb; ++i) {
+              float* rh = xh.data() + i * D + E;
+              const float* r = g + i * 2 * H;
+              for (int64_t j = 0; j < H; ++j) rh[j] *= r[j];
+            }
+            gemm_tn_serial(D, H, nb, xh.data(), D, dp + 2 * H, 3 * H, part + n_ru + k * D * H, H,
+                           true);
+            float* pb = part + n_ru + n_c + k * 3 * H;
+            for (int64_t i = 0; i < nb; ++i)
+              for (int64_t j = 0; j < 3 * H; ++j) pb[j] += dp[i * 3 * H + j];
+          }
         }
-        if (gl.defined() && t == T - 1) {
-          const float* ga = fp(gl) + (k * B + b0) * H;
-          for (int64_t i = 0; i < nb * H; ++i) dhp[i] += ga[i];
-        }
-        const float* hprev =
-            t > 0 ? hsp + ((k * T + t - 1) * B + b0) * H : h0p + (k * B + b0) * H;
-        const float* hnew = hsp + ((k * T + t) * B + b0) * H;
-        const float* g = gtp + ((t * K + k) * B + b0) * 2 * H;
-        const float* c = cdp + ((t * K + k) * B + b0) * H;
-        float* dp = dpre.data();
-        for (int64_t i = 0; i < nb; ++i) {
-          if (masked) row_mask(H, dhp + i * H, hnew + i * H, clip);
-          row_bwd_a(H, dhp + i * H, g + i * 2 * H + H, c + i * H, hprev + i * H, car + i * H,
-                    dp + i * 3 * H + 2 * H, dp + i * 3 * H + H);
-        }
-        gemm(nb, H, H, dp + 2 * H, 3 * H, fp(wt_c_h) + k * H * H, H, drh.data(), H, false);
-        for (int64_t i = 0; i < nb; ++i)
-          row_bwd_b(H, drh.data() + i * H, g + i * 2 * H, hprev + i * H, car + i * H,
-                    dp + i * 3 * H);
-        gemm(nb, H, 2 * H, dp, 3 * H, fp(wt_ru_h) + k * 2 * H * H, H, car, H, true);
-        if (need_x && E) {
-          float* dxr = fp(d_x) + (tr * B + b0) * E;
-          gemm(nb, E, 2 * H, dp, 3 * H, fp(wt_ru_x) + k * 2 * H * E, E, dxr, E, true);
-          gemm(nb, E, H, dp + 2 * H, 3 * H, fp(wt_c_x) + k * H * E, E, dxr, E, true);
-        }
-        // Weight and bias gradients of this step: [x | h_prev]^T d[r|u], [x | rh]^T d[c].
-        fill_xh(xh.data(), nb, E, H, xp + tr * sxt + b0 * sxb, sxb, hprev);
-        gemm_tn_serial(D, 2 * H, nb, xh.data(), D, dp, 3 * H, part + k * D * 2 * H, 2 * H,
-                       true);
-        for (int64_t i = 0; i < nb; ++i) {
-          float* rh = xh.data() + i * D + E;
-          const float* r = g + i * 2 * H;
-          for (int64_t j = 0; j < H; ++j) rh[j] *= r[j];
-        }
-        gemm_tn_serial(D, H, nb, xh.data(), D, dp + 2 * H, 3 * H, part + n_ru + k * D * H, H,
-                       true);
-        float* pb = part + n_ru + n_c + k * 3 * H;
-        for (int64_t i = 0; i < nb; ++i)
-          for (int64_t j = 0; j < 3 * H; ++j) pb[j] += dp[i * 3 * H + j];
-      }
-    }
-    for (int64_t k = 0; k < K; ++k)
-      std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H,
-                  sizeof(float) * nb * H);
-  });
+        for (int64_t k = 0; k < K; ++k)
+          std::memcpy(fp(d_h0) + (k * B + b0) * H, carry.data() + k * nb * H,
+                      sizeof(float) * nb * H);
+      });
   at::Tensor d_w_ru = sums.narrow(0, 0, n_ru).view({K, D, 2 * H});
   at::Tensor d_w_c = sums.narrow(0, n_ru, n_c).view({K, D, H});
   at::Tensor d_b = sums.narrow(0, n_ru + n_c, K * 3 * H).view({K, 3 * H});
@@ -645,8 +368,10 @@ void feedback(int64_t fb_mode, int64_t nb, int64_t F, int64_t NF, int64_t LW, co
   for (int64_t b = 0; b < nb; ++b)
     for (int64_t j = 0; j < NF; ++j) {
       const float v = lin[b * LW + j];
-      if (fb_mode == 3) fb[b * NF + j] = v;
-      else fb[b * NF + j] = initial ? std::exp(v) : std::exp(std::min(std::max(v, -80.0f), 80.0f));
+      if (fb_mode == 3)
+        fb[b * NF + j] = v;
+      else
+        fb[b * NF + j] = initial ? std::exp(v) : std::exp(std::min(std::max(v, -80.0f), 80.0f));
     }
 }
 
@@ -662,10 +387,9 @@ std::vector<at::Tensor> congen_fwd(
     const at::Tensor& cp, const c10::optional<at::Tensor>& keep_fb, const at::Tensor& w_fb,
     const at::Tensor& c0_in, const at::Tensor& w_ru_c, const at::Tensor& w_c_c,
     const at::Tensor& w_co, const at::Tensor& b_co, const at::Tensor& eps, bool sample,
-    const at::Tensor& gp, const at::Tensor& w_u, const at::Tensor& g0_in,
-    const at::Tensor& w_ru_g, const at::Tensor& w_c_g, const c10::optional<at::Tensor>& gen_keep,
-    const at::Tensor& w_fac, int64_t fb_mode, const at::Tensor& w_out, const at::Tensor& b_out,
-    double clip_d, bool train) {
+    const at::Tensor& gp, const at::Tensor& w_u, const at::Tensor& g0_in, const at::Tensor& w_ru_g,
+    const at::Tensor& w_c_g, const c10::optional<at::Tensor>& gen_keep, const at::Tensor& w_fac,
+    int64_t fb_mode, const at::Tensor& w_out, const at::Tensor& b_out, double clip_d, bool train) {
   check_f32(cp, "cp");
   check_f32(gp, "gp");
   check_f32(eps, "eps");
@@ -685,8 +409,8 @@ std::vector<at::Tensor> congen_fwd(
   at::Tensor c_rh = at::empty({Ts, B, C}, opt);
   at::Tensor g_gates = at::empty({Ts, B, 2 * G}, opt), g_cands = at::empty({Ts, B, G}, opt);
   at::Tensor g_rh = at::empty({Ts, B, G}, opt);
-  at::Tensor fbk = at::empty({NF ? Ts : 0, B, NF}, opt);  // dropped feedback fed at step t
-  at::Tensor fbv = at::empty({NF ? Ts : 0, B, NF}, opt);  // undropped feedback fed at step t
+  at::Tensor fbk = at::empty({NF ? Ts : 0, B, NF}, opt);   // dropped feedback fed at step t
+  at::Tensor fbv = at::empty({NF ? Ts : 0, B, NF}, opt);   // undropped feedback fed at step t
   at::Tensor lins = at::empty({LW ? Ts : 0, B, LW}, opt);  // its read-out pre-activation
   at::Tensor c0 = c0_in.contiguous(), g0 = g0_in.contiguous(), epsc = eps.contiguous();
   at::Tensor wruc = w_ru_c.contiguous(), wcc = w_c_c.contiguous(), wrug = w_ru_g.contiguous();
@@ -816,8 +540,10 @@ std::vector<at::Tensor> congen_bwd(
       const bool masked = t == 0 || clip_all;
       // Factors: external gradient plus that of the feedback they made for step t+1.
       float* dft = step_rows(d_fac, t, b0);
-      if (gfac.defined()) std::memcpy(dft, step_rows(gfac, t, b0), sizeof(float) * nb * F);
-      else std::fill(dft, dft + nb * F, 0.0f);
+      if (gfac.defined())
+        std::memcpy(dft, step_rows(gfac, t, b0), sizeof(float) * nb * F);
+      else
+        std::fill(dft, dft + nb * F, 0.0f);
       if (NF && t + 1 < T) {
         if (fb_mode == 1) {
           for (int64_t j = 0; j < nb * F; ++j) dft[j] += dfb[j];
@@ -828,9 +554,9 @@ std::vector<at::Tensor> congen_bwd(
           for (int64_t b = 0; b < nb; ++b)
             for (int64_t j = 0; j < NF; ++j) {
               const float g = dfb[b * NF + j];
-              dl[b * LW + j] = fb_mode == 3 ? g
-                                            : (std::fabs(lv[b * LW + j]) < 80.0f
-                                                   ? g * fv[b * NF + j] : 0.0f);
+              dl[b * LW + j] =
+                  fb_mode == 3 ? g
+                               : (std::fabs(lv[b * LW + j]) < 80.0f ? g * fv[b * NF + j] : 0.0f);
             }
           gemm(nb, F, LW, dl, LW, fp(w_outt), F, dft, F, true);
         }
@@ -893,52 +619,6 @@ std::vector<at::Tensor> congen_bwd(
   return {d_xc, d_xg, d_mv, d_fac, d_lin, d_c0, d_g0, d_f0};
 }
 
-// ------------------------------------------------------------------ random numbers
-// Counter-based generator: 64 random bits for (key, counter) by splitmix64 finalisation.
-inline uint64_t mix(uint64_t key, uint64_t ctr) {
-  uint64_t z = ctr * 0x9E3779B97F4A7C15ULL + key;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// out[i] = 1/kp where a uniform draw is < kp, else 0 (a scaled dropout keep mask). Each
-// 64-bit draw gives two 32-bit uniforms (elements 2j and 2j + 1 use draw c + j).
-void keep_mask_(at::Tensor out, int64_t key, int64_t counter, double kp) {
-  check_f32(out, "out");
-  TORCH_CHECK(out.is_contiguous(), "out must be contiguous");
-  float* p = fp(out);
-  const float scale = static_cast<float>(1.0 / kp);
-  const uint64_t thr = static_cast<uint64_t>(std::min(kp, 1.0) * 4294967296.0);
-  const uint64_t k = static_cast<uint64_t>(key), c = static_cast<uint64_t>(counter);
-  const int64_t n = out.numel(), pairs = (n + 1) / 2;
-  at::parallel_for(0, pairs, 1 << 15, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      const uint64_t z = mix(k, c + j);
-      const int64_t i = 2 * j;
-      p[i] = (z & 0xFFFFFFFFULL) < thr ? scale : 0.0f;
-      if (i + 1 < n) p[i + 1] = (z >> 32) < thr ? scale : 0.0f;
-    }
-  });
-}
-
-// Standard normal draws (Box-Muller, cosine branch), one per counter value.
-void normal_(at::Tensor out, int64_t key, int64_t counter) {
-  check_f32(out, "out");
-  TORCH_CHECK(out.is_contiguous(), "out must be contiguous");
-  float* p = fp(out);
-  const uint64_t k = static_cast<uint64_t>(key), c = static_cast<uint64_t>(counter);
-  at::parallel_for(0, out.numel(), 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const uint64_t z = mix(k, c + i);
-      const double u1 = (static_cast<double>(z >> 32) + 0.5) * 2.3283064365386963e-10;
-      const double u2 = static_cast<double>(z & 0xFFFFFFFFULL) * 2.3283064365386963e-10;
-      p[i] = static_cast<float>(std::sqrt(-2.0 * std::log(u1)) *
-                                std::cos(6.283185307179586 * u2));
-    }
-  });
-}
-
 // Keep large freed blocks in the heap instead of unmapping them: the scans allocate tens of
 // MB of activations per step, and fresh mmap'd memory costs a page fault per 4 KB on first
 // touch (about a fifth of a training step). Process-wide, so the engine calls it only when
@@ -957,14 +637,31 @@ bool keep_heap_memory() {
 TORCH_LIBRARY(lfads_ext, m) {
   m.def("keep_heap_memory() -> bool", &keep_heap_memory);
   m.def("simd() -> str", &simd);
-  m.def("congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor b_out, float clip, bool train) -> Tensor[]", &congen_fwd);
-  m.def("congen_bwd(Tensor? g_fac, Tensor? g_mv, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, Tensor w_co, Tensor eps, bool sample, Tensor w_u, Tensor g0, Tensor w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor gs, Tensor mv, Tensor cs, Tensor c_gates, Tensor c_cands, Tensor g_gates, Tensor g_cands, Tensor fbv, Tensor lins, float clip) -> Tensor[]", &congen_bwd);
+  m.def(
+      "congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, "
+      "Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor "
+      "w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor "
+      "b_out, float clip, bool train) -> Tensor[]",
+      &congen_fwd);
+  m.def(
+      "congen_bwd(Tensor? g_fac, Tensor? g_mv, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor "
+      "w_ru_c, Tensor w_c_c, Tensor w_co, Tensor eps, bool sample, Tensor w_u, Tensor g0, Tensor "
+      "w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor gs, "
+      "Tensor mv, Tensor cs, Tensor c_gates, Tensor c_cands, Tensor g_gates, Tensor g_cands, "
+      "Tensor fbv, Tensor lins, float clip) -> Tensor[]",
+      &congen_bwd);
   m.def("mt(Tensor a, Tensor b) -> Tensor", &mt);
-  m.def("gru_layer_fwd(Tensor x, int[] rev, Tensor w_ru, Tensor w_c, Tensor b, Tensor h0, float clip, bool train) -> Tensor[]", &gru_layer_fwd);
-  m.def("gru_layer_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor x, int[] rev, Tensor w_ru, Tensor w_c, Tensor b, Tensor h0, Tensor hs, Tensor gates, Tensor cands, float clip, bool need_x) -> Tensor[]", &gru_layer_bwd);
+  m.def(
+      "gru_layer_fwd(Tensor x, int[] rev, Tensor w_ru, Tensor w_c, Tensor b, Tensor h0, float "
+      "clip, bool train) -> Tensor[]",
+      &gru_layer_fwd);
+  m.def(
+      "gru_layer_bwd(Tensor?[] grad_hs, Tensor? grad_last, Tensor x, int[] rev, Tensor w_ru, "
+      "Tensor w_c, Tensor b, Tensor h0, Tensor hs, Tensor gates, Tensor cands, float clip, bool "
+      "need_x) -> Tensor[]",
+      &gru_layer_bwd);
   m.def("lin_fwd(Tensor x, Tensor w, Tensor b) -> Tensor", &lin_fwd);
   m.def("lin_bwd(Tensor d, Tensor x, Tensor w, bool need_x) -> Tensor[]", &lin_bwd);
   m.def("keep_mask_(Tensor(a!) out, int key, int counter, float kp) -> ()", &keep_mask_);
   m.def("normal_(Tensor(a!) out, int key, int counter) -> ()", &normal_);
 }
-"""
