@@ -315,24 +315,26 @@ class Run:
             self._cache["model_spec"] = spec
         return self._cache["model_spec"]
 
-    def dump_command(self) -> str | list[str] | None:
-        """The collection's external ``dump_command`` with ``{input_dir}``, ``{output_dir}``,
-        ``{run_dir}`` and ``{flags}`` filled in for this run, or ``None``."""
+    def dump_command(self) -> list[str] | None:
+        """The collection's external ``dump_command`` as an argument list with ``{input_dir}``,
+        ``{output_dir}``, ``{run_dir}`` and ``{flags}`` filled in for this run, or ``None``.
+
+        Run without a shell (:mod:`lfads_runs.command_template`), so names and paths
+        are never interpreted as shell code."""
+        from .command_template import fill_template
+
         cmd = self.collection.options.get("dump_command")
         if cmd is None:
             return None
-        flags = " ".join(
-            self.params.lfads_flags(self.n_datasets, omit=["c_temporal_spike_jitter_width"])
-        )
         fill = {
             "input_dir": str(self.path_lfads_input),
             "output_dir": str(self.path_lfads_output),
             "run_dir": str(self.path),
-            "flags": flags,
+            "flags": list(
+                self.params.lfads_flags(self.n_datasets, omit=["c_temporal_spike_jitter_width"])
+            ),
         }
-        if isinstance(cmd, str):
-            return cmd.format(**fill)
-        return [part.format(**fill) for part in cmd]
+        return fill_template(cmd, fill)
 
     def load_model_trained_params(
         self, dump: str = "auto", checkpoint: str = "lve", reload: bool = False

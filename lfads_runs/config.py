@@ -33,6 +33,7 @@ from typing import Any
 
 from ._yaml import Marks, YamlError, load_yaml
 from .collection import RunCollection, RunSpec
+from .command_template import split_template
 from .datasets import Dataset, DatasetCollection
 from .exceptions import ConfigError
 from .layout import CURRENT_VERSION
@@ -218,6 +219,10 @@ def load_config(path: str | Path) -> RunCollection:
             isinstance(dc, str) or (isinstance(dc, list) and all(isinstance(x, str) for x in dc))
         ):
             raise ctx.error(("dump_command",), "expected a command string or a list of strings")
+        try:
+            split_template(dc)
+        except ConfigError as exc:
+            raise ctx.error(("dump_command",), str(exc)) from None
         options["dump_command"] = dc
     try:
         return RunCollection(
