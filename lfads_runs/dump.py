@@ -256,11 +256,65 @@ def _dump(
 ) -> None:
     prefix, looked = find_checkpoint(output_dir, checkpoint)
     if prefix is not None:
-        _dump_from_checkpoint(prefix, dest, spec, log_path)
+        explicit = isinstance(checkpoint, os.PathLike) or checkpoint not in ("lve", "latest")
+        _dump_newest_intact(
+            prefix, [] if explicit else older_checkpoints(prefix), dest, spec, log_path
+        )
     elif dump_command is not None:
         _run_command(dump_command, output_dir, dest, log_path)
     else:
         raise _unavailable(output_dir, dest, looked)
+
+
+def older_checkpoints(prefix: Path) -> list[Path]:
+    """Checkpoints of the same series as ``prefix`` (LVE or regular) with a lower step,
+    newest first: where to fall back to when ``prefix`` is corrupt."""
+    stem = prefix.name.split(".ckpt-")[0]
+    try:
+        step = checkpoint_step(prefix)
+    except ValueError:
+        return []
+    found = []
+    for idx in prefix.parent.glob(f"{stem}.ckpt-*.index"):
+        p = idx.with_name(idx.name[: -len(".index")])
+        try:
+            s = checkpoint_step(p)
+        except ValueError:
+            continue
+        if s < step:
+            found.append((s, p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _dump_newest_intact(
+    prefix: Path, fallbacks: list[Path], dest: Path, spec: ModelSpec | None, log_path: Path | None
+) -> None:
+    """Dump from ``prefix``; if it is corrupt, from the newest intact one of ``fallbacks``.
+
+    A checkpoint torn by a crash or a bad disk must not hide the intact older ones
+    (training keeps several); the warning names the corrupt file and the one used.
+    """
+    corrupt: list[str] = []
+    for cand in [prefix, *fallbacks]:
+        try:
+            _dump_from_checkpoint(cand, dest, spec, log_path)
+        except CheckpointError as exc:
+            if not fallbacks:
+                raise
+            corrupt.append(str(exc))
+            continue
+        if corrupt:
+            msg = (
+                f"checkpoint {prefix} is corrupt ({corrupt[0]}); wrote {dest.name} from the "
+                f"newest intact checkpoint {cand.name} instead"
+            )
+            _append_log(log_path, f"lfads_runs: {msg}")
+            warnings.warn(msg, LfadsRunsWarning, stacklevel=4)
+        return
+    raise CheckpointError(
+        f"{prefix} and every older checkpoint of its series are corrupt:\n"
+        + "\n".join(f"  - {c}" for c in corrupt)
+    )
 
 
 def _lock_path(dest: Path) -> Path:

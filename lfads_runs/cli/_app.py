@@ -10,12 +10,13 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..exceptions import ConfigError, LfadsRunsError, RunNotFoundError
+from ..exceptions import ConfigError, LfadsRunsError, LfadsRunsWarning, RunNotFoundError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lfads-runs``; returns the exit code."""
     from . import _commands  # noqa: F401  (registers the subcommands)
 
+    warnings.formatwarning = _format_warning
+
     try:
         rv = cli.main(args=argv, prog_name="lfads-runs", standalone_mode=False)
     except click.exceptions.Abort:
@@ -117,6 +120,16 @@ def main(argv: list[str] | None = None) -> int:
             EXIT_FAILED,
         )
     return rv if isinstance(rv, int) else EXIT_OK
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """``warning: message`` for our warnings; Python's usual format for everyone else's."""
+    if issubclass(category, LfadsRunsWarning):
+        return f"warning: {message}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
+
+
+_python_formatwarning = warnings.formatwarning
 
 
 def _error(message: str, code: int) -> int:
