@@ -17,6 +17,7 @@ import attrs
 
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
+from ._filecache import FileCache
 from .datasets import Dataset, DatasetCollection
 from .exceptions import ConfigError, LfadsRunsWarning, MissingOutputError, RunNotFoundError
 from .names import check_name
@@ -61,7 +62,7 @@ class Run:
         self.paths: L.RunPaths = collection.layout.run_paths(
             run_spec.name, params.param_hash, params.data_hash
         )
-        self._cache: dict[str, Any] = {}
+        self._cache = FileCache()  # loaded files, reread when they change on disk
 
     # ------------------------------------------------------------ identity
     @property
@@ -221,7 +222,7 @@ class Run:
             )
         names = [n for ds in self.dataset_names for n in input_file_names(ds)]
         link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
-        self._cache.pop("input_info", None)
+        self._cache.clear()
         return result
 
     @property
@@ -239,7 +240,7 @@ class Run:
         """
         from .io.input_info import read_input_info
 
-        if reload or "input_info" not in self._cache:
+        def load() -> dict[str, Any]:
             infos = {}
             for ds, path in self.input_info_files.items():
                 if not path.exists():
@@ -257,8 +258,11 @@ class Run:
                         LfadsRunsWarning,
                         stacklevel=2,
                     )
-            self._cache["input_info"] = infos
-        return self._cache["input_info"]
+            return infos
+
+        return self._cache.get(
+            "input_info", lambda: self.input_info_files.values(), load, reload=reload
+        )
 
     def load_posterior_means(self, kind: str | None = None, reload: bool = False) -> dict[str, Any]:
         """Posterior means of every dataset, trials in original order.
@@ -272,7 +276,8 @@ class Run:
 
         kind = kind or self.params.posterior_mean_kind
         key = f"posterior_means/{kind}"
-        if reload or key not in self._cache:
+
+        def load() -> dict[str, Any]:
             infos = self.load_input_info(reload=reload)
             out = {}
             for ds, files in self.posterior_files(kind).items():
@@ -286,8 +291,16 @@ class Run:
                     input_info=infos[ds],
                     lfads_input=read_lfads_input(self.paths.input_file(ds)),
                 )
-            self._cache[key] = out
-        return self._cache[key]
+            return out
+
+        def files() -> list[Path]:
+            return [
+                *(f for split in self.posterior_files(kind).values() for f in split.values()),
+                *self.input_info_files.values(),
+                *self.input_files.values(),
+            ]
+
+        return self._cache.get(key, files, load, reload=reload)
 
     def hparams(self, **overrides: Any) -> Any:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
@@ -302,18 +315,21 @@ class Run:
         """
         from .dump import spec_from_inputs, spec_from_output_dir
 
-        if "model_spec" not in self._cache:
+        def load() -> Any:
             if self.is_prepared:
-                spec = spec_from_inputs(
+                return spec_from_inputs(
                     self.hparams(),
                     {L.lfads_dataset_name(ds): f for ds, f in self.input_files.items()},
                 )
-            else:
-                spec = spec_from_output_dir(
-                    self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
-                )
-            self._cache["model_spec"] = spec
-        return self._cache["model_spec"]
+            return spec_from_output_dir(
+                self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
+            )
+
+        def files() -> list[Path]:
+            hps = sorted(self.path_lfads_output.glob(L.HYPERPARAMETERS_GLOB))
+            return [*self.input_files.values(), *hps]
+
+        return self._cache.get("model_spec", files, load)
 
     def dump_command(self) -> list[str] | None:
         """The collection's external ``dump_command`` as an argument list with ``{input_dir}``,
@@ -351,9 +367,8 @@ class Run:
         """
         from .dump import load_trained_params
 
-        key = "trained_params"
-        if reload or dump == "force" or key not in self._cache:
-            self._cache[key] = load_trained_params(
+        def load() -> Any:
+            return load_trained_params(
                 self.path_lfads_output,
                 self.dataset_names,
                 self.model_spec(),
@@ -362,7 +377,15 @@ class Run:
                 dump_command=self.dump_command(),
                 log_path=self.paths.log_file if self.path.is_dir() else None,
             )
-        return self._cache[key]
+
+        # Keyed by the checkpoint asked for; reread when model_params changes on disk
+        # (deleted: the auto-dump runs again; re-dumped or retrained: the new weights).
+        return self._cache.get(
+            f"trained_params/{checkpoint}",
+            lambda: [self.file_model_params],
+            load,
+            reload=reload or dump == "force",
+        )
 
     def load_fit_log(self) -> Any:
         """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""

@@ -207,15 +207,15 @@ def _ext_inputs(
 def _load_model(run: Run, source: Path, spec: ModelSpec, device: str) -> Any:
     """The engine model for ``source``, cached on the run while the file is unchanged."""
     from . import engine
+    from .io.tensorbundle import data_path, index_path
 
-    stamp_file = Path(f"{source}.index") if Path(f"{source}.index").is_file() else source
-    key = (os.fspath(source), stamp_file.stat().st_mtime_ns, str(device))
-    cached = run._cache.get("infer_model")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    model = engine.load_model(source, spec, device=device)
-    run._cache["infer_model"] = (key, model)
-    return model
+    index = index_path(source)
+    files = [index, data_path(source)] if index.is_file() else [source]
+    return run._cache.get(
+        f"infer_model/{os.fspath(source)}/{device}",
+        lambda: files,
+        lambda: engine.load_model(source, spec, device=device),
+    )
 
 
 def infer_run(
