@@ -290,6 +290,7 @@ class Run:
                     output_dist=self.params.c_output_dist,
                     input_info=infos[ds],
                     lfads_input=read_lfads_input(self.paths.input_file(ds)),
+                    strict=True,  # every trial of the run's inputs, finite rates
                 )
             return out
 

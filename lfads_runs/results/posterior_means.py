@@ -490,6 +490,46 @@ def _reassemble(
     return out
 
 
+def _check_trial_counts(train, valid, tr, va, files: Sequence[PathLike], where: str) -> None:
+    """Every per-trial array of each file must hold exactly its split's trials."""
+    named = dict(zip(("train", "valid"), files, strict=False))
+    for label, arrays, inds in (("train", train, tr), ("valid", valid, va)):
+        if arrays is None:
+            continue
+        for key, arr in arrays.items():
+            if key == "train_steps":
+                continue
+            e = np.shape(arr)[0] if np.ndim(arr) else 0
+            if e != inds.size:
+                file = named.get(label, f"the {label} file")
+                msg = (
+                    f"{file}: {key!r} holds {e} trials but the run's inputs have {inds.size} "
+                    f"{label} trials ({where}); the file is truncated or was written for other "
+                    "inputs: run posterior sampling again (lfads-runs posterior --rerun)"
+                )
+                raise DataError(msg)
+
+
+def _check_values(fields: Mapping[str, np.ndarray], files: Sequence[PathLike], where: str) -> None:
+    """Rates must be finite and >= 0 (Gaussian: finite means, variances > 0)."""
+    for name, arr in fields.items():
+        bad = ~np.isfinite(arr)
+        what = "NaN or infinite"
+        if name == "rates" and not bad.any():
+            bad, what = arr < 0, "negative"
+        elif name == "variances" and not bad.any():
+            bad, what = arr <= 0, "non-positive"
+        if bad.any():
+            trial = int(np.argwhere(bad)[0][0]) + 1
+            src = ", ".join(str(f) for f in files) or where
+            msg = (
+                f"{src}: {int(bad.sum())} {what} value(s) in {name} ({where}), first in trial "
+                f"{trial}; the model diverged or the file is damaged: check the training's "
+                "fitlog, then run posterior sampling again"
+            )
+            raise DataError(msg)
+
+
 def _assemble_input(
     train: np.ndarray | None, valid: np.ndarray | None, train_inds, valid_inds, n, name, where
 ) -> np.ndarray | None:
@@ -554,8 +594,14 @@ def posterior_means_from_arrays(
     raw_counts: Any = None,
     external_inputs: Any = None,
     source_files: Sequence[PathLike] = (),
+    strict: bool = False,
 ) -> PosteriorMeans:
     """Build :class:`PosteriorMeans` from the arrays of the train and valid output files.
+
+    ``strict=True`` (what :meth:`Run.load_posterior_means` uses) requires every trial
+    of the split in the files and finite rates (non-negative; Gaussian: finite means,
+    positive variances), raising :class:`DataError` naming the file otherwise. Without
+    it, trials the files do not hold are NaN (files of a partial evaluation).
 
     Parameters
     ----------
@@ -643,6 +689,8 @@ def posterior_means_from_arrays(
             )
             raise DataError(msg)
 
+    if strict:
+        _check_trial_counts(train, valid, tr, va, source_files, where)
     assembled: dict[str, np.ndarray] = {}
     for key in keys:
         if key == "train_steps":
@@ -686,6 +734,8 @@ def posterior_means_from_arrays(
         out_fields["means"] = params[..., :d]
         out_fields["variances"] = params[..., d:]
     n_neurons = params.shape[2] // (1 if output_dist == "poisson" else 2)
+    if strict:
+        _check_values(out_fields, source_files, where)
 
     binned_data = truth = binned_ext = None
     if lfads_input is not None:
@@ -761,6 +811,7 @@ def read_posterior_means(
     seq_bin_ms: float | None = None,
     raw_counts: Any = None,
     external_inputs: Any = None,
+    strict: bool = False,
 ) -> PosteriorMeans:
     """Read one dataset's posterior output files into :class:`PosteriorMeans`.
 
@@ -823,6 +874,7 @@ def read_posterior_means(
         raw_counts=raw_counts,
         external_inputs=external_inputs,
         source_files=tuple(found.values()),
+        strict=strict,
     )
 
 
