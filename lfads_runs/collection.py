@@ -18,8 +18,15 @@ import attrs
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
+from ._rollback import undo_created
 from .datasets import Dataset, DatasetCollection
-from .exceptions import ConfigError, LfadsRunsWarning, MissingOutputError, RunNotFoundError
+from .exceptions import (
+    ConfigError,
+    DataError,
+    LfadsRunsWarning,
+    MissingOutputError,
+    RunNotFoundError,
+)
 from .names import check_name
 from .params import RunParams
 
@@ -43,6 +50,16 @@ class RunSpec:
             raise ConfigError(f"run spec {self.name!r} has no datasets")
         if len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"run spec {self.name!r} lists a dataset twice: {self.datasets}")
+
+
+def _load_dataset(d: Dataset, base: Path | None) -> Any:
+    """Load one dataset of a run; a data problem names the dataset as well as the file."""
+    from .data import load_from_options
+
+    try:
+        return load_from_options(d.path, d.options, base_dir=base)
+    except DataError as exc:
+        raise DataError(f"dataset {d.name!r}: {exc}") from exc
 
 
 class Run:
@@ -182,13 +199,34 @@ class Run:
         ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
         ``None`` when every file was already up to date.
         """
-        from .data import (
-            input_file_names,
-            link_inputs,
-            load_from_options,
-            prepare_datasets,
-            prepared_status,
-        )
+        from .data import input_file_names
+
+        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
+        with undo_created(self._prepare_writes(names)):
+            result = self._prepare(regenerate, names)
+        self._cache.clear()
+        return result
+
+    def _prepare_writes(self, names: list[str]) -> list[Path]:
+        """Every path a first ``prepare`` of this run creates (removed again if it fails)."""
+        common = self.path_common_data
+        param_folder = self.collection.layout.param_folder(self.params.param_hash)
+        return [
+            self.collection.path.parent,  # the configured root
+            self.collection.path,
+            param_folder,
+            param_folder / L.PARAMS_JSON,
+            self.path,
+            self.path_lfads_input,
+            *(self.path_lfads_input / n for n in names),
+            common.parent,  # data_<D> (the collection folder in the legacy layout)
+            common,
+            common / L.PREPARE_LOCK,
+            *(common / n for n in names),
+        ]
+
+    def _prepare(self, regenerate: bool, names: list[str]) -> Any:
+        from .data import link_inputs, prepare_datasets, prepared_status
 
         p = self.params
         self.collection.require_param_folder(p)
@@ -196,9 +234,7 @@ class Run:
         result = None
         if regenerate or any(s.state != "ok" for s in status.values()):
             base = self.collection.datasets.path
-            data = [
-                (d.name, load_from_options(d.path, d.options, base_dir=base)) for d in self.datasets
-            ]
+            data = [(d.name, _load_dataset(d, base)) for d in self.datasets]
             result = prepare_datasets(
                 data,
                 spike_bin_ms=p.spike_bin_ms,
@@ -220,9 +256,7 @@ class Run:
                 regenerate=regenerate,
                 ext_input_dim=p.c_ext_input_dim,
             )
-        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
         link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
-        self._cache.clear()
         return result
 
     @property
