@@ -25,6 +25,8 @@ from .exceptions import (
     DataError,
     LfadsRunsWarning,
     MissingOutputError,
+    ModelParamsUnavailable,
+    OutputError,
     RunNotFoundError,
 )
 from .names import check_name
@@ -203,7 +205,15 @@ class Run:
 
         names = [n for ds in self.dataset_names for n in input_file_names(ds)]
         with undo_created(self._prepare_writes(names)):
-            result = self._prepare(regenerate, names)
+            try:
+                result = self._prepare(regenerate, names)
+            except OutputError:
+                raise
+            except OSError as exc:  # root is a file, a read-only folder, a full disk
+                raise OutputError(
+                    f"cannot write the inputs of run {self.name!r} under {self.collection.path}: "
+                    f"{exc.strerror or exc}: {exc.filename or ''}"
+                ) from exc
         self._cache.clear()
         return result
 
@@ -401,6 +411,17 @@ class Run:
         when the file does not match the run's model.
         """
         from .dump import load_trained_params
+
+        if (
+            dump != "force"
+            and not self.file_model_params.exists()
+            and not self.path_lfads_output.is_dir()
+            and self.dump_command() is None
+        ):
+            raise ModelParamsUnavailable(
+                f"{self.file_model_params} does not exist: run {self.name!r} "
+                f"(param {self.param_hash}) has not been trained; train it first (lfads-runs train)"
+            )
 
         def load() -> Any:
             return load_trained_params(

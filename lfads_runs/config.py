@@ -130,6 +130,13 @@ class _Ctx:
         at = f" (line {line})" if line else ""
         return ConfigError(f"{self.file}: {where}{at}: {message}")
 
+    def resolve(self, p: Path, path: tuple) -> Path:
+        """``p`` made absolute with links resolved; a link loop is an error at ``path``."""
+        try:
+            return p.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop before Python 3.13
+            raise self.error(path, f"cannot resolve {p}: {exc}") from None
+
     def mapping(self, value: Any, path: tuple, allowed: Mapping[str, str] | None) -> dict:
         if not isinstance(value, dict):
             raise self.error(path, f"expected a mapping, got {_kind(value)}")
@@ -200,7 +207,7 @@ def load_config(path: str | Path) -> RunCollection:
         if key not in data:
             raise ctx.error((), f"missing required key {key!r} ({CONFIG_KEYS[key]})")
     name = ctx.string(data["name"], ("name",))
-    root = (file.parent / ctx.string(data.get("root", "."), ("root",))).resolve()
+    root = ctx.resolve(file.parent / ctx.string(data.get("root", "."), ("root",)), ("root",))
     version = ctx.integer(data.get("version", CURRENT_VERSION), ("version",), minimum=1)
     comment = data.get("comment", "")
     if not isinstance(comment, str):
@@ -246,7 +253,9 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
     if isinstance(value, dict):
         ctx.mapping(value, path, {"path": "base folder", "items": "list of datasets"})
         if "path" in value:
-            folder = (base / ctx.string(value["path"], path + ("path",))).resolve()
+            folder = ctx.resolve(
+                base / ctx.string(value["path"], path + ("path",)), path + ("path",)
+            )
         if "items" not in value:
             raise ctx.error(path, "missing key 'items' (the list of datasets)")
         items = value["items"]
@@ -267,7 +276,9 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
             raise ctx.error(ipath, "a dataset needs 'file' or 'loader'")
         file = None
         if "file" in item:
-            file = (folder / ctx.string(item["file"], ipath + ("file",))).resolve()
+            file = ctx.resolve(
+                folder / ctx.string(item["file"], ipath + ("file",)), ipath + ("file",)
+            )
         name = item.get("name")
         if name is None:
             if file is None:

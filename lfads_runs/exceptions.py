@@ -17,6 +17,7 @@ __all__ = [
     "ModelParamsUnavailable",
     "CheckpointError",
     "DataError",
+    "OutputError",
     "LfadsRunsWarning",
 ]
 
@@ -62,6 +63,10 @@ class CheckpointError(LfadsRunsError, ValueError):
 
 class DataError(LfadsRunsError, ValueError):
     """Input data (counts, time vectors, condition ids, files) are unusable."""
+
+
+class OutputError(LfadsRunsError, OSError):
+    """An output folder or file cannot be created (a file in the way, no permission, disk full)."""
 
 
 class LfadsRunsWarning(UserWarning):

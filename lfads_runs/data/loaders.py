@@ -542,9 +542,14 @@ def load_dataset(
     if unknown:
         msg = f"{p}: unknown option(s) {', '.join(sorted(unknown))} for {kind} files; allowed: {', '.join(LOADER_OPTIONS[kind]) or 'none'}"
         raise ConfigError(msg)
-    if not p.exists():
+    try:
+        p.stat()
+    except FileNotFoundError:
         msg = f"dataset file {p} does not exist"
-        raise DataError(msg)
+        raise DataError(msg) from None
+    except OSError as exc:  # a link loop, a permission problem on the way
+        msg = f"dataset file {p} cannot be opened: {exc.strerror or exc}"
+        raise DataError(msg) from None
     if p.is_dir():
         msg = f"dataset path {p} is a folder; expected a {kind} file"
         raise DataError(msg)
