@@ -233,41 +233,86 @@ class Run:
             common,
             common / L.PREPARE_LOCK,
             *(common / n for n in names),
+            common / L.SOURCES_JSON,
         ]
 
     def _prepare(self, regenerate: bool, names: list[str]) -> Any:
-        from .data import link_inputs, prepare_datasets, prepared_status
+        from .data import link_inputs, prepared_status
+        from .data.fingerprint import changed_sources, content_hash, read_sources, write_sources
 
         p = self.params
+        common = self.path_common_data
+        if regenerate:
+            self._refuse_rewrite(running_only=True, why="--regenerate")
         self.collection.require_param_folder(p)
-        status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
+        status = prepared_status(common, self.dataset_names, self.data_hash)
+        sources = {d.name: d.path for d in self.datasets}
+        recorded = read_sources(common)
+        touched = [] if regenerate else changed_sources(common, sources.items())
+        incomplete = any(s.state != "ok" for s in status.values())
         result = None
-        if regenerate or any(s.state != "ok" for s in status.values()):
+        if regenerate or incomplete or touched or any(n not in recorded for n in sources):
             base = self.collection.datasets.path
-            data = [(d.name, _load_dataset(d, base)) for d in self.datasets]
-            result = prepare_datasets(
-                data,
-                spike_bin_ms=p.spike_bin_ms,
-                train_to_test_ratio=p.train_to_test_ratio,
-                batch_size=p.c_batch_size,
-                output_dist=p.c_output_dist,
-                factors_dim=p.c_factors_dim,
-                use_alignment_matrix=p.use_alignment_matrix and self.n_datasets > 1,
-                # MATLAB disables single-dataset alignment in the legacy layout.
-                use_single_dataset_alignment_matrix=(
-                    p.use_single_dataset_alignment_matrix
-                    and self.n_datasets == 1
-                    and not self.collection.layout.legacy
-                ),
-                alignment_approach=p.alignment_approach,
-                alignment_extra_args=p.alignment_extra_args,
-                data_hash=self.data_hash,
-                out_dir=self.path_common_data,
-                regenerate=regenerate,
-                ext_input_dim=p.c_ext_input_dim,
-            )
-        link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
+            loaded = {d.name: _load_dataset(d, base) for d in self.datasets}
+            changed = [n for n in touched if recorded[n].get("content") != content_hash(loaded[n])]
+            if changed:
+                files = ", ".join(f"{n} ({sources[n]})" for n in changed)
+                self._refuse_rewrite(
+                    running_only=False,
+                    why=f"dataset file(s) {files} changed since {common} was prepared",
+                )
+            redo = regenerate or bool(changed)
+            if redo or incomplete:
+                result = self._write_inputs(list(loaded.items()), redo)
+            write_sources(common, sources, loaded)
+        link_inputs(common, self.path_lfads_input, names, regenerate=regenerate)
         return result
+
+    def _refuse_rewrite(self, *, running_only: bool, why: str) -> None:
+        """Refuse to rewrite the shared inputs while a run uses them (or trained on them)."""
+        from .input_users import input_users
+
+        users = input_users(self.collection.layout, self.name, self.path_common_data)
+        busy = [u for u in users if u.live_claim or (u.trained and not running_only)]
+        if not busy:
+            return
+        listing = "; ".join(u.describe() for u in busy)
+        if running_only:
+            raise DataError(
+                f"{why}: refused, run(s) {listing} are training on the inputs in "
+                f"{self.path_common_data} now; wait for them or stop them first"
+            )
+        raise DataError(
+            f"{why}, but run(s) {listing} already trained on the old inputs; rewriting them "
+            "would leave those results without their inputs. Restore the file, or re-prepare "
+            "on purpose with lfads-runs prepare --regenerate (and retrain those runs)"
+        )
+
+    def _write_inputs(self, data: list, regenerate: bool) -> Any:
+        from .data import prepare_datasets
+
+        p = self.params
+        return prepare_datasets(
+            data,
+            spike_bin_ms=p.spike_bin_ms,
+            train_to_test_ratio=p.train_to_test_ratio,
+            batch_size=p.c_batch_size,
+            output_dist=p.c_output_dist,
+            factors_dim=p.c_factors_dim,
+            use_alignment_matrix=p.use_alignment_matrix and self.n_datasets > 1,
+            # MATLAB disables single-dataset alignment in the legacy layout.
+            use_single_dataset_alignment_matrix=(
+                p.use_single_dataset_alignment_matrix
+                and self.n_datasets == 1
+                and not self.collection.layout.legacy
+            ),
+            alignment_approach=p.alignment_approach,
+            alignment_extra_args=p.alignment_extra_args,
+            data_hash=self.data_hash,
+            out_dir=self.path_common_data,
+            regenerate=regenerate,
+            ext_input_dim=p.c_ext_input_dim,
+        )
 
     @property
     def is_prepared(self) -> bool:
