@@ -348,3 +348,38 @@ def test_debug_flag_shows_the_traceback(tmp_path, datasets):
     assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
     assert plain.stderr.strip().splitlines()[-1].startswith("error:")
     assert textwrap.dedent(debug.stderr).strip().splitlines()[-1].startswith("error:")
+
+
+# ------------------------------------------------------------------ warnings
+def _rewrite(path: Path, **arrays) -> None:
+    with h5py.File(path, "a") as f:
+        for k, v in arrays.items():
+            del f[k]
+            f[k] = v
+
+
+def test_dropped_bins_warn_and_strict_refuses(tmp_path, datasets):
+    """60 bins of 1 ms into 7-ms bins drop 4 bins: a warning, an error under --strict."""
+    tree(tmp_path, datasets, BASE.replace("c_batch_size: 5}", "c_batch_size: 5, spikeBinMs: 7}"))
+    before = snapshot(tmp_path)
+    strict = cli("--strict", "prepare", "config.yaml", cwd=tmp_path)
+    assert strict.returncode == 1 and "Traceback" not in strict.stderr
+    assert "error:" in strict.stderr and "last 4 bin(s)" in strict.stderr
+    assert snapshot(tmp_path) == before
+    with pytest.warns(LfadsRunsWarning, match=r"'ds1'.*last 4 bin\(s\) \(4 ms\)"):
+        RunCollection.from_yaml(tmp_path / "config.yaml").prepare()
+
+
+def test_implausible_counts_and_nan_conditions_warn(tmp_path, datasets):
+    tree(tmp_path, datasets)
+    with h5py.File(tmp_path / "data" / "ds1.h5", "r") as f:
+        counts, cond = f["counts"][()].astype(np.float64), f["condition_id"][()].astype(float)
+    counts[3, 5, 2] = 1e15
+    cond[7] = np.nan
+    _rewrite(tmp_path / "data" / "ds1.h5", counts=counts, condition_id=cond)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        RunCollection.from_yaml(tmp_path / "config.yaml").prepare()
+    text = "\n".join(str(w.message) for w in caught if issubclass(w.category, LfadsRunsWarning))
+    assert "implausible spike counts up to 1e+15" in text and "trial 4, bin 6" in text
+    assert "1 NaN condition id(s), first at trial 8" in text

@@ -35,10 +35,17 @@ def _debug_requested() -> bool:
     is_flag=True,
     help=f"Print the Python traceback of an error (or set {DEBUG_ENV}=1).",
 )
-def cli(debug: bool) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat lfads_runs warnings (dropped bins, implausible values, ...) as errors.",
+)
+def cli(debug: bool, strict: bool) -> None:
     """Manage LFADS run collections: prepare inputs, train, load results."""
     if debug:
         os.environ[DEBUG_ENV] = "1"  # also reaches the runs' subprocesses
+    if strict:
+        warnings.simplefilter("error", LfadsRunsWarning)
 
 
 def load_collection(config: str | Path):
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (ConfigError, RunNotFoundError) as exc:
         return _error(str(exc), EXIT_USAGE)
-    except LfadsRunsError as exc:
+    except (LfadsRunsError, LfadsRunsWarning) as exc:  # a warning raised under --strict
         return _error(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         err("interrupted")
