@@ -25,7 +25,6 @@ from .exceptions import (
     DataError,
     LfadsRunsWarning,
     MissingOutputError,
-    ModelParamsUnavailable,
     OutputError,
     RunNotFoundError,
 )
@@ -457,22 +456,21 @@ class Run:
         """
         from .dump import load_trained_params
 
-        if (
-            dump != "force"
-            and not self.file_model_params.exists()
-            and not self.path_lfads_output.is_dir()
-            and self.dump_command() is None
-        ):
-            raise ModelParamsUnavailable(
-                f"{self.file_model_params} does not exist: run {self.name!r} "
-                f"(param {self.param_hash}) has not been trained; train it first (lfads-runs train)"
-            )
-
         def load() -> Any:
+            try:
+                spec = self.model_spec()
+            except MissingOutputError:
+                # Neither inputs nor LFADS's hyperparameters file: if there is also nothing to
+                # read or dump, the listing of what was looked for says more than the spec.
+                if self.file_model_params.exists() or any(
+                    self.path_lfads_output.glob("*.ckpt-*.index")
+                ):
+                    raise
+                spec = None
             return load_trained_params(
                 self.path_lfads_output,
                 self.dataset_names,
-                self.model_spec(),
+                spec,
                 dump=dump,
                 checkpoint=checkpoint,
                 dump_command=self.dump_command(),

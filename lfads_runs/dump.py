@@ -372,6 +372,8 @@ def dump_model_params(
     output_dir = Path(output_dir)
     dest = Path(dest) if dest is not None else output_dir / MODEL_PARAMS
     lp = Path(log_path) if log_path is not None else None
+    if not output_dir.is_dir() and dump_command is None:
+        raise _unavailable(output_dir, dest, [f"{output_dir} (no such folder)"])
     with file_lock(_lock_path(dest), timeout=lock_timeout):
         _dump(output_dir, dest, checkpoint, spec, dump_command, lp)
     return dest
@@ -434,6 +436,9 @@ def load_trained_params(
             lock_timeout=lock_timeout,
         )
     elif not dest.exists():
+        if not output_dir.is_dir() and dump_command is None:
+            # Untrained: say so without creating the folder (and a lock) to look inside.
+            raise _unavailable(output_dir, dest, [f"{output_dir} (no such folder)"])
         if dump == "never":
             raise ModelParamsUnavailable(
                 f"{dest} does not exist; call with dump='auto' or run `lfads-runs dump` "
