@@ -59,8 +59,8 @@ def _load_dataset(d: Dataset, base: Path | None) -> Any:
 
     try:
         return load_from_options(d.path, d.options, base_dir=base)
-    except DataError as exc:
-        raise DataError(f"dataset {d.name!r}: {exc}") from exc
+    except (DataError, ConfigError) as exc:  # options of the YAML item, or the file
+        raise type(exc)(f"dataset {d.name!r}: {exc}") from exc
 
 
 class Run:

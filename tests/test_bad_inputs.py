@@ -654,6 +654,31 @@ TRAINED_CASES = [
         "negative",
     ),
     Case(
+        "posterior-fewer-bins",
+        _trained(
+            *_rewrite_posterior(
+                "train", lambda d: {k: v[:, :-2] if np.ndim(v) == 3 else v for k, v in d.items()}
+            ),
+            "posterior",
+        ),
+        DataError,
+        "_train_",
+    ),
+    Case(
+        "posterior-other-neurons",
+        _trained(
+            *_rewrite_posterior(
+                "valid",
+                lambda d: {
+                    k: v[..., :-1] if k == "output_dist_params" else v for k, v in d.items()
+                },
+            ),
+            "posterior",
+        ),
+        DataError,
+        "_valid_",
+    ),
+    Case(
         "posterior-garbage",
         _trained(_posterior("train"), _corrupt, "posterior"),
         DataError,

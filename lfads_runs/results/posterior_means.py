@@ -510,6 +510,25 @@ def _check_trial_counts(train, valid, tr, va, files: Sequence[PathLike], where: 
                 raise DataError(msg)
 
 
+def _check_shapes(train, valid, lfads_input, output_dist: str, files, where: str) -> None:
+    """The rates of each file must have the inputs' time steps and neurons."""
+    named = dict(zip(("train", "valid"), files, strict=False))
+    _, t, n = np.shape(lfads_input.train_data)
+    want = (t, n * (1 if output_dist == "poisson" else 2))
+    for label, arrays in (("train", train), ("valid", valid)):
+        if arrays is None or "output_dist_params" not in arrays:
+            continue
+        got = tuple(np.shape(arrays["output_dist_params"])[1:])
+        if got != want:
+            file = named.get(label, f"the {label} file")
+            msg = (
+                f"{file}: output_dist_params has {got} (time steps, columns) per trial but the "
+                f"run's inputs give {want} ({where}); it was written for other inputs: run "
+                "posterior sampling again (lfads-runs posterior --rerun)"
+            )
+            raise DataError(msg)
+
+
 def _check_values(fields: Mapping[str, np.ndarray], files: Sequence[PathLike], where: str) -> None:
     """Rates must be finite and >= 0 (Gaussian: finite means, variances > 0)."""
     for name, arr in fields.items():
@@ -691,6 +710,8 @@ def posterior_means_from_arrays(
 
     if strict:
         _check_trial_counts(train, valid, tr, va, source_files, where)
+        if lfads_input is not None:
+            _check_shapes(train, valid, lfads_input, output_dist, source_files, where)
     assembled: dict[str, np.ndarray] = {}
     for key in keys:
         if key == "train_steps":
