@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["TempFile", "make_temp", "temp_files", "sweep_stale_temps"]
+__all__ = ["TempFile", "make_temp", "temp_link_name", "temp_files", "sweep_stale_temps"]
 
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9-]")
+_TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"  # those of tempfile.mkstemp
 # .<name>.<host>-<pid>.<8 random chars of mkstemp>.tmp[.<ext>]
 _TEMP = re.compile(
     r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(\..*)?$"
@@ -43,6 +45,16 @@ def make_temp(dst: Path, suffix: str = ".tmp") -> Path:
     )
     os.close(fd)
     return Path(name)
+
+
+def temp_link_name(dst: Path) -> Path:
+    """A fresh name beside ``dst`` for a symbolic link to be renamed over ``dst``.
+
+    Unique per process and call (two processes linking the same inputs do not
+    remove each other's link), and swept like the temporary files.
+    """
+    token = "".join(secrets.choice(_TOKEN_CHARS) for _ in range(8))
+    return dst.parent / f".{dst.name}.{_host()}-{os.getpid()}.{token}.tmp"
 
 
 @attrs.frozen
@@ -79,7 +91,7 @@ def _scan(folder: Path) -> Iterator[TempFile]:
         if not (m or legacy):
             continue
         try:
-            size = e.stat(follow_symlinks=False).st_size
+            size = e.stat(follow_symlinks=False).st_size  # a link's own size
         except OSError:
             continue  # removed meanwhile
         if m:
