@@ -605,17 +605,6 @@ TRAINED_CASES = [
         "model_params",
     ),
     Case(
-        "posterior-fewer-trials",
-        _trained(
-            *_rewrite_posterior(
-                "valid", lambda d: {k: v[:3] if k != "train_steps" else v for k, v in d.items()}
-            ),
-            "posterior",
-        ),
-        DataError,
-        "_valid_",
-    ),
-    Case(
         "posterior-more-trials",
         _trained(
             *_rewrite_posterior(

@@ -327,17 +327,22 @@ def test_corrupt_latest_checkpoint_resume_falls_back_bit_identically(tmp_path, t
     assert data.read_bytes() == original
 
 
-def test_posterior_with_missing_trials_is_refused(tmp_path, trained):
+def test_posterior_with_missing_trials_warns(tmp_path, trained):
+    """Fewer trials than the split (``--ps_nexamples_to_process``, or a truncated file): a
+    warning naming the file, and trial_loaded False for exactly the trials not held."""
     from lfads_runs.io.posterior_files import read_posterior_file, write_posterior_file
 
     shutil.copytree(trained, tmp_path, symlinks=True, dirs_exist_ok=True)
     run = the_run(tmp_path)
     f = run.posterior_files(run.params.posterior_mean_kind)["ds1"]["valid"]
     d = read_posterior_file(f)
-    write_posterior_file(f, {k: (v if k == "train_steps" else v[:-1]) for k, v in d.items()})
-    with pytest.raises(DataError, match="trials") as e:
-        run.load_posterior_means()
-    assert str(f) in str(e.value)
+    write_posterior_file(f, {k: (v if k == "train_steps" else v[:-2]) for k, v in d.items()})
+    with pytest.warns(LfadsRunsWarning, match="ps_nexamples_to_process") as w:
+        pm = run.load_posterior_means()["ds1"]
+    assert str(f) in str(w[0].message)
+    missing = pm.valid_inds[-2:] - 1
+    assert (~pm.trial_loaded).sum() == 2 and not pm.trial_loaded[missing].any()
+    assert np.isnan(pm.rates[missing]).all()
 
 
 def test_debug_flag_shows_the_traceback(tmp_path, datasets):

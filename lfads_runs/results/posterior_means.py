@@ -18,6 +18,7 @@ Trials come from the train and valid files via the 1-based ``train_inds`` and
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..exceptions import ConfigError, DataError, MissingOutputError
+from ..exceptions import ConfigError, DataError, LfadsRunsWarning, MissingOutputError
 from ..io.posterior_files import read_posterior_file
 from ..layout import LEGACY_POSTERIOR_KIND, posterior_file_name
 
@@ -491,23 +492,40 @@ def _reassemble(
 
 
 def _check_trial_counts(train, valid, tr, va, files: Sequence[PathLike], where: str) -> None:
-    """Every per-trial array of each file must hold exactly its split's trials."""
+    """Each file's arrays must agree on a trial count of at most its split's trials.
+
+    More trials than the split, or arrays of one file disagreeing, is an error. Fewer
+    is a warning, not an error: LFADS's ``--ps_nexamples_to_process`` writes only the
+    first trials, which stay NaN (``trial_loaded`` is False for the others); without
+    that option the file is truncated.
+    """
     named = dict(zip(("train", "valid"), files, strict=False))
     for label, arrays, inds in (("train", train, tr), ("valid", valid, va)):
         if arrays is None:
             continue
-        for key, arr in arrays.items():
-            if key == "train_steps":
-                continue
-            e = np.shape(arr)[0] if np.ndim(arr) else 0
-            if e != inds.size:
-                file = named.get(label, f"the {label} file")
-                msg = (
-                    f"{file}: {key!r} holds {e} trials but the run's inputs have {inds.size} "
-                    f"{label} trials ({where}); the file is truncated or was written for other "
-                    "inputs: run posterior sampling again (lfads-runs posterior --rerun)"
-                )
-                raise DataError(msg)
+        file = named.get(label, f"the {label} file")
+        counts = {
+            k: (np.shape(a)[0] if np.ndim(a) else 0)
+            for k, a in arrays.items()
+            if k != "train_steps"
+        }
+        if len(set(counts.values())) > 1 or any(e > inds.size for e in counts.values()):
+            msg = (
+                f"{file}: trial counts {counts} do not fit the run's {inds.size} {label} trials "
+                f"({where}); the file is damaged or was written for other inputs: run posterior "
+                "sampling again (lfads-runs posterior --rerun)"
+            )
+            raise DataError(msg)
+        e = next(iter(counts.values()), inds.size)
+        if e < inds.size:
+            warnings.warn(
+                f"{file} holds {e} of the run's {inds.size} {label} trials ({where}); the other "
+                "trials are NaN (trial_loaded is False). Expected only with LFADS's "
+                "--ps_nexamples_to_process; otherwise the file is truncated: run posterior "
+                "sampling again (lfads-runs posterior --rerun)",
+                LfadsRunsWarning,
+                stacklevel=5,
+            )
 
 
 def _check_shapes(train, valid, lfads_input, output_dist: str, files, where: str) -> None:
@@ -529,15 +547,22 @@ def _check_shapes(train, valid, lfads_input, output_dist: str, files, where: str
             raise DataError(msg)
 
 
-def _check_values(fields: Mapping[str, np.ndarray], files: Sequence[PathLike], where: str) -> None:
-    """Rates must be finite and >= 0 (Gaussian: finite means, variances > 0)."""
+def _check_values(
+    fields: Mapping[str, np.ndarray], held: np.ndarray, files: Sequence[PathLike], where: str
+) -> None:
+    """Rates must be finite and >= 0 (Gaussian: finite means, variances > 0).
+
+    Only the trials the files hold (``held``) are checked; the others are NaN by
+    construction (already warned about).
+    """
     for name, arr in fields.items():
-        bad = ~np.isfinite(arr)
+        absent = ~held.reshape((-1,) + (1,) * (arr.ndim - 1))
+        bad = ~np.isfinite(arr) & ~absent
         what = "NaN or infinite"
         if name == "rates" and not bad.any():
             bad, what = arr < 0, "negative"
         elif name == "variances" and not bad.any():
-            bad, what = arr <= 0, "non-positive"
+            bad, what = (arr <= 0) & ~absent, "non-positive"
         if bad.any():
             trial = int(np.argwhere(bad)[0][0]) + 1
             src = ", ".join(str(f) for f in files) or where
@@ -756,7 +781,11 @@ def posterior_means_from_arrays(
         out_fields["variances"] = params[..., d:]
     n_neurons = params.shape[2] // (1 if output_dist == "poisson" else 2)
     if strict:
-        _check_values(out_fields, source_files, where)
+        held = np.zeros(n, dtype=bool)
+        held[tr[: np.shape(train["output_dist_params"])[0]] - 1] = True
+        if valid is not None:
+            held[va[: np.shape(valid["output_dist_params"])[0]] - 1] = True
+        _check_values(out_fields, held, source_files, where)
 
     binned_data = truth = binned_ext = None
     if lfads_input is not None:
