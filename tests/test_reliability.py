@@ -172,6 +172,8 @@ def test_changed_dataset_file_is_prepared_again(tmp_path, datasets):
     result = run.prepare()
     assert result is not None and result["ds1"].written
     assert run.prepare() is None
+    (tmp_path / "data" / "ds1.h5").unlink()  # raw data removed after preparing: still fine
+    assert run.prepare() is None
 
 
 def test_changed_dataset_under_a_trained_run_is_refused(tmp_path, datasets):

@@ -82,8 +82,8 @@ def changed_sources(
 ) -> list[str]:
     """Datasets whose source file's size or mtime differs from the record.
 
-    Datasets without a record (prepared by an older version) or without a file
-    count as unchanged: there is nothing to compare with.
+    Datasets without a record (prepared by an older version), without a file, or
+    whose file is gone count as unchanged: there is nothing to compare with.
     """
     records = read_sources(out_dir)
     changed = []
@@ -92,6 +92,8 @@ def changed_sources(
         if rec is None or path is None or rec.get("path") is None:
             continue
         now = source_stat(path)
-        if now is None or (now["size"], now["mtime_ns"]) != (rec.get("size"), rec.get("mtime_ns")):
+        if now is None:
+            continue  # moved or deleted after preparing: the prepared inputs stay usable
+        if (now["size"], now["mtime_ns"]) != (rec.get("size"), rec.get("mtime_ns")):
             changed.append(name)
     return changed
