@@ -196,3 +196,14 @@ def test_two_trains_of_one_config_at_once(tmp_path, datasets):
         assert run.paths.done_marker.is_file() and run.file_model_params.is_file()
         assert not run.paths.claim_file.exists()
     no_temp_files(tmp_path)
+
+
+def test_four_prepares_with_regenerate_at_once(tmp_path, datasets):
+    """Concurrent `prepare --regenerate` of one config: all succeed, inputs complete, no leftovers."""
+    tree(tmp_path, datasets, CONFIG)
+    procs = [start(("prepare", "config.yaml", "--regenerate"), tmp_path) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
+    finished_files_readable(tmp_path)
+    assert all(r.is_prepared for r in RunCollection.from_yaml(tmp_path / "config.yaml").all_runs)
+    no_temp_files(tmp_path)
