@@ -193,7 +193,7 @@ def _ext_inputs(
         raise DataError(
             f"the model takes {dim} external inputs: pass ext_inputs as trials x time x {dim}"
         )
-    ext = np.asarray(ext, dtype=np.float64)
+    ext = _as_array(ext, "ext_inputs", np.float64)
     if ext.shape != (n_trials, n_time, dim):
         raise DataError(
             f"ext_inputs must have the counts' trials and time bins and {dim} inputs: "
@@ -202,6 +202,16 @@ def _ext_inputs(
     if not np.isfinite(ext).all():
         raise DataError("ext_inputs hold NaN or infinite values")
     return rebin_sum(ext, r)
+
+
+def _as_array(x: Any, what: str, dtype: Any = None) -> np.ndarray:
+    """``x`` as one numeric array; ragged nested lists and non-numbers are a DataError."""
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"{what} must be a trials x time x columns array of numbers: {exc}"
+        ) from None
 
 
 def _load_model(run: Run, source: Path, spec: ModelSpec, device: str) -> Any:
@@ -295,7 +305,7 @@ def infer_run(
     spec = run.model_spec()
     ds_spec = spec.dataset(name)
     p = run.params
-    counts = np.asarray(counts)
+    counts = _as_array(counts, f"counts of {name}")
     if counts.ndim == 2:
         counts = counts[None]
     _check_counts(counts, name, ds_spec.n_neurons, p.c_output_dist)

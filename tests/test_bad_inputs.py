@@ -576,7 +576,18 @@ def _params_json_collision(tmp: Path):
     return lambda: the_run(tmp).prepare()
 
 
+def _infer(counts: Any):
+    def setup(tmp: Path):
+        run = the_run(tmp)
+        return lambda: run.infer(counts, dataset="ds1")
+
+    return setup
+
+
 TRAINED_CASES = [
+    Case("infer-ragged", _infer([[[1, 2]], [[1]]]), DataError, "counts of ds1"),
+    Case("infer-nan", _infer(np.full((2, 30, 6), np.nan)), DataError, "NaN"),
+    Case("infer-wrong-neurons", _infer(np.ones((2, 30, 4))), DataError, "neurons"),
     Case(
         "model-params-truncated",
         _trained(MP, _truncate, "params"),
