@@ -100,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lfads-runs``; returns the exit code."""
     from . import _commands  # noqa: F401  (registers the subcommands)
 
-    warnings.formatwarning = _format_warning
-
     try:
         rv = cli.main(args=argv, prog_name="lfads-runs", standalone_mode=False)
     except click.exceptions.Abort:
@@ -148,4 +146,6 @@ def _error(message: str, code: int) -> int:
 
 
 def run_main() -> None:
+    # Only the console command reformats warnings; main() called from Python leaves them be.
+    warnings.formatwarning = _format_warning
     sys.exit(main())
