@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,22 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "virtualenv": "environment activated by the scripts",
         "prepend_path": "add run_lfads.py's folder to PATH in the scripts",
     },
+}
+
+#: Numeric section options checked at load: (section, key) -> (integer?, smallest allowed).
+#: Everything else in the sections is checked where it is used (executor, device, ...).
+SECTION_NUMBERS: dict[tuple[str, str], tuple[bool, float]] = {
+    ("train", "seed"): (True, 0),
+    ("train", "runs_per_gpu"): (True, 1),
+    ("train", "max_parallel"): (True, 1),
+    ("train", "threads"): (True, 1),
+    ("train", "posterior_samples"): (True, 1),
+    ("slurm", "time"): (True, 1),
+    ("slurm", "gpus_per_node"): (True, 0),
+    ("slurm", "mem_gb"): (False, 0),
+    ("slurm", "cpus_per_task"): (True, 1),
+    ("ray", "num_gpus"): (False, 0),
+    ("ray", "num_cpus"): (False, 0),
 }
 
 DATASET_KEYS = {
@@ -176,6 +193,27 @@ def _path_text(path: tuple) -> str:
     return out
 
 
+def _check_numbers(ctx: _Ctx, section: str, values: Mapping[str, Any]) -> None:
+    """Numeric options of a section: finite, of the right kind, not below their minimum."""
+    for key, value in values.items():
+        rule = SECTION_NUMBERS.get((section, key))
+        if rule is None or value is None:
+            continue
+        integer, minimum = rule
+        path = (section, key)
+        if integer:
+            ctx.integer(value, path, minimum=int(minimum))
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ctx.error(path, f"expected a finite number, got {_kind(value)}")
+        if value < minimum:
+            raise ctx.error(path, f"expected a number >= {minimum:g}, got {value!r}")
+
+
 def _kind(v: Any) -> str:
     if v is None:
         return "nothing (null)"
@@ -220,6 +258,7 @@ def load_config(path: str | Path) -> RunCollection:
     for section, keys in SECTION_KEYS.items():
         if section in data and data[section] is not None:
             options[section] = dict(ctx.mapping(data[section], (section,), keys))
+            _check_numbers(ctx, section, options[section])
     if "dump_command" in data:
         dc = data["dump_command"]
         if not (

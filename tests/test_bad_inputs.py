@@ -247,6 +247,24 @@ CONFIG_CASES = [
         ConfigError,
         "dump_command",
     ),
+    Case(
+        "slurm-time-negative",
+        cfg("params:", "slurm: {time: -5}\nparams:"),
+        ConfigError,
+        "slurm.time",
+    ),
+    Case(
+        "slurm-mem-inf",
+        cfg("params:", "slurm: {mem_gb: .inf}\nparams:"),
+        ConfigError,
+        "slurm.mem_gb",
+    ),
+    Case(
+        "train-threads-word",
+        cfg("params:", "train: {threads: many}\nparams:"),
+        ConfigError,
+        "train.threads",
+    ),
     Case("comment-not-string", cfg("params:", "comment: [1]\nparams:"), ConfigError, "comment"),
     Case("version-word", cfg("params:", "version: new\nparams:"), ConfigError, "version"),
 ]
