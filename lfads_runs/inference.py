@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from .data.binning import rebin_factor, rebin_sum
+from .data.binning import rebin_factor, rebin_sum, warn_implausible_counts
 from .exceptions import CheckpointError, ConfigError, DataError
 from .results.posterior_means import POSTERIOR_KINDS, PosteriorMeans, posterior_means_from_arrays
 
@@ -179,6 +179,7 @@ def _check_counts(counts: np.ndarray, dataset: str, n_neurons: int, output_dist:
             raise DataError(f"counts of {dataset} must not be negative for Poisson output")
         if counts.dtype.kind == "f" and (counts != np.round(counts)).any():
             raise DataError(f"counts of {dataset} must be whole numbers for Poisson output")
+        warn_implausible_counts(counts, "time", f"counts of {dataset}", stacklevel=4)
 
 
 def _ext_inputs(

@@ -227,19 +227,24 @@ def validate_dataset(data: DatasetData, *, name: str, output_dist: str = "poisso
     _warn_implausible(data, where, output_dist)
 
 
+def warn_implausible_counts(c: np.ndarray, bin_text: str, where: str, stacklevel: int = 3) -> None:
+    """Warn about spike counts above :data:`IMPLAUSIBLE_COUNT` per bin, naming the first."""
+    if c.dtype.kind not in "iuf" or not c.size:
+        return
+    big = c > IMPLAUSIBLE_COUNT
+    if big.any():
+        warnings.warn(
+            f"{where}: implausible spike counts up to {float(c.max()):.4g} per {bin_text} bin "
+            f"({_first_bad(big)}); are these counts, not rates or times?",
+            LfadsRunsWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def _warn_implausible(data: DatasetData, where: str, output_dist: str) -> None:
     """Values that are valid but almost certainly a mistake: warn, naming where they are."""
-    c = data.counts
-    if output_dist == "poisson" and c.dtype.kind in "iuf" and c.size:
-        big = c > IMPLAUSIBLE_COUNT
-        if big.any():
-            warnings.warn(
-                f"{where}: implausible spike counts up to {float(c.max()):.4g} per "
-                f"{data.bin_ms:g} ms bin ({_first_bad(big)}); are these counts, not rates or "
-                "times?",
-                LfadsRunsWarning,
-                stacklevel=3,
-            )
+    if output_dist == "poisson":
+        warn_implausible_counts(data.counts, f"{data.bin_ms:g} ms", where, stacklevel=4)
     cid = data.condition_id
     if cid is not None and cid.dtype.kind == "f":
         nan = np.isnan(cid)
