@@ -151,6 +151,21 @@ def test_failed_prepare_leaves_nothing(tmp_path, datasets):
     assert snapshot(tmp_path) == before and not (tmp_path / "runs").exists()
 
 
+def test_rollback_keeps_what_another_run_shares(tmp_path):
+    """A failed prepare removes its own run folder, but not params.json once another
+    process's run (param_*/<other spec>/) shares the parameter folder."""
+    from lfads_runs._rollback import undo_created
+
+    pf = tmp_path / "param_x"
+    with pytest.raises(RuntimeError), undo_created([pf, pf / "params.json", pf / "a"]):
+        pf.mkdir()
+        (pf / "params.json").write_text("{}")
+        (pf / "a").mkdir()
+        (pf / "b").mkdir()  # made meanwhile by another process
+        raise RuntimeError("prepare failed")
+    assert (pf / "params.json").exists() and (pf / "b").is_dir() and not (pf / "a").exists()
+
+
 def _touch_counts(path: Path, change: bool) -> None:
     with h5py.File(path, "a") as f:
         c = f["counts"][()]
