@@ -24,6 +24,7 @@ from .exceptions import (
     MissingOutputError,
     ModelParamsError,
     ModelParamsUnavailable,
+    OutputError,
     RunFailedError,
     RunNotFoundError,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "MissingOutputError",
     "ModelParamsError",
     "ModelParamsUnavailable",
+    "OutputError",
     "ModelSpec",
     "ModelTrainedParameters",
     "PosteriorMeans",

@@ -137,6 +137,16 @@ def test_status_lists_leftover_temp_files(tmp_path, datasets):
     assert proc.returncode == 0, proc.stderr
     assert "1 temporary file(s) of interrupted writes" in proc.stdout
     assert "writer pid" in proc.stdout and "is dead" in proc.stdout
+    import json
+
+    listed = json.loads(cli("status", "config.yaml", "--json", cwd=tmp_path).stdout)["temp_files"]
+    assert [(t["target"], t["owner_alive"], t["size"]) for t in listed] == [
+        ("lfads_ds1.h5", False, 4)
+    ]
+    RunCollection.from_yaml(tmp_path / "config.yaml").prepare(regenerate=True)  # rewrites it
+    assert (
+        json.loads(cli("status", "config.yaml", "--json", cwd=tmp_path).stdout)["temp_files"] == []
+    )
 
 
 # ------------------------------------------------------------------ prepare
