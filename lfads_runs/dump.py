@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._atomic import file_lock
+from .command_template import split_template
 from .exceptions import (
     CheckpointError,
     DataError,
@@ -195,21 +196,23 @@ def _dump_from_checkpoint(
 
 
 def _run_command(command: DumpCommand, output_dir: Path, dest: Path, log_path: Path | None) -> None:
-    shell = isinstance(command, str)
-    shown = command if shell else shlex.join(command)
+    # Never through a shell: a string is split into arguments once (command_template).
+    argv = split_template(command)
+    shown = shlex.join(argv)
     _append_log(log_path, f"lfads_runs: dumping model_params with: {shown}")
     started = time.time()
-    if log_path is not None:
-        with open(log_path, "ab") as out:
+    try:
+        if log_path is not None:
+            with open(log_path, "ab") as out:
+                proc = subprocess.run(argv, cwd=output_dir, stdout=out, stderr=subprocess.STDOUT)
+            tail = _tail(log_path)
+        else:
             proc = subprocess.run(
-                command, shell=shell, cwd=output_dir, stdout=out, stderr=subprocess.STDOUT
+                argv, cwd=output_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
-        tail = _tail(log_path)
-    else:
-        proc = subprocess.run(
-            command, shell=shell, cwd=output_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+            tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+    except OSError as exc:  # no such program, not executable
+        raise RunFailedError(f"dump command could not start: {shown}: {exc}") from None
     if proc.returncode != 0:
         _remove_partial(dest, started)
         where = f" (log: {log_path})" if log_path else ""
@@ -346,8 +349,9 @@ def dump_model_params(
         When given, the checkpoint must hold every variable of this model with
         the right shapes and finite values, or nothing is written.
     dump_command
-        Used only when no checkpoint exists: a shell string or argv list run in
-        ``output_dir`` that must write ``<output_dir>/model_params``.
+        Used only when no checkpoint exists: an argv list, or a string split into
+        arguments with shell quoting rules, run without a shell in ``output_dir``;
+        it must write ``<output_dir>/model_params``.
     log_path
         The run's log; the command's output and a line per dump are appended.
     lock_timeout

@@ -253,13 +253,19 @@ def test_external_command_failures(tf_fixtures, tmp_path):
     with pytest.raises(RunFailedError, match="exit code 3") as e:
         dump_model_params(
             out,
-            dump_command="echo half > model_params; echo boom >&2; exit 3",
+            dump_command=["sh", "-c", "echo half > model_params; echo boom >&2; exit 3"],
             log_path=log,
         )
     assert "boom" in str(e.value) and str(log) in str(e.value)
     assert not (out / "model_params").exists()
     with pytest.raises(RunFailedError, match="wrote no"):
         dump_model_params(out, dump_command=[sys.executable, "-c", "print('nothing')"])
+    # A string runs without a shell: ';' is an argument of echo, not a second command.
+    with pytest.raises(RunFailedError, match="wrote no"):
+        dump_model_params(out, dump_command="echo x; touch model_params")
+    assert not (out / "model_params").exists()
+    with pytest.raises(RunFailedError, match="could not start"):
+        dump_model_params(out, dump_command="/no/such/program {output_dir}")
 
 
 _WORKER = """
