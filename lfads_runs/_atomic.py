@@ -3,7 +3,8 @@
 Every file lfads_runs writes goes through :func:`atomic_path`: the content is
 written to a temporary file in the destination folder, flushed to disk, then
 renamed over the destination, so readers never see a half-written file and a
-crash leaves at most a ``.tmp`` file behind.
+crash leaves at most a ``.tmp`` file behind, which the next writer of the same
+destination removes once its owner is dead (:mod:`lfads_runs._tempfiles`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import filelock
+
+from ._tempfiles import make_temp, sweep_stale_temps
 
 __all__ = [
     "atomic_path",
@@ -68,9 +70,8 @@ def atomic_path(dst: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pat
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix, dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    sweep_stale_temps(dst)  # what a killed earlier writer of dst left behind
+    tmp = make_temp(dst, suffix)
     try:
         yield tmp
         _fsync_file(tmp)

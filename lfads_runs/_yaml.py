@@ -4,7 +4,8 @@ PyYAML implements YAML 1.1, where ``1e-3`` is a string, ``yes`` is a boolean,
 ``017`` is octal 15 and ``1:30`` is 90. Configurations here are read with
 YAML 1.2-like rules instead: ``1e-3`` is a float, only ``true``/``false`` are
 booleans (``yes``/``no`` stay strings and are coerced by the declared type of the
-property they set), ``017`` is decimal 17 and sexagesimal numbers do not exist.
+property they set), ``017`` is decimal 17, a bare ``.`` is a string (``root: .``) and
+sexagesimal numbers do not exist.
 Duplicate keys are an error. Always ``safe``: no arbitrary Python objects.
 """
 
@@ -50,7 +51,7 @@ _Loader.add_implicit_resolver(
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?
                    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
                    |[-+]?\.(?:inf|Inf|INF)
                    |\.(?:nan|NaN|NAN))$""",

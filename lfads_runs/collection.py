@@ -18,6 +18,8 @@ import numpy as np
 
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
+from ._filecache import FileCache
+from ._rollback import undo_created
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     ConfigError,
@@ -25,6 +27,7 @@ from .exceptions import (
     LfadsRunsError,
     LfadsRunsWarning,
     MissingOutputError,
+    OutputError,
     RunNotFoundError,
 )
 from .names import check_name
@@ -105,6 +108,16 @@ class RunSpec:
         return RunSpec(self.name, [int(i) for i in idx])
 
 
+def _load_dataset(d: Dataset, base: Path | None) -> Any:
+    """Load one dataset of a run; a data problem names the dataset as well as the file."""
+    from .data import load_from_options
+
+    try:
+        return load_from_options(d.path, d.options, base_dir=base)
+    except (DataError, ConfigError) as exc:  # options of the YAML item, or the file
+        raise type(exc)(f"dataset {d.name!r}: {exc}") from exc
+
+
 class Run:
     """One run spec x one parameter set (MATLAB ``LFADS.Run``).
 
@@ -122,7 +135,7 @@ class Run:
         self.paths: L.RunPaths = collection.layout.run_paths(
             run_spec.name, params.param_hash, params.data_hash
         )
-        self._cache: dict[str, Any] = {}
+        self._cache = FileCache()  # loaded files, reread when they change on disk
 
     # ------------------------------------------------------------ identity
     @property
@@ -242,19 +255,100 @@ class Run:
         ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
         ``None`` when every file was already up to date.
         """
-        from .data import (
-            input_file_names,
-            link_inputs,
-            prepare_datasets,
-            prepared_status,
-            split_changed,
-        )
+        from .data import input_file_names
+
+        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
+        with undo_created(self._prepare_writes(names)):
+            try:
+                result = self._prepare(regenerate, names)
+            except OutputError:
+                raise
+            except OSError as exc:  # root is a file, a read-only folder, a full disk
+                raise OutputError(
+                    f"cannot write the inputs of run {self.name!r} under {self.collection.path}: "
+                    f"{exc.strerror or exc}: {exc.filename or ''}"
+                ) from exc
+        self._cache.clear()
+        return result
+
+    def _prepare_writes(self, names: list[str]) -> list[Path]:
+        """Every path a first ``prepare`` of this run creates (removed again if it fails)."""
+        common = self.path_common_data
+        param_folder = self.collection.layout.param_folder(self.params.param_hash)
+        return [
+            self.collection.path.parent,  # the configured root
+            self.collection.path,
+            param_folder,
+            param_folder / L.PARAMS_JSON,
+            self.path,
+            self.path_lfads_input,
+            *(self.path_lfads_input / n for n in names),
+            common.parent,  # data_<D> (the collection folder in the legacy layout)
+            common,
+            common / L.PREPARE_LOCK,
+            *(common / n for n in names),
+            common / L.SOURCES_JSON,
+        ]
+
+    def _prepare(self, regenerate: bool, names: list[str]) -> Any:
+        from .data import link_inputs, prepared_status, split_changed
+        from .data.fingerprint import changed_sources, content_hash, read_sources, write_sources
 
         p = self.params
+        common = self.path_common_data
+        if regenerate:
+            self._refuse_rewrite(running_only=True, why="--regenerate")
         self.collection.require_param_folder(p)
-        status = prepared_status(self.path_common_data, self.dataset_names, self.data_hash)
+        status = prepared_status(common, self.dataset_names, self.data_hash)
         heldout = {d.name: d.heldout_neurons for d in self.datasets}
+        sources = {d.name: d.path for d in self.datasets}
+        recorded = read_sources(common)
+        touched = [] if regenerate else changed_sources(common, sources.items())
+        # An up-to-date file may still hold another held-out split than the YAML asks for.
+        incomplete = any(s.state != "ok" for s in status.values()) or any(
+            split_changed(s.lfads_input, heldout[n], n) for n, s in status.items()
+        )
         result = None
+        if regenerate or incomplete or touched or any(n not in recorded for n in sources):
+            loaded = {d.name: self._sequence_data(d, "export") for d in self.datasets}
+            changed = [n for n in touched if recorded[n].get("content") != content_hash(loaded[n])]
+            if changed:
+                files = ", ".join(f"{n} ({sources[n]})" for n in changed)
+                self._refuse_rewrite(
+                    running_only=False,
+                    why=f"dataset file(s) {files} changed since {common} was prepared",
+                )
+            redo = regenerate or bool(changed)
+            if redo or incomplete:
+                result = self._write_inputs(loaded, redo, heldout)
+            write_sources(common, sources, loaded)
+        link_inputs(common, self.path_lfads_input, names, regenerate=regenerate)
+        return result
+
+    def _refuse_rewrite(self, *, running_only: bool, why: str) -> None:
+        """Refuse to rewrite the shared inputs while a run uses them (or trained on them)."""
+        from .input_users import input_users
+
+        users = input_users(self.collection.layout, self.name, self.path_common_data)
+        busy = [u for u in users if u.live_claim or (u.trained and not running_only)]
+        if not busy:
+            return
+        listing = "; ".join(u.describe() for u in busy)
+        if running_only:
+            raise DataError(
+                f"{why}: refused, run(s) {listing} are training on the inputs in "
+                f"{self.path_common_data} now; wait for them or stop them first"
+            )
+        raise DataError(
+            f"{why}, but run(s) {listing} already trained on the old inputs; rewriting them "
+            "would leave those results without their inputs. Restore the file, or re-prepare "
+            "on purpose with lfads-runs prepare --regenerate (and retrain those runs)"
+        )
+
+    def _write_inputs(self, loaded: dict[str, Any], regenerate: bool, heldout: dict) -> Any:
+        from .data import prepare_datasets
+
+        p = self.params
         # MATLAB disables single-dataset alignment in the legacy layout.
         multi = p.use_alignment_matrix and self.n_datasets > 1
         single = (
@@ -262,43 +356,32 @@ class Run:
             and self.n_datasets == 1
             and not self.collection.layout.legacy
         )
-        if (
-            regenerate
-            or any(s.state != "ok" for s in status.values())
-            or any(split_changed(s.lfads_input, heldout[n], n) for n, s in status.items())
-        ):
-            data = [(d.name, self._sequence_data(d, "export")) for d in self.datasets]
-            alignment_data = None
-            if self.uses_different_data_for_alignment and (multi or single):
-                alignment_data = [
-                    (d.name, self._sequence_data(d, "alignment")) for d in self.datasets
-                ]
-            extras = {
-                name: self._extra_inputs(self.collection.datasets[name], dd) for name, dd in data
-            }
-            result = prepare_datasets(
-                data,
-                alignment_data=alignment_data,
-                extra_inputs=extras,
-                spike_bin_ms=p.spike_bin_ms,
-                train_to_test_ratio=p.train_to_test_ratio,
-                batch_size=p.c_batch_size,
-                output_dist=p.c_output_dist,
-                factors_dim=p.c_factors_dim,
-                use_alignment_matrix=multi,
-                use_single_dataset_alignment_matrix=single,
-                alignment_approach=p.alignment_approach,
-                alignment_extra_args=p.alignment_extra_args,
-                data_hash=self.data_hash,
-                out_dir=self.path_common_data,
-                regenerate=regenerate,
-                ext_input_dim=p.c_ext_input_dim,
-                heldout=heldout,
-            )
-        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
-        link_inputs(self.path_common_data, self.path_lfads_input, names, regenerate=regenerate)
-        self._cache.pop("input_info", None)
-        return result
+        alignment_data = None
+        if self.uses_different_data_for_alignment and (multi or single):
+            alignment_data = [(d.name, self._sequence_data(d, "alignment")) for d in self.datasets]
+        extras = {
+            name: self._extra_inputs(self.collection.datasets[name], dd)
+            for name, dd in loaded.items()
+        }
+        return prepare_datasets(
+            list(loaded.items()),
+            alignment_data=alignment_data,
+            extra_inputs=extras,
+            spike_bin_ms=p.spike_bin_ms,
+            train_to_test_ratio=p.train_to_test_ratio,
+            batch_size=p.c_batch_size,
+            output_dist=p.c_output_dist,
+            factors_dim=p.c_factors_dim,
+            use_alignment_matrix=multi,
+            use_single_dataset_alignment_matrix=single,
+            alignment_approach=p.alignment_approach,
+            alignment_extra_args=p.alignment_extra_args,
+            data_hash=self.data_hash,
+            out_dir=self.path_common_data,
+            regenerate=regenerate,
+            ext_input_dim=p.c_ext_input_dim,
+            heldout=heldout,
+        )
 
     # ------------------------------------------------------------ data hooks (subclass these)
     def generate_counts_for_dataset(self, dataset: Dataset, mode: str) -> Any:
@@ -313,11 +396,7 @@ class Run:
         The default reads the dataset's file with its YAML options (``loader``,
         ``keys``, ...); a subclass sees ``self.params`` and ``self.run_spec``.
         """
-        from .data import load_from_options
-
-        return load_from_options(
-            dataset.path, dataset.options, base_dir=self.collection.datasets.path
-        )
+        return _load_dataset(dataset, self.collection.datasets.path)
 
     #: MATLAB ``usesDifferentDataForAlignment``: when True, the alignment matrices are
     #: computed from ``generate_counts_for_dataset(ds, "alignment")``.
@@ -390,9 +469,7 @@ class Run:
 
         Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
         """
-        if reload or "input_info" not in self._cache:
-            self._cache["input_info"] = {ds: self._read_input_info(ds) for ds in self.dataset_names}
-        return self._cache["input_info"]
+        return {ds: self._input_info_of(ds, reload) for ds in self.dataset_names}
 
     def _read_input_info(self, ds: str) -> Any:
         from .io.input_info import read_input_info
@@ -433,13 +510,7 @@ class Run:
         every requested dataset to True/False and ``pms`` holds the valid ones only.
         """
         kind = kind or self.params.posterior_mean_kind
-        whole = f"posterior_means/{kind}"  # the full result stays one cached object
-        if datasets is None and not reload and whole in self._cache:
-            pms, errors = self._cache[whole], {}
-        else:
-            pms, errors = self._load_posterior_means_each(kind, reload, datasets)
-            if datasets is None and not errors:
-                self._cache[whole] = pms
+        pms, errors = self._load_posterior_means_each(kind, reload, datasets)
         if with_valid:
             return pms, {ds: ds not in errors for ds in (*pms, *errors)}
         if errors:
@@ -459,28 +530,36 @@ class Run:
         errors: dict[str, Exception] = {}
         for ds in self.select_dataset_names(datasets):
             key = f"posterior_means/{kind}/{ds}"
-            if reload or key not in self._cache:
-                try:
-                    self._cache[key] = read_posterior_means(
-                        files[ds]["train"],
-                        files[ds]["valid"],
-                        dataset=ds,
-                        kind=kind,
-                        spike_bin_ms=self.params.spike_bin_ms,
-                        output_dist=self.params.c_output_dist,
-                        input_info=self._input_info_of(ds, reload),
-                        lfads_input=read_lfads_input(self.paths.input_file(ds)),
-                    )
-                except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
-                    self._cache.pop(key, None)  # never serve what was there before
-                    self._cache.pop(f"posterior_means/{kind}", None)
-                    errors[ds] = (
-                        exc
-                        if isinstance(exc, LfadsRunsError)
-                        else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
-                    )
-                    continue
-            out[ds] = self._cache[key]
+
+            def load(ds: str = ds) -> Any:
+                return read_posterior_means(
+                    files[ds]["train"],
+                    files[ds]["valid"],
+                    dataset=ds,
+                    kind=kind,
+                    spike_bin_ms=self.params.spike_bin_ms,
+                    output_dist=self.params.c_output_dist,
+                    input_info=self._input_info_of(ds, reload),
+                    lfads_input=read_lfads_input(self.paths.input_file(ds)),
+                    strict=True,  # every trial of the run's inputs, finite rates
+                )
+
+            def sources(ds: str = ds) -> list[Path]:
+                return [
+                    *files[ds].values(),
+                    self.paths.input_info_file(ds),
+                    self.paths.input_file(ds),
+                ]
+
+            try:
+                out[ds] = self._cache.get(key, sources, load, reload=reload)
+            except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
+                self._cache.pop(key)  # never serve what was there before
+                errors[ds] = (
+                    exc
+                    if isinstance(exc, LfadsRunsError)
+                    else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
+                )
         return out, errors
 
     def select_dataset_names(self, datasets: Any = None) -> tuple[str, ...]:
@@ -508,11 +587,11 @@ class Run:
                 )
         return tuple(dict.fromkeys(out))
 
-    def _input_info_of(self, ds: str, reload: bool) -> Any:
-        cached = self._cache.get("input_info")
-        if not reload and cached is not None and ds in cached:
-            return cached[ds]
-        return self._read_input_info(ds)
+    def _input_info_of(self, ds: str, reload: bool = False) -> Any:
+        path = self.paths.input_info_file(ds)
+        return self._cache.get(
+            f"input_info/{ds}", lambda: [path], lambda: self._read_input_info(ds), reload=reload
+        )
 
     def hparams(self, **overrides: Any) -> Any:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
@@ -527,37 +606,42 @@ class Run:
         """
         from .dump import spec_from_inputs, spec_from_output_dir
 
-        if "model_spec" not in self._cache:
+        def load() -> Any:
             if self.is_prepared:
-                spec = spec_from_inputs(
+                return spec_from_inputs(
                     self.hparams(),
                     {L.lfads_dataset_name(ds): f for ds, f in self.input_files.items()},
                 )
-            else:
-                spec = spec_from_output_dir(
-                    self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
-                )
-            self._cache["model_spec"] = spec
-        return self._cache["model_spec"]
+            return spec_from_output_dir(
+                self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
+            )
 
-    def dump_command(self) -> str | list[str] | None:
-        """The collection's external ``dump_command`` with ``{input_dir}``, ``{output_dir}``,
-        ``{run_dir}`` and ``{flags}`` filled in for this run, or ``None``."""
+        def files() -> list[Path]:
+            hps = sorted(self.path_lfads_output.glob(L.HYPERPARAMETERS_GLOB))
+            return [*self.input_files.values(), *hps]
+
+        return self._cache.get("model_spec", files, load)
+
+    def dump_command(self) -> list[str] | None:
+        """The collection's external ``dump_command`` as an argument list with ``{input_dir}``,
+        ``{output_dir}``, ``{run_dir}`` and ``{flags}`` filled in for this run, or ``None``.
+
+        Run without a shell (:mod:`lfads_runs.command_template`), so names and paths
+        are never interpreted as shell code."""
+        from .command_template import fill_template
+
         cmd = self.collection.options.get("dump_command")
         if cmd is None:
             return None
-        flags = " ".join(
-            self.params.lfads_flags(self.n_datasets, omit=["c_temporal_spike_jitter_width"])
-        )
         fill = {
             "input_dir": str(self.path_lfads_input),
             "output_dir": str(self.path_lfads_output),
             "run_dir": str(self.path),
-            "flags": flags,
+            "flags": list(
+                self.params.lfads_flags(self.n_datasets, omit=["c_temporal_spike_jitter_width"])
+            ),
         }
-        if isinstance(cmd, str):
-            return cmd.format(**fill)
-        return [part.format(**fill) for part in cmd]
+        return fill_template(cmd, fill)
 
     def load_model_trained_params(
         self, dump: str = "auto", checkpoint: str = "lve", reload: bool = False
@@ -574,18 +658,35 @@ class Run:
         """
         from .dump import load_trained_params
 
-        key = "trained_params"
-        if reload or dump == "force" or key not in self._cache:
-            self._cache[key] = load_trained_params(
+        def load() -> Any:
+            try:
+                spec = self.model_spec()
+            except MissingOutputError:
+                # Neither inputs nor LFADS's hyperparameters file: if there is also nothing to
+                # read or dump, the listing of what was looked for says more than the spec.
+                if self.file_model_params.exists() or any(
+                    self.path_lfads_output.glob("*.ckpt-*.index")
+                ):
+                    raise
+                spec = None
+            return load_trained_params(
                 self.path_lfads_output,
                 self.dataset_names,
-                self.model_spec(),
+                spec,
                 dump=dump,
                 checkpoint=checkpoint,
                 dump_command=self.dump_command(),
                 log_path=self.paths.log_file if self.path.is_dir() else None,
             )
-        return self._cache[key]
+
+        # Keyed by the checkpoint asked for; reread when model_params changes on disk
+        # (deleted: the auto-dump runs again; re-dumped or retrained: the new weights).
+        return self._cache.get(
+            f"trained_params/{checkpoint}",
+            lambda: [self.file_model_params],
+            load,
+            reload=reload or dump == "force",
+        )
 
     def load_fit_log(self) -> Any:
         """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""

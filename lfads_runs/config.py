@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 from ._yaml import Marks, YamlError, load_yaml
 from .collection import Run, RunCollection, RunSpec
+from .command_template import split_template
 from .datasets import Dataset, DatasetCollection
 from .exceptions import ConfigError
 from .layout import CURRENT_VERSION
@@ -100,6 +102,22 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
     },
 }
 
+#: Numeric section options checked at load: (section, key) -> (integer?, smallest allowed).
+#: Everything else in the sections is checked where it is used (executor, device, ...).
+SECTION_NUMBERS: dict[tuple[str, str], tuple[bool, float]] = {
+    ("train", "seed"): (True, 0),
+    ("train", "runs_per_gpu"): (True, 1),
+    ("train", "max_parallel"): (True, 1),
+    ("train", "threads"): (True, 1),
+    ("train", "posterior_samples"): (True, 1),
+    ("slurm", "time"): (True, 1),
+    ("slurm", "gpus_per_node"): (True, 0),
+    ("slurm", "mem_gb"): (False, 0),
+    ("slurm", "cpus_per_task"): (True, 1),
+    ("ray", "num_gpus"): (False, 0),
+    ("ray", "num_cpus"): (False, 0),
+}
+
 DATASET_KEYS = {
     "name": "dataset name (default: the file stem)",
     "file": "data file, relative to datasets.path",
@@ -131,6 +149,13 @@ class _Ctx:
         where = _path_text(path) or "top level"
         at = f" (line {line})" if line else ""
         return ConfigError(f"{self.file}: {where}{at}: {message}")
+
+    def resolve(self, p: Path, path: tuple) -> Path:
+        """``p`` made absolute with links resolved; a link loop is an error at ``path``."""
+        try:
+            return p.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop before Python 3.13
+            raise self.error(path, f"cannot resolve {p}: {exc}") from None
 
     def mapping(self, value: Any, path: tuple, allowed: Mapping[str, str] | None) -> dict:
         if not isinstance(value, dict):
@@ -171,6 +196,27 @@ def _path_text(path: tuple) -> str:
     return out
 
 
+def _check_numbers(ctx: _Ctx, section: str, values: Mapping[str, Any]) -> None:
+    """Numeric options of a section: finite, of the right kind, not below their minimum."""
+    for key, value in values.items():
+        rule = SECTION_NUMBERS.get((section, key))
+        if rule is None or value is None:
+            continue
+        integer, minimum = rule
+        path = (section, key)
+        if integer:
+            ctx.integer(value, path, minimum=int(minimum))
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ctx.error(path, f"expected a finite number, got {_kind(value)}")
+        if value < minimum:
+            raise ctx.error(path, f"expected a number >= {minimum:g}, got {value!r}")
+
+
 def _kind(v: Any) -> str:
     if v is None:
         return "nothing (null)"
@@ -202,7 +248,7 @@ def load_config(path: str | Path) -> RunCollection:
         if key not in data:
             raise ctx.error((), f"missing required key {key!r} ({CONFIG_KEYS[key]})")
     name = ctx.string(data["name"], ("name",))
-    root = (file.parent / ctx.string(data.get("root", "."), ("root",))).resolve()
+    root = ctx.resolve(file.parent / ctx.string(data.get("root", "."), ("root",)), ("root",))
     version = ctx.integer(data.get("version", CURRENT_VERSION), ("version",), minimum=1)
     comment = data.get("comment", "")
     if not isinstance(comment, str):
@@ -216,12 +262,17 @@ def load_config(path: str | Path) -> RunCollection:
     for section, keys in SECTION_KEYS.items():
         if section in data and data[section] is not None:
             options[section] = dict(ctx.mapping(data[section], (section,), keys))
+            _check_numbers(ctx, section, options[section])
     if "dump_command" in data:
         dc = data["dump_command"]
         if not (
             isinstance(dc, str) or (isinstance(dc, list) and all(isinstance(x, str) for x in dc))
         ):
             raise ctx.error(("dump_command",), "expected a command string or a list of strings")
+        try:
+            split_template(dc)
+        except ConfigError as exc:
+            raise ctx.error(("dump_command",), str(exc)) from None
         options["dump_command"] = dc
     try:
         return RunCollection(
@@ -246,7 +297,9 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
     if isinstance(value, dict):
         ctx.mapping(value, path, {"path": "base folder", "items": "list of datasets"})
         if "path" in value:
-            folder = (base / ctx.string(value["path"], path + ("path",))).resolve()
+            folder = ctx.resolve(
+                base / ctx.string(value["path"], path + ("path",)), path + ("path",)
+            )
         if "items" not in value:
             raise ctx.error(path, "missing key 'items' (the list of datasets)")
         items = value["items"]
@@ -267,7 +320,9 @@ def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:
             raise ctx.error(ipath, "a dataset needs 'file' or 'loader'")
         file = None
         if "file" in item:
-            file = (folder / ctx.string(item["file"], ipath + ("file",))).resolve()
+            file = ctx.resolve(
+                folder / ctx.string(item["file"], ipath + ("file",)), ipath + ("file",)
+            )
         name = item.get("name")
         if name is None:
             if file is None:

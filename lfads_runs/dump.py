@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._atomic import file_lock
+from .command_template import split_template
 from .exceptions import (
     CheckpointError,
     DataError,
@@ -195,21 +196,23 @@ def _dump_from_checkpoint(
 
 
 def _run_command(command: DumpCommand, output_dir: Path, dest: Path, log_path: Path | None) -> None:
-    shell = isinstance(command, str)
-    shown = command if shell else shlex.join(command)
+    # Never through a shell: a string is split into arguments once (command_template).
+    argv = split_template(command)
+    shown = shlex.join(argv)
     _append_log(log_path, f"lfads_runs: dumping model_params with: {shown}")
     started = time.time()
-    if log_path is not None:
-        with open(log_path, "ab") as out:
+    try:
+        if log_path is not None:
+            with open(log_path, "ab") as out:
+                proc = subprocess.run(argv, cwd=output_dir, stdout=out, stderr=subprocess.STDOUT)
+            tail = _tail(log_path)
+        else:
             proc = subprocess.run(
-                command, shell=shell, cwd=output_dir, stdout=out, stderr=subprocess.STDOUT
+                argv, cwd=output_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
-        tail = _tail(log_path)
-    else:
-        proc = subprocess.run(
-            command, shell=shell, cwd=output_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+            tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+    except OSError as exc:  # no such program, not executable
+        raise RunFailedError(f"dump command could not start: {shown}: {exc}") from None
     if proc.returncode != 0:
         _remove_partial(dest, started)
         where = f" (log: {log_path})" if log_path else ""
@@ -256,11 +259,65 @@ def _dump(
 ) -> None:
     prefix, looked = find_checkpoint(output_dir, checkpoint)
     if prefix is not None:
-        _dump_from_checkpoint(prefix, dest, spec, log_path)
+        explicit = isinstance(checkpoint, os.PathLike) or checkpoint not in ("lve", "latest")
+        _dump_newest_intact(
+            prefix, [] if explicit else older_checkpoints(prefix), dest, spec, log_path
+        )
     elif dump_command is not None:
         _run_command(dump_command, output_dir, dest, log_path)
     else:
         raise _unavailable(output_dir, dest, looked)
+
+
+def older_checkpoints(prefix: Path) -> list[Path]:
+    """Checkpoints of the same series as ``prefix`` (LVE or regular) with a lower step,
+    newest first: where to fall back to when ``prefix`` is corrupt."""
+    stem = prefix.name.split(".ckpt-")[0]
+    try:
+        step = checkpoint_step(prefix)
+    except ValueError:
+        return []
+    found = []
+    for idx in prefix.parent.glob(f"{stem}.ckpt-*.index"):
+        p = idx.with_name(idx.name[: -len(".index")])
+        try:
+            s = checkpoint_step(p)
+        except ValueError:
+            continue
+        if s < step:
+            found.append((s, p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _dump_newest_intact(
+    prefix: Path, fallbacks: list[Path], dest: Path, spec: ModelSpec | None, log_path: Path | None
+) -> None:
+    """Dump from ``prefix``; if it is corrupt, from the newest intact one of ``fallbacks``.
+
+    A checkpoint torn by a crash or a bad disk must not hide the intact older ones
+    (training keeps several); the warning names the corrupt file and the one used.
+    """
+    corrupt: list[str] = []
+    for cand in [prefix, *fallbacks]:
+        try:
+            _dump_from_checkpoint(cand, dest, spec, log_path)
+        except CheckpointError as exc:
+            if not fallbacks:
+                raise
+            corrupt.append(str(exc))
+            continue
+        if corrupt:
+            msg = (
+                f"checkpoint {prefix} is corrupt ({corrupt[0]}); wrote {dest.name} from the "
+                f"newest intact checkpoint {cand.name} instead"
+            )
+            _append_log(log_path, f"lfads_runs: {msg}")
+            warnings.warn(msg, LfadsRunsWarning, stacklevel=4)
+        return
+    raise CheckpointError(
+        f"{prefix} and every older checkpoint of its series are corrupt:\n"
+        + "\n".join(f"  - {c}" for c in corrupt)
+    )
 
 
 def _lock_path(dest: Path) -> Path:
@@ -292,8 +349,9 @@ def dump_model_params(
         When given, the checkpoint must hold every variable of this model with
         the right shapes and finite values, or nothing is written.
     dump_command
-        Used only when no checkpoint exists: a shell string or argv list run in
-        ``output_dir`` that must write ``<output_dir>/model_params``.
+        Used only when no checkpoint exists: an argv list, or a string split into
+        arguments with shell quoting rules, run without a shell in ``output_dir``;
+        it must write ``<output_dir>/model_params``.
     log_path
         The run's log; the command's output and a line per dump are appended.
     lock_timeout
@@ -318,6 +376,8 @@ def dump_model_params(
     output_dir = Path(output_dir)
     dest = Path(dest) if dest is not None else output_dir / MODEL_PARAMS
     lp = Path(log_path) if log_path is not None else None
+    if not output_dir.is_dir() and dump_command is None:
+        raise _unavailable(output_dir, dest, [f"{output_dir} (no such folder)"])
     with file_lock(_lock_path(dest), timeout=lock_timeout):
         _dump(output_dir, dest, checkpoint, spec, dump_command, lp)
     return dest
@@ -380,6 +440,9 @@ def load_trained_params(
             lock_timeout=lock_timeout,
         )
     elif not dest.exists():
+        if not output_dir.is_dir() and dump_command is None:
+            # Untrained: say so without creating the folder (and a lock) to look inside.
+            raise _unavailable(output_dir, dest, [f"{output_dir} (no such folder)"])
         if dump == "never":
             raise ModelParamsUnavailable(
                 f"{dest} does not exist; call with dump='auto' or run `lfads-runs dump` "

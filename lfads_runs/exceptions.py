@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "RunBusyError",
+    "OutputError",
     "LfadsRunsWarning",
 ]
 
@@ -67,6 +68,10 @@ class DataError(LfadsRunsError, ValueError):
 
 class RunBusyError(LfadsRunsError, RuntimeError):
     """A live process holds the run (its claim), so it cannot be changed now."""
+
+
+class OutputError(LfadsRunsError, OSError):
+    """An output folder or file cannot be created (a file in the way, no permission, disk full)."""
 
 
 class LfadsRunsWarning(UserWarning):

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from .data.binning import rebin_factor, rebin_sum
+from .data.binning import rebin_factor, rebin_sum, warn_implausible_counts
 from .exceptions import CheckpointError, ConfigError, DataError
 from .results.posterior_means import POSTERIOR_KINDS, PosteriorMeans, posterior_means_from_arrays
 
@@ -179,6 +179,7 @@ def _check_counts(counts: np.ndarray, dataset: str, n_neurons: int, output_dist:
             raise DataError(f"counts of {dataset} must not be negative for Poisson output")
         if counts.dtype.kind == "f" and (counts != np.round(counts)).any():
             raise DataError(f"counts of {dataset} must be whole numbers for Poisson output")
+        warn_implausible_counts(counts, "time", f"counts of {dataset}", stacklevel=4)
 
 
 def _ext_inputs(
@@ -193,7 +194,7 @@ def _ext_inputs(
         raise DataError(
             f"the model takes {dim} external inputs: pass ext_inputs as trials x time x {dim}"
         )
-    ext = np.asarray(ext, dtype=np.float64)
+    ext = _as_array(ext, "ext_inputs", np.float64)
     if ext.shape != (n_trials, n_time, dim):
         raise DataError(
             f"ext_inputs must have the counts' trials and time bins and {dim} inputs: "
@@ -204,18 +205,28 @@ def _ext_inputs(
     return rebin_sum(ext, r)
 
 
+def _as_array(x: Any, what: str, dtype: Any = None) -> np.ndarray:
+    """``x`` as one numeric array; ragged nested lists and non-numbers are a DataError."""
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"{what} must be a trials x time x columns array of numbers: {exc}"
+        ) from None
+
+
 def _load_model(run: Run, source: Path, spec: ModelSpec, device: str) -> Any:
     """The engine model for ``source``, cached on the run while the file is unchanged."""
     from . import engine
+    from .io.tensorbundle import data_path, index_path
 
-    stamp_file = Path(f"{source}.index") if Path(f"{source}.index").is_file() else source
-    key = (os.fspath(source), stamp_file.stat().st_mtime_ns, str(device))
-    cached = run._cache.get("infer_model")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    model = engine.load_model(source, spec, device=device)
-    run._cache["infer_model"] = (key, model)
-    return model
+    index = index_path(source)
+    files = [index, data_path(source)] if index.is_file() else [source]
+    return run._cache.get(
+        f"infer_model/{os.fspath(source)}/{device}",
+        lambda: files,
+        lambda: engine.load_model(source, spec, device=device),
+    )
 
 
 def infer_run(
@@ -295,7 +306,7 @@ def infer_run(
     spec = run.model_spec()
     ds_spec = spec.dataset(name)
     p = run.params
-    counts = np.asarray(counts)
+    counts = _as_array(counts, f"counts of {name}")
     if counts.ndim == 2:
         counts = counts[None]
     _check_counts(counts, name, ds_spec.n_neurons, p.c_output_dist)

@@ -49,6 +49,8 @@ MIN_SUPPORTED_VERSION = 3
 # ---- names inside lfadsInput/ and data_<D>/
 INPUT_STEM = "lfads"  #: --data_filename_stem
 PREPARE_LOCK = ".lfads_runs.prepare.lock"  #: ours: one preparation at a time per data folder
+#: ours: size, mtime and content hash of each dataset's source file when it was prepared
+SOURCES_JSON = ".lfads_runs.sources.json"
 # ---- names inside lfadsOutput/ (written by LFADS or by our engine)
 MODEL_PARAMS = "model_params"
 FITLOG = "fitlog.csv"

@@ -130,11 +130,19 @@ def _coerce(cls: str, value: Any, *, untyped: bool = False) -> Any:
             raise ValueError(f"expected a number, got the boolean {value!r}")
         if isinstance(value, str):
             try:
-                return float(value.strip().replace("_", ""))
+                value = float(value.strip().replace("_", ""))
             except ValueError:
                 raise ValueError(f"expected a number, got {value!r}") from None
         if isinstance(value, int | float):
-            return float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond float range
+                value = math.inf
+            # inf, -inf, NaN (and 1e400, which YAML reads as inf) would reach the hash, the
+            # JSON of params.json and TensorFlow flags; nothing in LFADS means them.
+            if not math.isfinite(value):
+                raise ValueError(f"expected a finite number, got {value!r}")
+            return value
         raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
     if cls == "logical":
         if isinstance(value, bool):

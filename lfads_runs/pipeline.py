@@ -192,7 +192,7 @@ class RunTask:
             rerun=rerun,
             config=str(source) if source else None,
             commands=commands,
-            dump_command=run.collection.options.get("dump_command"),
+            dump_command=run.dump_command(),  # filled in, an argv run without a shell
         )
 
     @property

@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -39,6 +38,7 @@ import attrs
 from . import layout as L
 from ._atomic import LockTimeout, atomic_write_json, file_lock, fsync_dir
 from ._procs import pid_alive
+from ._tempfiles import make_temp, sweep_stale_temps
 
 if TYPE_CHECKING:
     from .collection import Run, RunCollection
@@ -207,9 +207,10 @@ class ClaimHandle:
 
 def _create_exclusive(dst: Path, content: str) -> bool:
     """Publish ``content`` at ``dst`` only if ``dst`` does not exist (atomic, complete)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    sweep_stale_temps(dst)
+    tmp = make_temp(dst)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())

@@ -73,7 +73,7 @@ class ScriptOptions:
     ----------
     run_lfads_py
         Path of ``run_lfads.py``, or shell text such as the default
-        ``$(which run_lfads.py)`` (anything starting with ``$(`` is kept verbatim).
+        ``$(which run_lfads.py)`` (anything starting with ``$(`` is kept, in double quotes).
     python
         The interpreter, as shell text (default ``python``).
     virtualenv
@@ -129,8 +129,9 @@ class ScriptOptions:
 
 
 def _word(text: str) -> str:
-    """Shell-quote ``text`` unless it is a command substitution (kept verbatim)."""
-    return text if text.startswith("$(") else shlex.quote(text)
+    """Shell-quote ``text``; a command substitution is double-quoted so that the path it
+    prints stays one word even with spaces (MATLAB left ``$(which run_lfads.py)`` bare)."""
+    return f'"{text}"' if text.startswith("$(") else shlex.quote(text)
 
 
 def _path(p: str | os.PathLike) -> str:

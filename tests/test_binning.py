@@ -15,7 +15,7 @@ from lfads_runs.data.binning import (
     validate_dataset,
 )
 from lfads_runs.data.dataset import DatasetData
-from lfads_runs.exceptions import ConfigError, DataError
+from lfads_runs.exceptions import ConfigError, DataError, LfadsRunsWarning
 
 
 def test_split_matches_matlab_rule():
@@ -57,7 +57,8 @@ def test_rebin_sums_and_drops_partial_bins():
         external_inputs=np.ones((2, 7, 1)),
         condition_id=[1, 2],
     )
-    r = rebin_dataset(d, 6, name="ds")
+    with pytest.warns(LfadsRunsWarning, match=r"'ds'.*last 1 bin\(s\) \(2 ms\)"):
+        r = rebin_dataset(d, 6, name="ds")
     assert r.bin_ms == 6 and r.counts.shape == (2, 2, 3) and r.counts.dtype == counts.dtype
     np.testing.assert_array_equal(r.time_ms, [100.0, 106.0])
     np.testing.assert_array_equal(r.true_rates, out * 0.5)

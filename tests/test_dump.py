@@ -20,6 +20,7 @@ from lfads_runs.dump import (
     dump_model_params,
     find_checkpoint,
     load_trained_params,
+    older_checkpoints,
     spec_from_output_dir,
 )
 from lfads_runs.exceptions import (
@@ -179,6 +180,9 @@ def test_corrupt_checkpoint_writes_nothing(tf_fixtures, tmp_path):
     raw = bytearray(data_path(prefix).read_bytes())
     raw[info.offset] ^= 0x80
     data_path(prefix).write_bytes(bytes(raw))
+    for older in older_checkpoints(prefix):  # with none to fall back to: an error
+        for f in older.parent.glob(older.name + ".*"):
+            f.unlink()
     with pytest.raises(CheckpointError) as e:
         load_trained_params(out, ["dataset001"], spec_from_output_dir(out))
     assert "'LFADS/con/con_to_post_co/mean/W'" in str(e.value)
@@ -192,7 +196,7 @@ def test_missing_shard_writes_nothing(tf_fixtures, tmp_path):
     prefix = read_checkpoint_state(out, "checkpoint_lve").model_checkpoint_path
     data_path(prefix).unlink()
     with pytest.raises(CheckpointError, match="does not exist") as e:
-        dump_model_params(out)
+        dump_model_params(out, checkpoint=str(prefix))  # named: no fallback to older ones
     assert str(data_path(prefix)) in str(e.value)
     assert not (out / "model_params").exists() and _leftovers(out) == []
 
@@ -206,7 +210,7 @@ def test_missing_tensor_and_wrong_model(tf_fixtures, tmp_path):
     del tensors["LFADS/gen/gen_2_fac/W"]
     write_bundle(prefix, tensors)
     with pytest.raises(CheckpointError, match="'LFADS/gen/gen_2_fac/W'.*missing") as e:
-        dump_model_params(out, spec=spec)
+        dump_model_params(out, checkpoint=str(prefix), spec=spec)  # no fallback to older ones
     assert str(index_path(prefix)) in str(e.value)
     assert not (out / "model_params").exists()
     other = spec_from_output_dir(_run_copy(tf_fixtures, "shared_extin1", tmp_path))
@@ -249,13 +253,19 @@ def test_external_command_failures(tf_fixtures, tmp_path):
     with pytest.raises(RunFailedError, match="exit code 3") as e:
         dump_model_params(
             out,
-            dump_command="echo half > model_params; echo boom >&2; exit 3",
+            dump_command=["sh", "-c", "echo half > model_params; echo boom >&2; exit 3"],
             log_path=log,
         )
     assert "boom" in str(e.value) and str(log) in str(e.value)
     assert not (out / "model_params").exists()
     with pytest.raises(RunFailedError, match="wrote no"):
         dump_model_params(out, dump_command=[sys.executable, "-c", "print('nothing')"])
+    # A string runs without a shell: ';' is an argument of echo, not a second command.
+    with pytest.raises(RunFailedError, match="wrote no"):
+        dump_model_params(out, dump_command="echo x; touch model_params")
+    assert not (out / "model_params").exists()
+    with pytest.raises(RunFailedError, match="could not start"):
+        dump_model_params(out, dump_command="/no/such/program {output_dir}")
 
 
 _WORKER = """

@@ -78,7 +78,7 @@ def test_matlab_command_layout(tmp_path):
     run = rc.find_runs("all", 1)
     train = S.train_command(run)
     assert train.startswith(
-        f"python $(which run_lfads.py) --data_dir={run.path_lfads_input} "
+        f'python "$(which run_lfads.py)" --data_dir={run.path_lfads_input} '
         f"--data_filename_stem=lfads --lfads_save_dir={run.path_lfads_output} --"
     )
     assert " --learning_rate_stop=0.001 " in train and " --batch_size=150 " in train
@@ -100,7 +100,7 @@ def test_matlab_command_layout(tmp_path):
     script = S.train_script_text(run)
     assert f"2>&1 | tee -a {run.paths.log_file}\n" in script
     assert "| tee " + str(run.paths.log_file) not in script  # never overwrite lfads.out
-    assert script.startswith("#!/bin/bash\n\npath_to_run_lfads=$(which run_lfads.py)\n")
+    assert script.startswith('#!/bin/bash\n\npath_to_run_lfads="$(which run_lfads.py)"\n')
 
 
 def test_paths_with_spaces_are_quoted(tmp_path):

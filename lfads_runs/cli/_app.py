@@ -7,21 +7,45 @@ library. Exit codes: 0 success, 1 some runs failed, 2 bad usage or configuration
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..exceptions import ConfigError, LfadsRunsError, RunNotFoundError
+from ..exceptions import ConfigError, LfadsRunsError, LfadsRunsWarning, RunNotFoundError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+DEBUG_ENV = "LFADS_RUNS_DEBUG"
+
+
+def _debug_requested() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lfads_runs")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help=f"Print the Python traceback of an error (or set {DEBUG_ENV}=1).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat lfads_runs warnings (dropped bins, implausible values, ...) as errors.",
+)
+def cli(debug: bool, strict: bool) -> None:
     """Manage LFADS run collections: prepare inputs, train, load results."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # also reaches the runs' subprocesses
+    if strict:
+        warnings.simplefilter("error", LfadsRunsWarning)
 
 
 def load_collection(config: str | Path):
@@ -85,16 +109,43 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return EXIT_USAGE
     except (ConfigError, RunNotFoundError) as exc:
-        err(f"error: {exc}")
-        return EXIT_USAGE
-    except LfadsRunsError as exc:
-        err(f"error: {exc}")
-        return EXIT_FAILED
+        return _error(str(exc), EXIT_USAGE)
+    except (LfadsRunsError, LfadsRunsWarning) as exc:  # a warning raised under --strict
+        return _error(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except OSError as exc:  # the message names the file (permission, disk full, ...)
+        return _error(str(exc), EXIT_FAILED)
+    except Exception as exc:
+        # One line for the user; the traceback is for bug reports (--debug).
+        return _error(
+            f"internal error ({type(exc).__name__}: {exc}); rerun with --debug "
+            "for the traceback and please report it",
+            EXIT_FAILED,
+        )
     return rv if isinstance(rv, int) else EXIT_OK
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """``warning: message`` for our warnings; Python's usual format for everyone else's."""
+    if issubclass(category, LfadsRunsWarning):
+        return f"warning: {message}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
+
+
+_python_formatwarning = warnings.formatwarning
+
+
+def _error(message: str, code: int) -> int:
+    """Print ``error: message`` (after the traceback with --debug) and return ``code``."""
+    if _debug_requested():
+        traceback.print_exc()
+    err(f"error: {message}")
+    return code
+
+
 def run_main() -> None:
+    # Only the console command reformats warnings; main() called from Python leaves them be.
+    warnings.formatwarning = _format_warning
     sys.exit(main())

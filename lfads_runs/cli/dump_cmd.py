@@ -60,5 +60,5 @@ def dump(config, run, param, run_specs, params, checkpoint: str, force: bool, as
             )
     for row in rows:
         if not row["ok"]:
-            err(f"{row['run_spec']} {row['param_hash']}: {row['error']}")
+            err(f"error: {row['run_spec']} {row['param_hash']}: {row['error']}")
     return EXIT_FAILED if failed else 0

@@ -65,7 +65,7 @@ def export(config, run, param, run_specs, params, out: Path, nwb: bool, kind, no
         except LfadsRunsError as exc:
             failed += 1
             row.update(ok=False, error=str(exc))
-            err(f"{r.name} {r.param_hash}: {exc}")
+            err(f"error: {r.name} {r.param_hash}: {exc}")
         rows.append(row)
     echo_json(rows)
     return EXIT_FAILED if failed else 0

@@ -30,11 +30,13 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
 
     States: not prepared, prepared, queued, running, done, failed, stale.
     """
+    from .._tempfiles import temp_files
     from ..runstate import collection_run_status
 
     rc = load_collection(config)
     runs = selected_runs(rc, run, param, run_specs, params)
     rows = collection_run_status(rc, runs, tail=tail)
+    leftovers = temp_files(rc.path)
     if as_json:
         counts: dict[str, int] = {}
         for r in rows:
@@ -45,6 +47,7 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
                 "path": str(rc.path),
                 "counts": counts,
                 "runs": [r.as_dict() for r in rows],
+                "temp_files": [t.as_dict() for t in leftovers],
             }
         )
         return
@@ -59,3 +62,22 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
             f"{_fmt(r.best_valid_cost, '.2f'):>11} {_fmt(r.learning_rate, '.3g'):>9} "
             f"{_elapsed(r.elapsed_s):>9}  {r.reason}"
         )
+    _echo_temp_files(leftovers)
+
+
+def _echo_temp_files(found: list) -> None:
+    """Temporary files of interrupted writes: who owns them and whether they can go."""
+    if not found:
+        return
+    mb = sum(t.size for t in found) / 1e6
+    click.echo(f"\n{len(found)} temporary file(s) of interrupted writes ({mb:.1f} MB):")
+    for t in found:
+        if t.owner_alive:
+            who = f"being written by pid {t.pid}"
+        elif t.owner_alive is False:
+            who = f"writer pid {t.pid} is dead; removed by the next write of {t.target}"
+        elif t.host is not None:
+            who = f"written on host {t.host} (pid {t.pid}); delete it once that writer is gone"
+        else:
+            who = "owner unknown (older lfads_runs); safe to delete when nothing is running"
+        click.echo(f"  {t.path}  {who}")

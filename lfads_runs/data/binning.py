@@ -7,9 +7,11 @@ strictly more than ``batch_size`` trials in each split, as LFADS does.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ..exceptions import ConfigError, DataError
+from ..exceptions import ConfigError, DataError, LfadsRunsWarning
 from .dataset import DatasetData
 
 __all__ = [
@@ -24,6 +26,10 @@ __all__ = [
 ]
 
 OUTPUT_DISTS = ("poisson", "gaussian")
+
+#: A spike count per bin above this is implausible (a neuron firing at 10 kHz for a
+#: 1-s bin); such values are usually rates, timestamps or an unscaled unit.
+IMPLAUSIBLE_COUNT = 10_000
 
 
 def rebin_factor(bin_ms: float, spike_bin_ms: float, *, name: str = "dataset") -> int:
@@ -78,6 +84,17 @@ def rebin_dataset(data: DatasetData, spike_bin_ms: float, *, name: str = "datase
             f"than one spike_bin_ms = {spike_bin_ms:g} ms bin"
         )
         raise DataError(msg)
+    dropped = data.n_time - n_out * r
+    if dropped:
+        # MATLAB drops them too; say so (warnings.simplefilter("error", LfadsRunsWarning)
+        # or lfads-runs --strict makes this an error).
+        warnings.warn(
+            f"dataset {name!r}: {data.n_time} bins of {data.bin_ms:g} ms do not divide into "
+            f"spike_bin_ms = {spike_bin_ms:g} ms bins; the last {dropped} bin(s) "
+            f"({dropped * data.bin_ms:g} ms) of every trial are dropped",
+            LfadsRunsWarning,
+            stacklevel=2,
+        )
     if r == 1:
         return data
     return DatasetData(
@@ -207,3 +224,35 @@ def validate_dataset(data: DatasetData, *, name: str, output_dist: str = "poisso
             if bad.any():
                 msg = f"{where}: {field} contain NaN or infinite values ({_first_bad(bad)})"
                 raise DataError(msg)
+    _warn_implausible(data, where, output_dist)
+
+
+def warn_implausible_counts(c: np.ndarray, bin_text: str, where: str, stacklevel: int = 3) -> None:
+    """Warn about spike counts above :data:`IMPLAUSIBLE_COUNT` per bin, naming the first."""
+    if c.dtype.kind not in "iuf" or not c.size:
+        return
+    big = c > IMPLAUSIBLE_COUNT
+    if big.any():
+        warnings.warn(
+            f"{where}: implausible spike counts up to {float(c.max()):.4g} per {bin_text} bin "
+            f"({_first_bad(big)}); are these counts, not rates or times?",
+            LfadsRunsWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def _warn_implausible(data: DatasetData, where: str, output_dist: str) -> None:
+    """Values that are valid but almost certainly a mistake: warn, naming where they are."""
+    if output_dist == "poisson":
+        warn_implausible_counts(data.counts, f"{data.bin_ms:g} ms", where, stacklevel=4)
+    cid = data.condition_id
+    if cid is not None and cid.dtype.kind == "f":
+        nan = np.isnan(cid)
+        if nan.any():
+            first = int(np.argmax(nan)) + 1
+            warnings.warn(
+                f"{where}: {int(nan.sum())} NaN condition id(s), first at trial {first}; those "
+                "trials belong to no condition (alignment and condition averages skip them)",
+                LfadsRunsWarning,
+                stacklevel=3,
+            )

@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from .._optional import require
-from ..exceptions import ConfigError, DataError
+from ..exceptions import ConfigError, DataError, MissingDependencyError
 from ..io.matfile import read_mat
 from .dataset import DatasetData
 
@@ -532,7 +532,7 @@ def load_dataset(
         if kind is not None or keys:
             msg = "a dataset with a loader function takes neither kind nor keys"
             raise ConfigError(msg)
-        return load_with_function(loader, p, base_dir=base, **options)
+        return _wrapped(lambda: load_with_function(loader, p, base_dir=base, **options), p)
     if p is None:
         msg = "a dataset needs a path or a loader function"
         raise ConfigError(msg)
@@ -549,10 +549,35 @@ def load_dataset(
     if unknown:
         msg = f"{p}: unknown option(s) {', '.join(sorted(unknown))} for {kind} files; allowed: {', '.join(LOADER_OPTIONS[kind]) or 'none'}"
         raise ConfigError(msg)
-    if not p.exists():
+    try:
+        p.stat()
+    except FileNotFoundError:
         msg = f"dataset file {p} does not exist"
+        raise DataError(msg) from None
+    except OSError as exc:  # a link loop, a permission problem on the way
+        msg = f"dataset file {p} cannot be opened: {exc.strerror or exc}"
+        raise DataError(msg) from None
+    if p.is_dir():
+        msg = f"dataset path {p} is a folder; expected a {kind} file"
         raise DataError(msg)
-    return LOADERS[kind](p, keys=keys, **options)
+    return _wrapped(lambda: LOADERS[kind](p, keys=keys, **options), p)
+
+
+def _wrapped(load: Callable[[], DatasetData], path: Path | None) -> DatasetData:
+    """Any failure reading user data becomes one DataError naming the file.
+
+    Libraries raise what they like for damaged files: ``zipfile.BadZipFile`` for a
+    truncated ``.npz``, ``OSError: Can't synchronously read data`` (no file name) for
+    a corrupt HDF5 chunk, ``ValueError`` for ragged lists from a loader function.
+    """
+    try:
+        return load()
+    except (DataError, ConfigError, MissingDependencyError):
+        raise
+    except Exception as exc:
+        where = f"{path}" if path is not None else "the loader's data"
+        msg = f"cannot read {where}: {type(exc).__name__}: {exc}"
+        raise DataError(msg) from exc
 
 
 def load_from_options(

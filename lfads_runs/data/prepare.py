@@ -10,7 +10,6 @@ atomically. :func:`link_inputs` makes a run's ``lfadsInput/`` links.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 
 from .. import layout
 from .._atomic import atomic_path, file_lock
+from .._tempfiles import sweep_stale_temps, temp_link_name
 from ..exceptions import ConfigError, DataError
 from ..io.input_info import InputInfo, read_input_info_hash, validate_input_info, write_input_info
 from ..io.lfads_input import (
@@ -547,9 +547,8 @@ def link_inputs(
         out[name] = dst
         if _same_link(dst, target) and not regenerate:
             continue
-        tmp = dst_dir / f".{name}.link.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        sweep_stale_temps(dst)
+        tmp = temp_link_name(dst)
         try:
             os.symlink(target, tmp)
         except OSError:

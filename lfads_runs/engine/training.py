@@ -43,6 +43,7 @@ from .ckpt import (
     read_sidecar,
     remove_checkpoint,
     save_checkpoint,
+    sidecar_path,
     split_checkpoint_arrays,
 )
 from .data import (
@@ -184,9 +185,7 @@ class _Trainer:
     # ------------------------------------------------------------- restore
     def restore(self) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
-        ours = self._newest_own_checkpoint()
-        if ours is not None and not self.hps.do_reset_learning_rate:
-            self._restore_own(*ours)
+        if not self.hps.do_reset_learning_rate and self._restore_newest_intact():
             return
         prefix = self._tf_checkpoint()
         if prefix is not None:
@@ -194,26 +193,68 @@ class _Trainer:
             return
         self.model.initialize(torch.Generator().manual_seed(self.seed), alignment_of(self.datasets))
 
-    def _newest_own_checkpoint(self):
-        from ..io.checkpoint_state import read_checkpoint_state
+    def _own_checkpoints(self) -> list[Path]:
+        """This engine's complete checkpoints on disk (sidecar present), newest first.
 
-        best = None
-        for rank, pointer in ((0, _names.CHECKPOINT_POINTER), (1, _names.CHECKPOINT_LVE_POINTER)):
-            st = read_checkpoint_state(self.save_dir, pointer)
-            if st is None:
+        The pointer files name the newest; the older ones kept are where a resume
+        falls back to when the newest is corrupt.
+        """
+        from ..layout import checkpoint_step
+
+        found = []
+        for idx in self.save_dir.glob("*.ckpt-*.index"):
+            prefix = idx.with_name(idx.name[: -len(".index")])
+            try:
+                step = checkpoint_step(prefix)
+            except ValueError:
                 continue
-            prefix = Path(st.model_checkpoint_path)
-            if not Path(f"{prefix}.index").is_file():
-                continue
-            side = read_sidecar(prefix)
-            if side is None:
+            if sidecar_path(prefix).is_file():
+                found.append((step, "_lve.ckpt-" in prefix.name, prefix))
+        return [p for *_, p in sorted(found, key=lambda t: t[:2], reverse=True)]
+
+    def _restore_newest_intact(self) -> bool:
+        """Resume from the newest readable checkpoint of ours; False when there is none.
+
+        Candidates of one step are ordered by the phase their sidecar records (an LVE
+        checkpoint written after the regular one of the same step wins). A corrupt
+        checkpoint is skipped with a warning naming it; the resume then discards it with
+        everything else after the step it continues from.
+        """
+        readable, corrupt = [], []
+        for prefix in self._own_checkpoints():
+            try:
+                side = read_sidecar(prefix)
+                if side is None:
+                    continue
+                step = int(read_checkpoint_arrays_step(prefix))
+            except (CheckpointError, OSError) as exc:
+                corrupt.append((prefix, exc))
                 continue
             state, rng = side
-            step = int(read_checkpoint_arrays_step(prefix))
-            key = (step, _PHASES.index(state.phase), rank)
-            if best is None or key > best[0]:
-                best = (key, prefix, state, rng)
-        return None if best is None else best[1:]
+            rank = 1 if "_lve.ckpt-" in prefix.name else 0
+            readable.append(((step, _PHASES.index(state.phase), rank), prefix, state, rng))
+        readable.sort(key=lambda t: t[0], reverse=True)
+        for _, prefix, state, rng in readable:
+            try:
+                arrays = read_checkpoint_arrays(prefix)
+            except (CheckpointError, OSError) as exc:
+                corrupt.append((prefix, exc))
+                continue
+            if corrupt:
+                names = ", ".join(p.name for p, _ in corrupt)
+                msg = (
+                    f"corrupt checkpoint(s) {names} ({corrupt[0][1]}); resuming from {prefix.name}"
+                )
+                warnings.warn(msg, LfadsRunsWarning, stacklevel=3)
+                self.log(f"Warning: {msg}")
+            self._restore_own(prefix, state, rng, arrays)
+            return True
+        if corrupt:
+            raise CheckpointError(
+                f"{self.save_dir}: every checkpoint of this run is corrupt, e.g. "
+                f"{corrupt[0][0].name}: {corrupt[0][1]}; remove them to train from scratch"
+            )
+        return False
 
     def _tf_checkpoint(self) -> Path | None:
         from ..io.checkpoint_state import read_checkpoint_state
@@ -224,8 +265,9 @@ class _Trainer:
         prefix = Path(st.model_checkpoint_path)
         return prefix if Path(f"{prefix}.index").is_file() else None
 
-    def _load_tensors(self, prefix: Path) -> None:
-        arrays = read_checkpoint_arrays(prefix)
+    def _load_tensors(self, prefix: Path, arrays: dict[str, np.ndarray] | None = None) -> None:
+        if arrays is None:
+            arrays = read_checkpoint_arrays(prefix)
         variables, slots, scalars = split_checkpoint_arrays(
             self.spec, arrays, source=f"checkpoint {prefix}"
         )
@@ -256,8 +298,10 @@ class _Trainer:
             stacklevel=4,
         )
 
-    def _restore_own(self, prefix: Path, state: ResumeState, rng: np.ndarray) -> None:
-        self._load_tensors(prefix)
+    def _restore_own(
+        self, prefix: Path, state: ResumeState, rng: np.ndarray, arrays: dict[str, np.ndarray]
+    ) -> None:
+        self._load_tensors(prefix, arrays)
         self.state = state
         self.seed = state.seed
         self.noise = NoiseSource(self.seed)
@@ -287,7 +331,7 @@ class _Trainer:
                 s = checkpoint_step(prefix)
             except ValueError:
                 continue
-            if s > step and read_sidecar(prefix) is not None:
+            if s > step and sidecar_path(prefix).is_file():  # ours, even if its sidecar is torn
                 remove_checkpoint(prefix)
         for cs in (self.regular, self.lve):
             cs.kept = [n for n in cs.kept if (self.save_dir / f"{n}.index").is_file()]

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..exceptions import DataError
+from ._damaged import damaged_file_errors
 
 __all__ = [
     "LfadsInput",
@@ -164,7 +165,7 @@ def read_lfads_input(path: str | os.PathLike) -> LfadsInput:
         holds a group instead of an array.
     """
     path = Path(path)
-    with _open(path) as f:
+    with damaged_file_errors(DataError, path, "LFADS input file"), _open(path) as f:
         arrays = {}
         for key, obj in f.items():
             if not isinstance(obj, h5py.Dataset):
@@ -187,7 +188,7 @@ def read_input_summary(path: str | os.PathLike) -> InputSummary:
         As :func:`read_lfads_input`, or when ``train_data`` is not 3-D.
     """
     path = Path(path)
-    with _open(path) as f:
+    with damaged_file_errors(DataError, path, "LFADS input file"), _open(path) as f:
         for key in ("train_data", "valid_data"):
             if key not in f:
                 msg = f"{path}: required key {key!r} is missing (keys: {sorted(f)})"

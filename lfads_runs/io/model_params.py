@@ -26,6 +26,7 @@ import numpy as np
 from .._atomic import atomic_path
 from ..exceptions import MissingOutputError, ModelParamsError
 from ..model_spec import hdf5_key
+from ._damaged import damaged_file_errors
 
 __all__ = [
     "read_model_params",
@@ -92,7 +93,7 @@ def read_model_params(
     path = Path(path)
     layout: list[tuple[str, int | None, np.dtype, tuple[int, ...]]] = []
     out: dict[str, np.ndarray] = {}
-    with _open(path) as f:
+    with damaged_file_errors(ModelParamsError, path, "model_params file"), _open(path) as f:
         keys = list(f.keys())
         if names is None:
             wanted = [k for k in keys if not (exclude_adam and is_adam_key(k))]

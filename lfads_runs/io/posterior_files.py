@@ -18,6 +18,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..exceptions import DataError, MissingOutputError
+from ._damaged import damaged_file_errors
 
 __all__ = ["read_posterior_file", "write_posterior_file"]
 
@@ -98,7 +99,7 @@ def read_posterior_file(path: PathLike, keys: Iterable[str] | None = None) -> di
     except OSError as exc:
         msg = f"posterior file {path} is not a readable HDF5 file: {exc}"
         raise DataError(msg) from exc
-    with f:
+    with damaged_file_errors(DataError, path, "posterior file"), f:
         if keys is None:
             wanted = list(f.keys())
         else:

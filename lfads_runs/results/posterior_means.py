@@ -18,6 +18,7 @@ Trials come from the train and valid files via the 1-based ``train_inds`` and
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..exceptions import ConfigError, DataError, MissingOutputError
+from ..exceptions import ConfigError, DataError, LfadsRunsWarning, MissingOutputError
 from ..io.posterior_files import read_posterior_file
 from ..layout import LEGACY_POSTERIOR_KIND, posterior_file_name
 
@@ -509,6 +510,89 @@ def _reassemble(
     return out
 
 
+def _check_trial_counts(train, valid, tr, va, files: Sequence[PathLike], where: str) -> None:
+    """Each file's arrays must agree on a trial count of at most its split's trials.
+
+    More trials than the split, or arrays of one file disagreeing, is an error. Fewer
+    is a warning, not an error: LFADS's ``--ps_nexamples_to_process`` writes only the
+    first trials, which stay NaN (``trial_loaded`` is False for the others); without
+    that option the file is truncated.
+    """
+    named = dict(zip(("train", "valid"), files, strict=False))
+    for label, arrays, inds in (("train", train, tr), ("valid", valid, va)):
+        if arrays is None:
+            continue
+        file = named.get(label, f"the {label} file")
+        counts = {
+            k: (np.shape(a)[0] if np.ndim(a) else 0)
+            for k, a in arrays.items()
+            if k != "train_steps"
+        }
+        if len(set(counts.values())) > 1 or any(e > inds.size for e in counts.values()):
+            msg = (
+                f"{file}: trial counts {counts} do not fit the run's {inds.size} {label} trials "
+                f"({where}); the file is damaged or was written for other inputs: run posterior "
+                "sampling again (lfads-runs posterior --rerun)"
+            )
+            raise DataError(msg)
+        e = next(iter(counts.values()), inds.size)
+        if e < inds.size:
+            warnings.warn(
+                f"{file} holds {e} of the run's {inds.size} {label} trials ({where}); the other "
+                "trials are NaN (trial_loaded is False). Expected only with LFADS's "
+                "--ps_nexamples_to_process; otherwise the file is truncated: run posterior "
+                "sampling again (lfads-runs posterior --rerun)",
+                LfadsRunsWarning,
+                stacklevel=5,
+            )
+
+
+def _check_shapes(train, valid, lfads_input, output_dist: str, files, where: str) -> None:
+    """The rates of each file must have the inputs' time steps and neurons."""
+    named = dict(zip(("train", "valid"), files, strict=False))
+    _, t, n = np.shape(lfads_input.train_data)
+    want = (t, n * (1 if output_dist == "poisson" else 2))
+    for label, arrays in (("train", train), ("valid", valid)):
+        if arrays is None or "output_dist_params" not in arrays:
+            continue
+        got = tuple(np.shape(arrays["output_dist_params"])[1:])
+        if got != want:
+            file = named.get(label, f"the {label} file")
+            msg = (
+                f"{file}: output_dist_params has {got} (time steps, columns) per trial but the "
+                f"run's inputs give {want} ({where}); it was written for other inputs: run "
+                "posterior sampling again (lfads-runs posterior --rerun)"
+            )
+            raise DataError(msg)
+
+
+def _check_values(
+    fields: Mapping[str, np.ndarray], held: np.ndarray, files: Sequence[PathLike], where: str
+) -> None:
+    """Rates must be finite and >= 0 (Gaussian: finite means, variances > 0).
+
+    Only the trials the files hold (``held``) are checked; the others are NaN by
+    construction (already warned about).
+    """
+    for name, arr in fields.items():
+        absent = ~held.reshape((-1,) + (1,) * (arr.ndim - 1))
+        bad = ~np.isfinite(arr) & ~absent
+        what = "NaN or infinite"
+        if name == "rates" and not bad.any():
+            bad, what = arr < 0, "negative"
+        elif name == "variances" and not bad.any():
+            bad, what = (arr <= 0) & ~absent, "non-positive"
+        if bad.any():
+            trial = int(np.argwhere(bad)[0][0]) + 1
+            src = ", ".join(str(f) for f in files) or where
+            msg = (
+                f"{src}: {int(bad.sum())} {what} value(s) in {name} ({where}), first in trial "
+                f"{trial}; the model diverged or the file is damaged: check the training's "
+                "fitlog, then run posterior sampling again"
+            )
+            raise DataError(msg)
+
+
 def _assemble_input(
     train: np.ndarray | None, valid: np.ndarray | None, train_inds, valid_inds, n, name, where
 ) -> np.ndarray | None:
@@ -573,8 +657,14 @@ def posterior_means_from_arrays(
     raw_counts: Any = None,
     external_inputs: Any = None,
     source_files: Sequence[PathLike] = (),
+    strict: bool = False,
 ) -> PosteriorMeans:
     """Build :class:`PosteriorMeans` from the arrays of the train and valid output files.
+
+    ``strict=True`` (what :meth:`Run.load_posterior_means` uses) requires every trial
+    of the split in the files and finite rates (non-negative; Gaussian: finite means,
+    positive variances), raising :class:`DataError` naming the file otherwise. Without
+    it, trials the files do not hold are NaN (files of a partial evaluation).
 
     Parameters
     ----------
@@ -662,6 +752,10 @@ def posterior_means_from_arrays(
             )
             raise DataError(msg)
 
+    if strict:
+        _check_trial_counts(train, valid, tr, va, source_files, where)
+        if lfads_input is not None:
+            _check_shapes(train, valid, lfads_input, output_dist, source_files, where)
     assembled: dict[str, np.ndarray] = {}
     for key in keys:
         if key == "train_steps":
@@ -705,6 +799,12 @@ def posterior_means_from_arrays(
         out_fields["means"] = params[..., :d]
         out_fields["variances"] = params[..., d:]
     n_neurons = params.shape[2] // (1 if output_dist == "poisson" else 2)
+    if strict:
+        held = np.zeros(n, dtype=bool)
+        held[tr[: np.shape(train["output_dist_params"])[0]] - 1] = True
+        if valid is not None:
+            held[va[: np.shape(valid["output_dist_params"])[0]] - 1] = True
+        _check_values(out_fields, held, source_files, where)
 
     binned_data = truth = binned_ext = None
     if lfads_input is not None:
@@ -780,6 +880,7 @@ def read_posterior_means(
     seq_bin_ms: float | None = None,
     raw_counts: Any = None,
     external_inputs: Any = None,
+    strict: bool = False,
 ) -> PosteriorMeans:
     """Read one dataset's posterior output files into :class:`PosteriorMeans`.
 
@@ -842,6 +943,7 @@ def read_posterior_means(
         raw_counts=raw_counts,
         external_inputs=external_inputs,
         source_files=tuple(found.values()),
+        strict=strict,
     )
 
 
