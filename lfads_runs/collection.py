@@ -511,6 +511,14 @@ class Run:
         """
         kind = kind or self.params.posterior_mean_kind
         pms, errors = self._load_posterior_means_each(kind, reload, datasets)
+        if datasets is None and not errors:  # one object while no file changes
+            files = self.posterior_files(kind)
+            pms = self._cache.get(
+                f"posterior_means/{kind}",
+                lambda: [f for ds in pms for f in self._posterior_sources(files, ds)],
+                lambda: pms,
+                reload=reload,
+            )
         if with_valid:
             return pms, {ds: ds not in errors for ds in (*pms, *errors)}
         if errors:
@@ -544,15 +552,10 @@ class Run:
                     strict=True,  # every trial of the run's inputs, finite rates
                 )
 
-            def sources(ds: str = ds) -> list[Path]:
-                return [
-                    *files[ds].values(),
-                    self.paths.input_info_file(ds),
-                    self.paths.input_file(ds),
-                ]
-
             try:
-                out[ds] = self._cache.get(key, sources, load, reload=reload)
+                out[ds] = self._cache.get(
+                    key, lambda ds=ds: self._posterior_sources(files, ds), load, reload=reload
+                )
             except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
                 self._cache.pop(key)  # never serve what was there before
                 errors[ds] = (
@@ -561,6 +564,10 @@ class Run:
                     else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
                 )
         return out, errors
+
+    def _posterior_sources(self, files: dict[str, Any], ds: str) -> list[Path]:
+        """The files one dataset's posterior means are read from (their cache's identity)."""
+        return [*files[ds].values(), self.paths.input_info_file(ds), self.paths.input_file(ds)]
 
     def select_dataset_names(self, datasets: Any = None) -> tuple[str, ...]:
         """The run's datasets selected by name, 1-based index (Python or numpy) or boolean
