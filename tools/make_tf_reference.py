@@ -27,9 +27,11 @@ expectation (steps, shapes, keys) from each case's ``manifest.json``.
 Kept per case (the committed total stays small): input files, truth.h5, the
 checkpoint-state files, the lowest-validation-error checkpoint the posterior
 runs loaded and the latest regular checkpoint, fitlog.csv, hyperparameters
-files, model_params and the four posterior files (train and valid split; few
-trials per case with train_to_test_ratio 1 keep them small). stitch2 also keeps
-the older lve checkpoints that its pointer file lists. Posterior files are
+files, model_params, and the posterior files of both splits (few trials per
+case with train_to_test_ratio 1 keep them small) except the train-split
+sample-and-average ones, which only stitch2 keeps. stitch2 also keeps the two
+oldest lve checkpoints that its pointer file lists. truth.h5 does not repeat the
+true rates that the input files hold. Posterior files are
 re-encoded losslessly (gzip 9 + shuffle). Absolute folder paths that LFADS
 wrote into text files are rewritten to ``/lfads_reference/<case>/...``.
 """
@@ -115,8 +117,7 @@ COMMON_FLAGS: dict[str, object] = {
     "max_ckpt_to_keep_lve": 5,
     "learning_rate_init": 0.01,
     "learning_rate_decay_factor": 0.7,
-    # 2 steps per epoch with ~17 training trials: compare over more epochs before decaying
-    "learning_rate_n_to_compare": 6,
+    "learning_rate_n_to_compare": 2,
     "learning_rate_stop": 0.0035,
     "max_grad_norm": 200.0,
     "cell_clip_value": 5.0,
@@ -163,9 +164,13 @@ CASES: dict[str, dict] = {
         "datasets": [("dataset001", 2, 20), ("dataset002", 2, 23)],
         "alignment": True,
         "variant": None,
-        # all lve checkpoints the pointer lists: tests dump from an older one
-        "keep_lve_history": True,
+        # the two oldest lve checkpoints the pointer lists: tests dump from older ones
+        "keep_lve_history": 2,
+        # tests read both splits of both posterior kinds of one case
+        "keep_train_sample_and_average": True,
         "flags": {
+            # 4 steps per epoch: compare over more epochs before decaying the learning rate
+            "learning_rate_n_to_compare": 6,
             "factors_dim": 6,
             "ic_enc_dim": 16,
             "ic_dim": 16,
@@ -298,6 +303,21 @@ def _alignment(
     return out
 
 
+def write_truth(path: Path, condition_latents: np.ndarray, truth: dict[str, dict]) -> None:
+    """truth.h5: condition_latents and one group per dataset (original trial order).
+
+    The true rates are not repeated here: the input file holds them
+    (train_truth, valid_truth), which keeps the committed data small.
+    """
+    with h5py.File(path, "w") as f:
+        f["condition_latents"] = condition_latents
+        for name, arrays in truth.items():
+            g = f.create_group(name)
+            for k, v in arrays.items():
+                gz = {"compression": "gzip", "compression_opts": 9, "shuffle": True}
+                g.create_dataset(k, data=v, **(gz if np.ndim(v) >= 2 else {}))
+
+
 def make_case_data(case: str, spec: dict, case_dir: Path) -> dict:
     """Write lfadsInput/lfads_<ds>.h5 and truth.h5; return the manifest's data section."""
     rng = np.random.default_rng(spec["seed"])
@@ -324,7 +344,6 @@ def make_case_data(case: str, spec: dict, case_dir: Path) -> dict:
             noise = rng.standard_normal(rates.shape)
             observed = variant["gain"] * rates + variant["noise_sd"] * noise
             extra_truth = {
-                "gaussian_mean": variant["gain"] * rates,
                 "gain": variant["gain"],
                 "noise_sd": variant["noise_sd"],
             }
@@ -359,7 +378,6 @@ def make_case_data(case: str, spec: dict, case_dir: Path) -> dict:
         }
         truth[ds.name] = {
             "latents": ds.latents,
-            "rates": rates,
             "condition_id": ds.condition_id.astype(np.float64),
             "readout_W": ds.readout_W,
             "readout_b": float(ds.readout_b[0]),
@@ -380,17 +398,7 @@ def make_case_data(case: str, spec: dict, case_dir: Path) -> dict:
 
     for name, arrays in inputs.items():
         write_lfads_input(case_dir / "lfadsInput" / f"lfads_{name}.h5", LfadsInput(**arrays))
-    with h5py.File(case_dir / "truth.h5", "w") as f:
-        f["condition_latents"] = data.condition_latents
-        for name, arrays in truth.items():
-            g = f.create_group(name)
-            for k, v in arrays.items():
-                kw = (
-                    {"compression": "gzip", "compression_opts": 9, "shuffle": True}
-                    if np.ndim(v) >= 2
-                    else {}
-                )
-                g.create_dataset(k, data=v, **kw)
+    write_truth(case_dir / "truth.h5", data.condition_latents, truth)
     return {
         "seed": spec["seed"],
         "generator": "lfads_runs.synthetic.lorenz (numpy default_rng), then the variant's draws",
@@ -529,9 +537,12 @@ def postprocess(case: str, spec: dict, work: Path) -> dict:
         f.unlink()
     lve, every_lve = _ckpt_names(out / "checkpoint_lve")
     latest, _ = _ckpt_names(out / "checkpoint")
-    keep = {lve, latest, *(every_lve if spec.get("keep_lve_history") else ())}
+    keep = {lve, latest, *every_lve[: spec.get("keep_lve_history", 0)]}
     for f in out.glob("lfads_vae*.ckpt-*"):
         if f.name.split(".index")[0].split(".data-")[0] not in keep:
+            f.unlink()
+    if not spec.get("keep_train_sample_and_average"):
+        for f in out.glob("model_runs_*_train_posterior_sample_and_average"):
             f.unlink()
     for f in out.glob("model_runs_*"):
         _reencode(f)
