@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import manifest, n_trials
 
 from lfads_runs.data.binning import (
     check_split_sizes,
@@ -36,8 +37,9 @@ def test_split_matches_fixture(tf_fixtures):
     """The split reproduces the reference input files' train_inds/valid_inds."""
     import h5py
 
-    with h5py.File(tf_fixtures / "shared_ctrl1" / "lfadsInput" / "lfads_dataset001.h5", "r") as f:
-        train, valid = split_trials(160, 4)
+    with h5py.File(tf_fixtures / "ctrl1" / "lfadsInput" / "lfads_dataset001.h5", "r") as f:
+        data = manifest("ctrl1")["synthetic_data"]
+        train, valid = split_trials(n_trials("ctrl1")["all"], data["train_to_test_ratio"])
         np.testing.assert_array_equal(train, f["train_inds"][()])
         np.testing.assert_array_equal(valid, f["valid_inds"][()])
 

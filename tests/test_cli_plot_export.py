@@ -1,6 +1,6 @@
 """``lfads-runs plot factors|pca|rates|fitlog|alignment`` and ``lfads-runs export``.
 
-The run is real: the shared_stitch2 data written as dataset files, prepared by
+The run is real: the stitch2 data written as dataset files, prepared by
 ``run.prepare()`` (which reproduces the fixture's input files), with TensorFlow
 LFADS's outputs copied into its ``lfadsOutput``.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import manifest, n_trials, true_rates
 
 pytest.importorskip("matplotlib")
 
@@ -24,7 +25,7 @@ from lfads_runs import RunCollection  # noqa: E402
 from lfads_runs.cli import main  # noqa: E402
 from lfads_runs.io.lfads_input import read_lfads_input  # noqa: E402
 
-CASE = "shared_stitch2"
+CASE = "stitch2"
 DATASETS = ("dataset001", "dataset002")
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -41,7 +42,7 @@ run_specs:
   - {name: single_dataset001, datasets: [dataset001]}
 params:
   - {spikeBinMs: 10, useAlignmentMatrix: true, c_factors_dim: 6, c_ic_enc_dim: 16, c_ic_dim: 16,
-     c_gen_dim: 16, c_co_dim: 0, c_batch_size: 16}
+     c_gen_dim: 16, c_co_dim: 0, c_batch_size: 16, trainToTestRatio: RATIO}
 """
 
 
@@ -57,7 +58,7 @@ def _write_datasets(case: Path, folder: Path) -> None:
             counts[inp.valid_inds.astype(int) - 1] = inp.valid_data
             with h5py.File(folder / f"{name}.h5", "w") as f:
                 f["counts"] = counts
-                f["true_rates"] = truth[name]["rates"][()]
+                f["true_rates"] = true_rates(case, name)
                 f["condition_id"] = truth[name]["condition_id"][()]
                 f["bin_ms"] = 10.0
 
@@ -68,7 +69,8 @@ def trained(tmp_path, tf_fixtures):
     case = tf_fixtures / CASE
     _write_datasets(case, tmp_path / "data")
     config = tmp_path / "stitch2.yaml"
-    config.write_text(CONFIG)
+    ratio = manifest(CASE)["synthetic_data"]["train_to_test_ratio"]
+    config.write_text(CONFIG.replace("RATIO", str(ratio)))
     rc = RunCollection.from_yaml(config)
     run = rc.find_runs("all", 1)
     run.prepare()
@@ -168,12 +170,12 @@ def test_export_writes_one_self_describing_hdf5_and_nwb(trained, capsys, tmp_pat
             assert g["rates"].attrs["units"].startswith("expected spike counts per bin")
         assert f["model_params"]["gen_gengru_rh_to_c_W"].shape == (16, 16)
         assert set(f["model_params"]["factors_to_logrates_W"]) == set(DATASETS)
-        assert f["fitlog"].attrs["n_epochs"] == 34
+        assert f["fitlog"].attrs["n_epochs"] == manifest(CASE)["fitlog"]["rows"]
     from pynwb import NWBHDF5IO
 
     with NWBHDF5IO(str(target.with_suffix(".nwb")), "r") as io:
         table = io.read().processing["lfads"]["posterior_means_dataset002"]
-        assert len(table) == 85
+        assert len(table) == n_trials(CASE, "dataset002")["all"]
         np.testing.assert_allclose(table["factors"][4], pms["dataset002"].factors[4])
 
 

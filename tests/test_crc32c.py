@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import lve_checkpoint
 
 from lfads_runs.io import crc32c as C
 
@@ -95,7 +96,7 @@ def test_mask_roundtrip_and_known_value():
 
 def test_real_data_shard(tf_fixtures):
     """A whole TensorFlow data shard (89 kB of float32) as one long message."""
-    shard = tf_fixtures / "shared_ctrl1/lfadsOutput/lfads_vae_lve.ckpt-376.data-00000-of-00001"
+    shard = lve_checkpoint("ctrl1").with_name(f"{lve_checkpoint('ctrl1').name}.data-00000-of-00001")
     data = shard.read_bytes()
     assert C.crc32c_numpy(data) == _table_reference(data)
 

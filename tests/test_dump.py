@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TF_CASES
+from conftest import TF_CASES, manifest
 
 from lfads_runs.dump import (
     dump_model_params,
@@ -42,7 +42,7 @@ from lfads_runs.io.tensorbundle import (
 )
 from lfads_runs.trained_params import ModelTrainedParameters
 
-NAMES = {"shared_stitch2": ["dataset001", "dataset002"]}
+NAMES = {"stitch2": ["dataset001", "dataset002"]}
 
 
 def _run_copy(tf_fixtures: Path, case: str, tmp_path: Path, keep_params: bool = False) -> Path:
@@ -94,16 +94,16 @@ def test_dump_from_tf_checkpoint_is_bit_equal(tf_fixtures, case, tmp_path):
 
 def test_existing_model_params_read_only_folder(tf_fixtures):
     """An existing model_params in a read-only folder is loaded without writing anything."""
-    out = tf_fixtures / "shared_ctrl1" / "lfadsOutput"
+    out = tf_fixtures / "ctrl1" / "lfadsOutput"
     before = sorted(os.listdir(out))
     p = load_trained_params(out, ["dataset001"], spec_from_output_dir(out), dump="never")
-    assert p.global_step == 376
+    assert p.global_step == manifest("ctrl1")["lve_step"]
     assert sorted(os.listdir(out)) == before
 
 
 def test_never_and_unavailable(tf_fixtures, tmp_path):
     """dump='never' without the file, and no source at all, raise ModelParamsUnavailable."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     with pytest.raises(ModelParamsUnavailable, match="does not exist") as e:
         load_trained_params(out, ["dataset001"], dump="never")
     assert isinstance(e.value, MissingOutputError)
@@ -113,7 +113,8 @@ def test_never_and_unavailable(tf_fixtures, tmp_path):
         load_trained_params(out, ["dataset001"])
     msg = str(e.value)
     assert str(out / "model_params") in msg
-    assert "checkpoint_lve names" in msg and "lfads_vae_lve.ckpt-376.index is missing" in msg
+    lve = manifest("ctrl1")["lve_checkpoint"]
+    assert "checkpoint_lve names" in msg and f"{lve}.index is missing" in msg
     assert "checkpoint names" in msg and "Train the run first" in msg
     assert not (out / "model_params").exists()
     (out / "checkpoint").unlink()
@@ -124,29 +125,34 @@ def test_never_and_unavailable(tf_fixtures, tmp_path):
 
 def test_lve_missing_falls_back_to_latest_with_warning(tf_fixtures, tmp_path):
     """Without an LVE checkpoint the latest one is dumped, with a warning."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     (out / "checkpoint_lve").unlink()
     for p in out.glob("lfads_vae_lve.*"):
         p.unlink()
-    with pytest.warns(LfadsRunsWarning, match="using the latest checkpoint lfads_vae.ckpt-408"):
+    latest = manifest("ctrl1")["latest_checkpoint"]
+    with pytest.warns(LfadsRunsWarning, match=f"using the latest checkpoint {latest}"):
         p = load_trained_params(out, ["dataset001"], spec_from_output_dir(out))
-    assert p.global_step == 408
+    assert p.global_step == manifest("ctrl1")["latest_step"]
 
 
 def test_checkpoint_choice_and_force(tf_fixtures, tmp_path):
     """checkpoint='latest' or a prefix with dump='force' re-dumps from that checkpoint."""
-    out = _run_copy(tf_fixtures, "shared_stitch2", tmp_path, keep_params=True)
-    names = NAMES["shared_stitch2"]
-    assert load_trained_params(out, names).global_step == 320
+    out = _run_copy(tf_fixtures, "stitch2", tmp_path, keep_params=True)
+    names = NAMES["stitch2"]
+    m = manifest("stitch2")
+    lve, latest, (oldest, older, *_) = m["lve_step"], m["latest_step"], m["lve_history_steps"]
+    assert len({lve, latest, older, oldest}) == 4
+    assert load_trained_params(out, names).global_step == lve
     # auto keeps the existing file whatever checkpoint is named
-    assert load_trained_params(out, names, checkpoint="latest").global_step == 320
-    assert load_trained_params(out, names, dump="force", checkpoint="latest").global_step == 310
-    got = load_trained_params(out, names, dump="force", checkpoint="lfads_vae_lve.ckpt-250")
-    assert got.global_step == 250
+    assert load_trained_params(out, names, checkpoint="latest").global_step == lve
+    assert load_trained_params(out, names, dump="force", checkpoint="latest").global_step == latest
+    got = load_trained_params(out, names, dump="force", checkpoint=f"lfads_vae_lve.ckpt-{older}")
+    assert got.global_step == older
     dest = dump_model_params(
-        out, checkpoint=out / "lfads_vae_lve.ckpt-230.index", dest=tmp_path / "mp"
+        out, checkpoint=out / f"lfads_vae_lve.ckpt-{oldest}.index", dest=tmp_path / "mp"
     )
-    assert int(read_model_params(dest, ["LFADS_global_step:0"])["LFADS_global_step:0"]) == 230
+    step = int(read_model_params(dest, ["LFADS_global_step:0"])["LFADS_global_step:0"])
+    assert step == oldest
     with pytest.raises(
         ModelParamsUnavailable, match=r"ckpt-999\.index \(the checkpoint asked for\)"
     ):
@@ -157,24 +163,25 @@ def test_checkpoint_choice_and_force(tf_fixtures, tmp_path):
 
 def test_scan_without_pointer_files(tf_fixtures, tmp_path):
     """Without pointer files, the newest LVE checkpoint on disk is used."""
-    out = _run_copy(tf_fixtures, "shared_gauss1", tmp_path)
+    out = _run_copy(tf_fixtures, "gauss1", tmp_path)
     (out / "checkpoint_lve").unlink()
     (out / "checkpoint").unlink()
     prefix, _ = find_checkpoint(out, "lve")
-    assert prefix == out / "lfads_vae_lve.ckpt-504"
-    assert find_checkpoint(out, "latest")[0] == out / "lfads_vae.ckpt-488"
+    assert prefix == out / manifest("gauss1")["lve_checkpoint"]
+    assert find_checkpoint(out, "latest")[0] == out / manifest("gauss1")["latest_checkpoint"]
 
 
 def test_moved_run_uses_local_checkpoint(tf_fixtures, tmp_path):
     """Pointer files with absolute paths of another machine resolve inside the run folder."""
-    out = _run_copy(tf_fixtures, "shared_extin1", tmp_path)
-    assert "/home/lab/" in (out / "checkpoint_lve").read_text()
-    assert find_checkpoint(out)[0] == out / "lfads_vae_lve.ckpt-456"
+    out = _run_copy(tf_fixtures, "extin1", tmp_path)
+    assert "/lfads_reference/extin1/" in (out / "checkpoint_lve").read_text()
+    assert not Path("/lfads_reference").exists()
+    assert find_checkpoint(out)[0] == out / manifest("extin1")["lve_checkpoint"]
 
 
 def test_corrupt_checkpoint_writes_nothing(tf_fixtures, tmp_path):
     """A CRC-corrupted tensor raises CheckpointError naming it and its file; no model_params."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     prefix = read_checkpoint_state(out, "checkpoint_lve").model_checkpoint_path
     info = bundle_index(prefix)["LFADS/con/con_to_post_co/mean/W"]
     raw = bytearray(data_path(prefix).read_bytes())
@@ -192,7 +199,7 @@ def test_corrupt_checkpoint_writes_nothing(tf_fixtures, tmp_path):
 
 def test_missing_shard_writes_nothing(tf_fixtures, tmp_path):
     """A checkpoint whose data file is gone raises CheckpointError naming the file."""
-    out = _run_copy(tf_fixtures, "shared_stitch2", tmp_path)
+    out = _run_copy(tf_fixtures, "stitch2", tmp_path)
     prefix = read_checkpoint_state(out, "checkpoint_lve").model_checkpoint_path
     data_path(prefix).unlink()
     with pytest.raises(CheckpointError, match="does not exist") as e:
@@ -203,7 +210,7 @@ def test_missing_shard_writes_nothing(tf_fixtures, tmp_path):
 
 def test_missing_tensor_and_wrong_model(tf_fixtures, tmp_path):
     """With a spec, a checkpoint lacking a variable or holding other shapes is refused."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     spec = spec_from_output_dir(out)
     prefix = read_checkpoint_state(out, "checkpoint_lve").model_checkpoint_path
     tensors = read_bundle(prefix)
@@ -213,7 +220,7 @@ def test_missing_tensor_and_wrong_model(tf_fixtures, tmp_path):
         dump_model_params(out, checkpoint=str(prefix), spec=spec)  # no fallback to older ones
     assert str(index_path(prefix)) in str(e.value)
     assert not (out / "model_params").exists()
-    other = spec_from_output_dir(_run_copy(tf_fixtures, "shared_extin1", tmp_path))
+    other = spec_from_output_dir(_run_copy(tf_fixtures, "extin1", tmp_path))
     with pytest.raises(ModelParamsError, match="expected"):
         dump_model_params(out, checkpoint="latest", spec=other)
     assert not (out / "model_params").exists() and _leftovers(out) == []
@@ -231,22 +238,22 @@ def _writer_script(src: Path) -> str:
 
 def test_external_dump_command(tf_fixtures, tmp_path):
     """Without checkpoints, the configured command runs in the output folder, logging its output."""
-    out = _run_copy(tf_fixtures, "shared_gauss1", tmp_path)
+    out = _run_copy(tf_fixtures, "gauss1", tmp_path)
     for p in out.glob("*.ckpt-*"):
         p.unlink()
-    src = tf_fixtures / "shared_gauss1" / "lfadsOutput" / "model_params"
+    src = tf_fixtures / "gauss1" / "lfadsOutput" / "model_params"
     log = out.parent / "lfads.out"
     p = load_trained_params(
         out, ["dataset001"], dump_command=[sys.executable, "-c", _writer_script(src)], log_path=log
     )
-    assert p.global_step == 504 and p.is_gaussian
+    assert p.global_step == manifest("gauss1")["lve_step"] and p.is_gaussian
     text = log.read_text()
     assert "dumping model_params with:" in text and "pretending to be run_lfads.py" in text
 
 
 def test_external_command_failures(tf_fixtures, tmp_path):
     """A failing command (its partial file removed) or one that writes nothing: RunFailedError."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     for p in out.glob("*.ckpt-*"):
         p.unlink()
     log = out.parent / "lfads.out"
@@ -287,7 +294,7 @@ print(json.dumps({
 
 def test_concurrent_processes_dump_once(tf_fixtures, tmp_path):
     """Several processes loading at once: exactly one dump, every one gets valid parameters."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     go = tmp_path / "go"
     n = 4
     procs = [
@@ -306,7 +313,7 @@ def test_concurrent_processes_dump_once(tf_fixtures, tmp_path):
         stdout, stderr = p.communicate(timeout=120)
         assert p.returncode == 0, stderr
         results.append(json.loads(stdout.strip().splitlines()[-1]))
-    assert [r["step"] for r in results] == [376] * n
+    assert [r["step"] for r in results] == [manifest("ctrl1")["lve_step"]] * n
     assert len({r["inode"] for r in results}) == 1
     assert all(r["heavy"] == [] for r in results)  # no torch or TensorFlow needed
     dumps = [ln for ln in (out.parent / "lfads.out").read_text().splitlines() if "wrote" in ln]
@@ -319,7 +326,7 @@ def test_waits_for_running_external_dump(tf_fixtures, tmp_path):
     from lfads_runs._atomic import file_lock
     from lfads_runs.dump import _lock_path
 
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path, keep_params=True)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path, keep_params=True)
     good = (out / "model_params").read_bytes()
     (out / "model_params").write_bytes(good[:3000])
     import threading
@@ -336,7 +343,7 @@ def test_waits_for_running_external_dump(tf_fixtures, tmp_path):
     ready.wait()
     p = load_trained_params(out, ["dataset001"])
     t.join()
-    assert p.global_step == 376
+    assert p.global_step == manifest("ctrl1")["lve_step"]
     # Without anyone fixing it, a bad file stays an error.
     (out / "model_params").write_bytes(good[:3000])
     with pytest.raises(ModelParamsError):
@@ -354,12 +361,12 @@ def test_spec_from_output_dir_errors(tmp_path):
 
 def test_spec_from_output_dir_warns_without_inputs(tf_fixtures, tmp_path):
     """A single-dataset run whose input file cannot be found gets a warning, not an error."""
-    out = _run_copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    out = _run_copy(tf_fixtures, "ctrl1", tmp_path)
     shutil.rmtree(out.parent / "lfadsInput")
     with pytest.warns(LfadsRunsWarning, match="alignment matrix"):
         spec = spec_from_output_dir(out)
     assert not spec.has_readin
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        spec_from_output_dir(tf_fixtures / "shared_ctrl1" / "lfadsOutput")
+        spec_from_output_dir(tf_fixtures / "ctrl1" / "lfadsOutput")
     assert np.isclose(spec.hps.learning_rate_decay_factor, 0.7)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import lve_checkpoint
 
 torch = pytest.importorskip("torch")
 
@@ -80,7 +81,7 @@ def test_missing_checkpoint_and_mismatched_model(tmp_path, tf_fixtures):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         sample_posterior(d, tmp_path / "empty", HPS, "posterior_push_mean")
     # A TF checkpoint of another model: the mismatch is named.
-    ckpt = tf_fixtures / "shared_ctrl1" / "lfadsOutput" / "lfads_vae_lve.ckpt-376"
+    ckpt = lve_checkpoint("ctrl1")
     with pytest.raises(
         CheckpointError, match=r"ic_enc_t0_fwd has shape \(1, 12\), this model expects \(1, 5\)"
     ):

@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import TF_CASES, lve_checkpoint, manifest
 
 torch = pytest.importorskip("torch")
 
@@ -26,7 +27,6 @@ from lfads_runs.io.model_params import read_model_params  # noqa: E402
 from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
 from lfads_runs.model_spec import hdf5_key  # noqa: E402
 
-CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
 EXACT_KEYS = (
     "factors", "gen_states", "gen_ics", "post_g0_mean", "post_g0_logvar",
     "prior_g0_mean", "prior_g0_logvar", "controller_outputs", "train_steps",
@@ -43,7 +43,7 @@ def _case(tf_fixtures: Path, case: str):
     return out, hps, datasets, build_spec(hps, datasets)
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", TF_CASES)
 def test_variable_set_matches_model_params(tf_fixtures, case):
     out, hps, datasets, spec = _case(tf_fixtures, case)
     fixture = read_model_params(out / "model_params")
@@ -72,7 +72,7 @@ def test_variable_set_matches_model_params(tf_fixtures, case):
     assert ("LFADS/z/prior_g0/logvar" in frozen) == (hps.ic_prior_var_max == hps.ic_prior_var_min)
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", TF_CASES)
 def test_push_mean_matches_tensorflow(tf_fixtures, case):
     out, hps, datasets, spec = _case(tf_fixtures, case)
     model = load_model(out / "model_params", spec)
@@ -110,11 +110,11 @@ def test_push_mean_matches_tensorflow(tf_fixtures, case):
 
 
 def test_checkpoint_and_model_params_give_the_same_weights(tf_fixtures):
-    out, hps, datasets, spec = _case(tf_fixtures, "shared_ctrl1")
+    out, hps, datasets, spec = _case(tf_fixtures, "ctrl1")
     a = load_model(out / "model_params", spec)
-    b = load_model(out / "lfads_vae_lve.ckpt-376", spec)
+    b = load_model(lve_checkpoint("ctrl1"), spec)
     c = load_model(out, spec)  # an output folder: its LVE checkpoint
-    assert a.global_step == b.global_step == c.global_step == 376
+    assert a.global_step == b.global_step == c.global_step == manifest("ctrl1")["lve_step"]
     for n, p in a.params.by_tf_name().items():
         assert torch.equal(p, b.params[n]) and torch.equal(p, c.params[n])
 
@@ -122,12 +122,12 @@ def test_checkpoint_and_model_params_give_the_same_weights(tf_fixtures):
 def test_sample_posterior_writes_tensorflow_files(tf_fixtures, tmp_path):
     """Files written by sample_posterior from a TF checkpoint: same keys, exact push-mean values,
     sample-and-average statistically like TensorFlow's."""
-    case = "shared_extin1"
+    case = "extin1"
     src = tf_fixtures / case / "lfadsOutput"
     save = tmp_path / "lfadsOutput"
     save.mkdir()
     for f in src.iterdir():
-        if f.name.startswith(("checkpoint", "lfads_vae_lve.ckpt-456", "hyperparameters-0")):
+        if f.name.startswith(("checkpoint", f"{lve_checkpoint(case).name}.", "hyperparameters-0")):
             shutil.copy(f, save / f.name)
     _, hps, _, _ = _case(tf_fixtures, case)
     data_dir = tf_fixtures / case / "lfadsInput"
@@ -136,10 +136,17 @@ def test_sample_posterior_writes_tensorflow_files(tf_fixtures, tmp_path):
         sample_posterior(data_dir, save, hps, "posterior_sample_and_average", "lve", seed=1)
     )
     assert len(files) == 4
-    assert (save / "hyperparameters-456.txt").is_file()
+    assert (save / f"hyperparameters-{manifest(case)['lve_step']}.txt").is_file()
+    # the case keeps TF's files of both splits but the train-split sample-and-average one
+    kept = {f.removeprefix("lfadsOutput/") for f in manifest(case)["files"]}
+    assert len(kept & set(files)) == 3
     for fname, path in files.items():
-        ref = read_posterior_file(src / fname)
         got = read_posterior_file(path)
+        if fname not in kept:  # same keys as TensorFlow's valid-split file of that kind
+            valid = fname.replace("_train_", "_valid_")
+            assert set(got) == set(read_posterior_file(src / valid))
+            continue
+        ref = read_posterior_file(src / fname)
         assert set(got) == set(ref)
         with h5py.File(path) as f:
             assert all(f[k].dtype == np.float64 and f[k].compression == "gzip" for k in f)
@@ -163,7 +170,7 @@ def pure_torch():
     _ext.set_native_enabled(None)
 
 
-@pytest.mark.parametrize("case", ["shared_ctrl1", "shared_stitch2"])
+@pytest.mark.parametrize("case", ["ctrl1", "stitch2"])
 def test_pure_torch_path_matches_tensorflow(tf_fixtures, case, pure_torch):
     out, hps, datasets, spec = _case(tf_fixtures, case)
     model = load_model(out / "model_params", spec)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import latest_checkpoint, manifest
 
 torch = pytest.importorskip("torch")
 
@@ -93,9 +94,7 @@ def test_short_run_learns_and_writes_lfads_files(reference_run, tf_fixtures):
     assert not list(out.glob("*.meta"))
     # hyperparameters-0.txt: TensorFlow's keys in TensorFlow's order, booleans as strings.
     ours = json.loads((out / "hyperparameters-0.txt").read_text())
-    theirs = json.loads(
-        (tf_fixtures / "shared_stitch2/lfadsOutput/hyperparameters-0.txt").read_text()
-    )
+    theirs = json.loads((tf_fixtures / "stitch2/lfadsOutput/hyperparameters-0.txt").read_text())
     assert list(ours)[: len(theirs)] == list(theirs)
     assert ours["do_train_readin"] == "true" and ours["num_steps_for_gen_ic"] == 30
     assert ours["dataset_names"] == ["dataset001.h5", "dataset002.h5"] and ours["ndatasets"] == 2
@@ -143,26 +142,32 @@ def test_resume_after_interruption_equals_uninterrupted_run(inputs, reference_ru
 
 def test_restart_from_a_tensorflow_checkpoint(tf_fixtures, tmp_path):
     """No sidecar: weights, Adam, lr and step restored; epoch counter and histories restart."""
-    case = tf_fixtures / "shared_stitch2"
+    case = tf_fixtures / "stitch2"
+    latest = latest_checkpoint("stitch2")
+    step0 = manifest("stitch2")["latest_step"]
+    tf_rows = read_fitlog_rows(case / "lfadsOutput" / "fitlog.csv")
+    per_epoch = tf_rows[1].step - tf_rows[0].step  # both datasets' batches
     out = tmp_path / "lfadsOutput"
     out.mkdir()
     for f in (case / "lfadsOutput").iterdir():
-        if f.name.startswith(("checkpoint", "lfads_vae.ckpt-310", "fitlog")):
+        if f.name.startswith(("checkpoint", f"{latest.name}.", "fitlog")):
             shutil.copy(f, out / f.name)
     hps = Hyperparameters.from_json_file(case / "lfadsOutput" / "hyperparameters-0.txt")
     hps = hps.evolve(max_epochs=1)
     res = train(case / "lfadsInput", out, hps, seed=0, log=_quiet)
-    assert res.resumed_from == out / "lfads_vae.ckpt-310"
-    assert res.steps == 320
+    assert res.resumed_from == out / latest.name
+    assert res.steps == step0 + per_epoch
     rows = read_fitlog_rows(out / "fitlog.csv")
-    assert len(rows) == 35 and rows[-1].epoch == 0 and rows[-1].step == 320
+    assert len(rows) == len(tf_rows) + 1 and rows[-1].epoch == 0
+    assert rows[-1].step == step0 + per_epoch
     assert abs(rows[-1].total_valid - rows[-2].total_valid) < 50  # continued, not restarted
-    assert (out / "hyperparameters-310.txt").is_file()
+    assert (out / f"hyperparameters-{step0}.txt").is_file()
     # Epoch 0 of the restart writes a regular checkpoint, next to TF's.
     st = read_checkpoint_state(out, "checkpoint")
-    assert st.model_checkpoint_path.name == "lfads_vae.ckpt-320"
-    t = read_bundle(out / "lfads_vae.ckpt-320")
-    assert float(t["LFADS/learning_rate"]) == pytest.approx(0.0049, rel=1e-5)
+    assert st.model_checkpoint_path.name == f"lfads_vae.ckpt-{step0 + per_epoch}"
+    t = read_bundle(out / f"lfads_vae.ckpt-{step0 + per_epoch}")
+    tf_lr = float(read_bundle(latest)["LFADS/learning_rate"])  # no decay in the first epoch
+    assert float(t["LFADS/learning_rate"]) == pytest.approx(tf_lr, rel=1e-5)
 
 
 def test_command_line_trains_and_samples(inputs, tmp_path):

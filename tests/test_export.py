@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from conftest import manifest
 
 from lfads_runs.exceptions import DataError, MissingDependencyError
 from lfads_runs.io.lfads_input import read_lfads_input
@@ -14,7 +15,7 @@ from lfads_runs.results.export import EXPORT_FORMAT, export_run, export_run_nwb
 from lfads_runs.results.fitlog import read_fit_log
 from lfads_runs.results.posterior_means import read_posterior_means
 
-CASE = "shared_stitch2"
+CASE = "stitch2"
 DATASETS = ("dataset001", "dataset002")
 
 
@@ -86,7 +87,8 @@ def test_export_run_layout(tf_fixtures, tmp_path):
             np.testing.assert_array_equal(g["binned_data"][()], pm.binned_data)
             assert g["rates"].attrs["units"] == "expected spike counts per bin of bin_width_ms"
             assert g.attrs["kind"] == "posterior_push_mean" and g.attrs["counts_to_hz"] == 100.0
-            assert g.attrs["bin_width_ms"] == 10.0 and g.attrs["train_step"] == 320
+            assert g.attrs["bin_width_ms"] == 10.0
+            assert g.attrs["train_step"] == manifest(CASE)["lve_step"]
         mp = f["model_params"]
         np.testing.assert_array_equal(mp["gen_to_factors_W"][()], params["gen_to_factors_W"])
         np.testing.assert_array_equal(
@@ -97,7 +99,8 @@ def test_export_run_layout(tf_fixtures, tmp_path):
         assert mp.attrs["num_datasets"] == 2 and "ic_enc_fwd_t0" not in mp
         fl = f["fitlog"]
         np.testing.assert_array_equal(fl["total_valid"][()], log.total_valid)
-        assert fl.attrs["step_lve"] == 320 and fl.attrs["n_epochs"] == 34
+        assert fl.attrs["step_lve"] == manifest(CASE)["lve_step"]
+        assert fl.attrs["n_epochs"] == manifest(CASE)["fitlog"]["rows"]
 
 
 def test_export_optional_parts_and_atomicity(tf_fixtures, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 import pytest
+from conftest import TF_CASES, manifest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,16 +18,13 @@ from lfads_runs.io.fitlog import (
 )
 from lfads_runs.results.fitlog import FITLOG_FIELDS, FitLog, read_fit_log
 
-TF_CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
-N_ROWS = {"shared_stitch2": 34, "shared_ctrl1": 51, "shared_gauss1": 63, "shared_extin1": 61}
-
 
 @pytest.mark.parametrize("case", TF_CASES)
 def test_fixture_lines_reproduced_byte_for_byte(tf_fixtures, tmp_path, case):
     """Parsing then formatting every TF fitlog.csv row gives the file's exact bytes, also via append."""
     src = tf_fixtures / case / "lfadsOutput" / "fitlog.csv"
     rows = read_fitlog_rows(src)
-    assert len(rows) == N_ROWS[case]
+    assert len(rows) == manifest(case)["fitlog"]["rows"]
     assert [r.epoch for r in rows] == list(range(len(rows)))
     raw = src.read_bytes()
     assert "".join(format_fitlog_line(r) + "\n" for r in rows).encode() == raw
@@ -37,14 +35,14 @@ def test_fixture_lines_reproduced_byte_for_byte(tf_fixtures, tmp_path, case):
 
 
 def test_known_values(tf_fixtures):
-    """The last stitch2 row holds the values quoted in the fixture README."""
-    rows = read_fitlog_rows(tf_fixtures / "shared_stitch2" / "lfadsOutput" / "fitlog.csv")
-    assert rows[-1] == FitLogRow(
-        epoch=33, step=340, total_train=869.59, total_valid=869.34, recon_train=854.32,
-        recon_valid=854.91, kl_train=7.24, kl_valid=6.35, l2=8.06473, kl_weight=1.0,
-        l2_weight=1.0,
-    )  # fmt: skip
-    assert rows[0].kl_weight == 0.45 and rows[0].has_validation
+    """The last row of each case holds the values LFADS printed for its last epoch (manifest)."""
+    for case in TF_CASES:
+        rows = read_fitlog_rows(tf_fixtures / case / "lfadsOutput" / "fitlog.csv")
+        assert rows[-1] == FitLogRow(**manifest(case)["fitlog"]["last_printed"]), case
+        # the KL weight ramps linearly from kl_start_step over kl_increase_steps
+        ramp = manifest(case)["flags"]["train"]["kl_increase_steps"]
+        assert rows[0].kl_weight == pytest.approx((rows[0].step - 1) / ramp, abs=0.005)
+        assert rows[0].has_validation
 
 
 def test_train_only_line_has_16_tokens(tmp_path):
@@ -87,7 +85,7 @@ def test_partial_validation_fields_rejected():
 )
 def test_malformed_line_names_file_and_line(tf_fixtures, tmp_path, bad_line, what):
     """A malformed line raises DataError naming the file and its 1-based line number."""
-    good = (tf_fixtures / "shared_ctrl1" / "lfadsOutput" / "fitlog.csv").read_text()
+    good = (tf_fixtures / "ctrl1" / "lfadsOutput" / "fitlog.csv").read_text()
     path = tmp_path / "fitlog.csv"
     lines = good.splitlines()
     path.write_text("\n".join(lines[:2] + [bad_line] + lines[2:]) + "\n")
@@ -144,7 +142,7 @@ def test_fit_log_on_fixtures(tf_fixtures, case):
     path = tf_fixtures / case / "lfadsOutput" / "fitlog.csv"
     log = read_fit_log(path)
     rows = read_fitlog_rows(path)
-    assert log.n_epochs == len(rows) == N_ROWS[case]
+    assert log.n_epochs == len(rows) == manifest(case)["fitlog"]["rows"]
     assert log.steps.dtype == np.int64 and log.total_valid.dtype == np.float64
     assert log.has_validation and log.learning_rate is None and log.path == path
     assert log.to_rows() == rows
@@ -190,8 +188,8 @@ def test_train_only_log_and_learning_rate():
 
 def test_read_fit_log_with_learning_rate(tf_fixtures):
     """read_fit_log attaches a per-epoch learning rate and reports it at the LVE row."""
-    path = tf_fixtures / "shared_stitch2" / "lfadsOutput" / "fitlog.csv"
-    lr = np.linspace(0.01, 0.004, 34)
+    path = tf_fixtures / "stitch2" / "lfadsOutput" / "fitlog.csv"
+    lr = np.linspace(0.01, 0.004, manifest("stitch2")["fitlog"]["rows"])
     log = read_fit_log(path, learning_rate=lr)
     assert log.learning_rate_lve == lr[log.lve_index]
 

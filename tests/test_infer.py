@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import manifest
 
 pytest.importorskip("torch")
 
@@ -29,28 +30,27 @@ from lfads_runs.io.lfads_input import read_lfads_input  # noqa: E402
 from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
 
 CASES = {
-    "shared_stitch2": (
+    "stitch2": (
         ("dataset001", "dataset002"),
         dict(c_factors_dim=6, c_ic_enc_dim=16, c_ic_dim=16, c_gen_dim=16, c_co_dim=0,
              use_alignment_matrix=True),
     ),
-    "shared_ctrl1": (
+    "ctrl1": (
         ("dataset001",),
         dict(c_factors_dim=5, c_ic_enc_dim=12, c_ic_dim=8, c_gen_dim=14, c_co_dim=2,
              c_ci_enc_dim=10, c_con_dim=12),
     ),
-    "shared_extin1": (
+    "extin1": (
         ("dataset001",),
         dict(c_factors_dim=5, c_ic_enc_dim=12, c_ic_dim=8, c_gen_dim=14, c_co_dim=2,
              c_ci_enc_dim=8, c_con_dim=10, c_ext_input_dim=1, c_inject_ext_input_to_gen=True),
     ),
-    "shared_gauss1": (
+    "gauss1": (
         ("dataset001",),
         dict(c_factors_dim=5, c_ic_enc_dim=12, c_ic_dim=8, c_gen_dim=14, c_co_dim=1,
              c_ci_enc_dim=8, c_con_dim=10, c_output_dist="gaussian"),
     ),
 }  # fmt: skip
-STEPS = {"shared_stitch2": 320, "shared_ctrl1": 376, "shared_extin1": 456, "shared_gauss1": 504}
 #: Outputs that do not depend on sampling (push-mean: g0 and u at their posterior means).
 FIELDS = {
     "factors": "factors",
@@ -102,8 +102,7 @@ def _check_equal(pm, ref, where, costs: bool):
 
 @pytest.mark.parametrize(
     ("case", "checkpoint"),
-    [(c, "lve") for c in CASES]
-    + [("shared_stitch2", "model_params"), ("shared_ctrl1", "model_params")],
+    [(c, "lve") for c in CASES] + [("stitch2", "model_params"), ("ctrl1", "model_params")],
 )
 def test_infer_equals_tensorflow_push_mean(tmp_path, tf_fixtures, case, checkpoint):
     run = _tf_run(tmp_path, tf_fixtures, case)
@@ -114,19 +113,19 @@ def test_infer_equals_tensorflow_push_mean(tmp_path, tf_fixtures, case, checkpoi
             inp.valid_data, dataset=name, checkpoint=checkpoint, ext_inputs=inp.valid_ext_input
         )
         assert pm.n_trials == inp.valid_data.shape[0]
-        assert pm.train_step == STEPS[case]
+        assert pm.train_step == manifest(case)["lve_step"]
         assert pm.valid_inds.size == 0 and pm.train_inds.tolist()[:2] == [1, 2]
         np.testing.assert_array_equal(pm.binned_data, inp.valid_data)
         if inp.valid_ext_input is not None:
             np.testing.assert_array_equal(pm.binned_external_inputs, inp.valid_ext_input)
         if pm.rates is not None:
             np.testing.assert_allclose(pm.rates_hz, pm.rates * 100.0)  # 10 ms bins
-        _check_equal(pm, ref, f"{case} {name} {checkpoint}", costs=case == "shared_stitch2")
+        _check_equal(pm, ref, f"{case} {name} {checkpoint}", costs=case == "stitch2")
 
 
 def test_infer_rebins_counts_at_the_original_resolution(tmp_path, tf_fixtures):
     """Counts in 1 ms bins (the inputInfo's resolution) are summed into 10 ms bins like prepare."""
-    run = _tf_run(tmp_path, tf_fixtures, "shared_ctrl1")
+    run = _tf_run(tmp_path, tf_fixtures, "ctrl1")
     inp = read_lfads_input(run.input_files["dataset001"])
     info = InputInfo(
         train_inds=inp.train_inds,
@@ -155,7 +154,7 @@ def test_infer_rebins_counts_at_the_original_resolution(tmp_path, tf_fixtures):
 
 
 def test_infer_sample_and_average_is_seeded(tmp_path, tf_fixtures):
-    run = _tf_run(tmp_path, tf_fixtures, "shared_ctrl1")
+    run = _tf_run(tmp_path, tf_fixtures, "ctrl1")
     x = read_lfads_input(run.input_files["dataset001"]).valid_data[:5]
     a = run.infer(x, kind="posterior_sample_and_average", n_samples=8, seed=3)
     b = run.infer(x, kind="posterior_sample_and_average", n_samples=8, seed=3)
@@ -167,7 +166,7 @@ def test_infer_sample_and_average_is_seeded(tmp_path, tf_fixtures):
 
 
 def test_infer_errors_are_clear(tmp_path, tf_fixtures):
-    run = _tf_run(tmp_path, tf_fixtures, "shared_stitch2")
+    run = _tf_run(tmp_path, tf_fixtures, "stitch2")
     x = read_lfads_input(run.input_files["dataset002"]).valid_data
     with pytest.raises(ConfigError, match="say which one"):
         run.infer(x)
@@ -196,7 +195,7 @@ def test_infer_errors_are_clear(tmp_path, tf_fixtures):
 
 
 def test_infer_external_inputs_are_required_and_rebinned(tmp_path, tf_fixtures):
-    run = _tf_run(tmp_path, tf_fixtures, "shared_extin1")
+    run = _tf_run(tmp_path, tf_fixtures, "extin1")
     inp = read_lfads_input(run.input_files["dataset001"])
     x, ext = inp.valid_data[:4], inp.valid_ext_input[:4]
     with pytest.raises(DataError, match="takes 1 external inputs: pass ext_inputs"):

@@ -7,6 +7,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from conftest import TF_CASES, manifest, n_trials
 
 from lfads_runs.exceptions import DataError
 from lfads_runs.io.lfads_input import (
@@ -16,8 +17,6 @@ from lfads_runs.io.lfads_input import (
     read_lfads_input,
     write_lfads_input,
 )
-
-TF_CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
 
 
 def _layout(path):
@@ -31,7 +30,7 @@ def _layout(path):
 
 def test_find_input_files_names_datasets_like_lfads(tf_fixtures, tmp_path):
     """Dataset names drop 'lfads_' and keep '.h5'; other files are ignored."""
-    found = find_input_files(tf_fixtures / "shared_stitch2" / "lfadsInput")
+    found = find_input_files(tf_fixtures / "stitch2" / "lfadsInput")
     assert list(found) == ["dataset001.h5", "dataset002.h5"]
     (tmp_path / "lfads_b.h5").write_bytes(b"")
     (tmp_path / "lfads_a.h5").write_bytes(b"")
@@ -59,20 +58,22 @@ def test_roundtrip_matches_fixture_bytes_layout(tf_fixtures, tmp_path, case):
 
 def test_read_fields_and_summary(tf_fixtures):
     """Fields map to keys; the summary reads shapes only."""
-    path = tf_fixtures / "shared_stitch2" / "lfadsInput" / "lfads_dataset002.h5"
+    path = tf_fixtures / "stitch2" / "lfadsInput" / "lfads_dataset002.h5"
     inp = read_lfads_input(path)
-    assert inp.train_data.dtype == np.int64 and inp.train_data.shape == (68, 50, 23)
-    assert inp.valid_inds[:3].tolist() == [1.0, 6.0, 11.0]
+    n = n_trials("stitch2", "dataset002")
+    assert inp.train_data.dtype == np.int64 and inp.train_data.shape == (n["train"], 50, 23)
+    every = manifest("stitch2")["synthetic_data"]["train_to_test_ratio"] + 1
+    assert inp.valid_inds[:3].tolist() == [1.0, 1.0 + every, 1.0 + 2 * every]
     assert inp.alignment_matrix_cxf.shape == (23, 6)
     assert inp.conversion_factor.tolist() == [1.0]
     assert inp.train_ext_input is None and inp.extras == {}
     s = read_input_summary(path)
-    assert (s.n_train, s.n_valid, s.num_steps, s.n_neurons) == (68, 17, 50, 23)
+    assert (s.n_train, s.n_valid, s.num_steps, s.n_neurons) == (n["train"], n["valid"], 50, 23)
     assert s.dtype == np.int64 and s.has_alignment_matrix and s.has_alignment_bias
     assert s.ext_input_dim == 0
-    s = read_input_summary(tf_fixtures / "shared_extin1" / "lfadsInput" / "lfads_dataset001.h5")
+    s = read_input_summary(tf_fixtures / "extin1" / "lfadsInput" / "lfads_dataset001.h5")
     assert s.ext_input_dim == 1 and not s.has_alignment_matrix
-    s = read_input_summary(tf_fixtures / "shared_gauss1" / "lfadsInput" / "lfads_dataset001.h5")
+    s = read_input_summary(tf_fixtures / "gauss1" / "lfadsInput" / "lfads_dataset001.h5")
     assert s.dtype == np.float64
 
 
@@ -140,7 +141,7 @@ def test_unreadable_files(tmp_path):
 
 def test_overwrite_is_atomic(tf_fixtures, tmp_path):
     """Writing over an existing file replaces it; a failed write keeps the old one."""
-    src = tf_fixtures / "shared_ctrl1" / "lfadsInput" / "lfads_dataset001.h5"
+    src = tf_fixtures / "ctrl1" / "lfadsInput" / "lfads_dataset001.h5"
     dst = tmp_path / "lfads_dataset001.h5"
     shutil.copyfile(src, dst)
     bad = LfadsInput(train_data=np.zeros((2, 3, 4)), valid_data=np.zeros((2, 4, 4)))

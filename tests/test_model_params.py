@@ -7,7 +7,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from conftest import TF_CASES
+from conftest import TF_CASES, manifest
 
 from lfads_runs.exceptions import MissingOutputError, ModelParamsError
 from lfads_runs.io.checkpoint_state import read_checkpoint_state
@@ -79,10 +79,10 @@ def test_writer_reproduces_tf_model_params(tf_fixtures, case, tmp_path):
 
 def test_subset_and_missing_names(tf_fixtures):
     """names reads only those keys, in that order; an absent key is a ModelParamsError."""
-    path = tf_fixtures / "shared_ctrl1" / "lfadsOutput" / "model_params"
+    path = tf_fixtures / "ctrl1" / "lfadsOutput" / "model_params"
     got = read_model_params(path, ["LFADS_gen_gen_2_fac_W:0", GLOBAL_STEP_KEY])
     assert list(got) == ["LFADS_gen_gen_2_fac_W:0", GLOBAL_STEP_KEY]
-    assert int(got[GLOBAL_STEP_KEY]) == 376
+    assert int(got[GLOBAL_STEP_KEY]) == manifest("ctrl1")["lve_step"]
     with pytest.raises(ModelParamsError, match="missing key.*LFADS_nope:0") as e:
         read_model_params(path, ["LFADS_nope:0"])
     assert str(path) in str(e.value)
@@ -96,7 +96,7 @@ def test_missing_file(tmp_path):
 
 def test_truncated_file(tf_fixtures, tmp_path):
     """A truncated copy is a ModelParamsError naming the file, not an h5py OSError."""
-    src = tf_fixtures / "shared_stitch2" / "lfadsOutput" / "model_params"
+    src = tf_fixtures / "stitch2" / "lfadsOutput" / "model_params"
     dst = tmp_path / "model_params"
     dst.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     with pytest.raises(ModelParamsError) as e:
@@ -185,7 +185,7 @@ def test_writer_rejects_bad_input_and_leaves_nothing(tmp_path, monkeypatch):
 def test_existing_file_replaced_atomically(tf_fixtures, tmp_path):
     """Writing over an existing model_params replaces it whole."""
     p = tmp_path / "model_params"
-    shutil.copy(tf_fixtures / "shared_stitch2" / "lfadsOutput" / "model_params", p)
+    shutil.copy(tf_fixtures / "stitch2" / "lfadsOutput" / "model_params", p)
     write_model_params(p, {"LFADS/global_step": np.int64(3)})
     assert list(read_model_params(p)) == [GLOBAL_STEP_KEY]
 

@@ -28,7 +28,7 @@ def _params(tf_fixtures, case, names):
 
 @pytest.mark.parametrize(
     ("case", "names"),
-    [("shared_stitch2", ["dataset001", "dataset002"]), ("shared_gauss1", ["dataset001"])],
+    [("stitch2", ["dataset001", "dataset002"]), ("gauss1", ["dataset001"])],
 )
 def test_save_param_figures_writes_pngs(tf_fixtures, tmp_path, case, names):
     """Both figures are written as non-empty PNG files, nothing else."""
@@ -44,7 +44,7 @@ def test_generator_heat_map_content(tf_fixtures):
     """The heat map shows gen_gengru_rh_to_c_W with a colour scale centred at zero."""
     import matplotlib.figure
 
-    p = _params(tf_fixtures, "shared_ctrl1", ["dataset001"])
+    p = _params(tf_fixtures, "ctrl1", ["dataset001"])
     fig = matplotlib.figure.Figure()
     ax = fig.add_subplot()
     assert plot_generator_matrix(p, ax) is fig
@@ -59,14 +59,14 @@ def test_readout_panels(tf_fixtures):
     """One panel per dataset in the run's order, Poisson log-rate or Gaussian mean read-outs."""
     import matplotlib.figure
 
-    p = _params(tf_fixtures, "shared_stitch2", ["dataset002", "dataset001"])
+    p = _params(tf_fixtures, "stitch2", ["dataset002", "dataset001"])
     fig = matplotlib.figure.Figure()
     axes = fig.subplots(1, 2)
     plot_readout_matrices(p, axes)
     shapes = [ax.get_images()[0].get_array().shape for ax in axes]
     assert shapes == [(6, 23), (6, 20)]
     assert axes[0].get_title() == "dataset002: factors_to_logrates_W"
-    g = _params(tf_fixtures, "shared_gauss1", ["dataset001"])
+    g = _params(tf_fixtures, "gauss1", ["dataset001"])
     fig = matplotlib.figure.Figure()
     ax = fig.add_subplot()
     plot_readout_matrices(g, [ax])
@@ -82,7 +82,7 @@ def test_pyplot_path_and_missing_parts(tf_fixtures):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p = _params(tf_fixtures, "shared_ctrl1", ["dataset001"])
+    p = _params(tf_fixtures, "ctrl1", ["dataset001"])
     fig = plot_readout_matrices(p)
     assert len(fig.axes) == 2
     plt.close(fig)

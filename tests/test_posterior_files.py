@@ -5,11 +5,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from conftest import TF_CASES, n_trials
 
 from lfads_runs.exceptions import DataError, MissingOutputError
 from lfads_runs.io.posterior_files import read_posterior_file, write_posterior_file
-
-TF_CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
 
 
 def _model_runs_files(root):
@@ -22,7 +21,9 @@ def _model_runs_files(root):
 def test_every_fixture_file_round_trips(tf_fixtures, tmp_path):
     """Reading each TF posterior file and writing it back keeps keys, dtypes, shapes and values."""
     files = _model_runs_files(tf_fixtures)
-    assert len(files) == 4 * 2 + 4 * 3  # stitch2 has two datasets, the others one
+    # stitch2 keeps both kinds of both splits of two datasets; the others no train-split
+    # sample-and-average file
+    assert len(files) == 4 * 2 + 3 * 3
     for i, src in enumerate(files):
         data = read_posterior_file(src)
         assert "output_dist_params" in data and "factors" in data
@@ -39,7 +40,7 @@ def test_every_fixture_file_round_trips(tf_fixtures, tmp_path):
 
 def test_written_layout_matches_lfads_write_data(tf_fixtures, tmp_path):
     """Written files are flat, attribute-free, float64, gzip level 4, h5py auto chunks, no shuffle."""
-    src = tf_fixtures / "shared_ctrl1" / "lfadsOutput"
+    src = tf_fixtures / "ctrl1" / "lfadsOutput"
     src = src / "model_runs_dataset001.h5_valid_posterior_push_mean"
     data = read_posterior_file(src)
     data["train_steps"] = data["train_steps"].astype(np.int64)  # ints are stored as float64
@@ -63,11 +64,11 @@ def test_written_layout_matches_lfads_write_data(tf_fixtures, tmp_path):
 
 def test_read_selected_keys_and_errors(tf_fixtures, tmp_path):
     """A key subset is read; missing keys, missing files and non-HDF5 files raise clear errors."""
-    src = tf_fixtures / "shared_stitch2" / "lfadsOutput"
+    src = tf_fixtures / "stitch2" / "lfadsOutput"
     src = src / "model_runs_dataset002.h5_valid_posterior_push_mean"
     sub = read_posterior_file(src, keys=["factors", "costs"])
     assert list(sub) == ["factors", "costs"]
-    assert sub["factors"].shape == (17, 50, 6)
+    assert sub["factors"].shape == (n_trials("stitch2", "dataset002")["valid"], 50, 6)
     with pytest.raises(DataError, match="controller_outputs"):
         read_posterior_file(src, keys=["controller_outputs"])
     with pytest.raises(MissingOutputError, match="nope"):

@@ -7,6 +7,7 @@ import os
 import h5py
 import numpy as np
 import pytest
+from conftest import manifest, n_trials
 
 from lfads_runs.data.dataset import DatasetData
 from lfads_runs.data.prepare import (
@@ -32,6 +33,11 @@ KW = dict(
     alignment_extra_args=None,
     data_hash="RE1kuL",
 )
+
+
+def _kw(case):
+    """KW with the split of a reference case."""
+    return {**KW, "train_to_test_ratio": manifest(case)["synthetic_data"]["train_to_test_ratio"]}
 
 
 def _layout(path):
@@ -71,9 +77,9 @@ def _fixture_datasets(case):
 
 
 def test_reproduces_stitch_fixture_inputs(tf_fixtures, tmp_path):
-    """Prepared files equal shared_stitch2's input files: keys, dtypes, shapes, filters, values."""
-    case = tf_fixtures / "shared_stitch2"
-    res = prepare_datasets(_fixture_datasets(case), out_dir=tmp_path / "data", **KW)
+    """Prepared files equal stitch2's input files: keys, dtypes, shapes, filters, values."""
+    case = tf_fixtures / "stitch2"
+    res = prepare_datasets(_fixture_datasets(case), out_dir=tmp_path / "data", **_kw("stitch2"))
     assert res.written == ("dataset001", "dataset002") and res.alignment is not None
     ours = find_input_files(tmp_path / "data")
     assert list(ours) == ["dataset001.h5", "dataset002.h5"]
@@ -84,16 +90,19 @@ def test_reproduces_stitch_fixture_inputs(tf_fixtures, tmp_path):
             for k in b:
                 np.testing.assert_allclose(a[k][()], b[k][()], rtol=0, atol=1e-12, err_msg=k)
     info = read_input_info(tmp_path / "data" / "inputInfo_dataset002.mat")
-    assert info.data_hash == "RE1kuL" and info.counts.shape == (85, 50, 23)
-    assert info.true_rates.shape == (85, 50, 23) and info.condition_id[:6].tolist() == [1] * 5 + [2]
+    n = n_trials("stitch2", "dataset002")["all"]
+    r = manifest("stitch2")["synthetic_data"]["datasets"][1]["repeats_per_condition"]
+    assert info.data_hash == "RE1kuL" and info.counts.shape == (n, 50, 23)
+    assert info.true_rates.shape == (n, 50, 23)
+    assert info.condition_id[: r + 1].tolist() == [1] * r + [2]
     assert res["dataset002"].summary.n_neurons == 23
 
 
-@pytest.mark.parametrize("case", ["shared_ctrl1", "shared_gauss1", "shared_extin1"])
+@pytest.mark.parametrize("case", ["ctrl1", "gauss1", "extin1"])
 def test_reproduces_single_dataset_fixtures(tf_fixtures, tmp_path, case):
     """Single-dataset Poisson, Gaussian and external-input cases reproduce their input files exactly."""
     dist = "gaussian" if "gauss" in case else "poisson"
-    kw = {**KW, "output_dist": dist, "factors_dim": 5, "ext_input_dim": int("extin" in case)}
+    kw = {**_kw(case), "output_dist": dist, "factors_dim": 5, "ext_input_dim": int("extin" in case)}
     prepare_datasets(_fixture_datasets(tf_fixtures / case), out_dir=tmp_path, **kw)
     ref = tf_fixtures / case / "lfadsInput" / "lfads_dataset001.h5"
     assert _layout(tmp_path / "lfads_dataset001.h5") == _layout(ref)

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import manifest, n_trials
 
 from lfads_runs import (
     CheckpointError,
@@ -21,7 +22,7 @@ from lfads_runs import (
 from lfads_runs.io.input_info import InputInfo, write_input_info
 from lfads_runs.io.posterior_files import read_posterior_file
 
-CASE = "shared_stitch2"
+CASE = "stitch2"
 DATASETS = ("dataset001", "dataset002")
 
 
@@ -72,21 +73,25 @@ def test_load_posterior_means_in_original_trial_order(tf_run):
     train = read_posterior_file(
         tf_run.paths.posterior_file("dataset002", "train", "posterior_push_mean")
     )
-    assert pm.factors.shape == (85, 50, 6)
+    assert pm.factors.shape == (n_trials(CASE)["all"], 50, 6)
     np.testing.assert_array_equal(pm.factors[0], valid["factors"][0])  # trial 1 is valid
     np.testing.assert_array_equal(pm.factors[1], train["factors"][0])  # trial 2 is train
-    np.testing.assert_array_equal(pm.rates[5], valid["output_dist_params"][1])  # trial 6
+    every = manifest(CASE)["synthetic_data"]["train_to_test_ratio"] + 1
+    # the second validation trial (1-based trial 1 + every)
+    np.testing.assert_array_equal(pm.rates[every], valid["output_dist_params"][1])
     np.testing.assert_allclose(pm.rates_hz, pm.rates * 1000 / 10)
-    assert pm.condition_ids.shape == (85,)
+    assert pm.condition_ids.shape == (n_trials(CASE)["all"],)
     assert tf_run.load_posterior_means(kind="posterior_push_mean") is pms  # cached
 
 
 def test_load_fit_log_and_input_info(tf_run):
     log = tf_run.load_fit_log()
-    assert log.n_epochs == 34 and log.steps[-1] == 340
-    assert log.step_lve == 320
+    fitlog = manifest(CASE)["fitlog"]
+    assert log.n_epochs == fitlog["rows"] and log.steps[-1] == fitlog["last_printed"]["step"]
+    assert log.step_lve == manifest(CASE)["lve_step"]
     info = tf_run.load_input_info()
-    assert info["dataset001"].valid_inds[:3].tolist() == [1, 6, 11]
+    every = manifest(CASE)["synthetic_data"]["train_to_test_ratio"] + 1
+    assert info["dataset001"].valid_inds[:3].tolist() == [1, 1 + every, 1 + 2 * every]
 
 
 def test_collection_lists_runs_without_results(tf_run, tmp_path):
@@ -106,7 +111,7 @@ def test_load_model_trained_params_dumps_from_the_tf_checkpoint(tf_run):
     params = tf_run.load_model_trained_params()
     assert tf_run.file_model_params.is_file()
     assert params.dataset_names == DATASETS
-    assert params.global_step == 320
+    assert params.global_step == manifest(CASE)["lve_step"]
     with h5py.File(reference) as ref, h5py.File(tf_run.file_model_params) as new:
         assert set(ref) == set(new)
         for key in ref:
@@ -163,7 +168,7 @@ def test_cli_dump_and_plot_params(tf_run, tmp_path):
     proc = cli("dump", str(cfg), "all", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert rows[0]["ok"] and rows[0]["global_step"] == 320
+    assert rows[0]["ok"] and rows[0]["global_step"] == manifest(CASE)["lve_step"]
     assert tf_run.file_model_params.is_file()
     proc = cli("plot", "params", str(cfg), "all", "1", "-o", str(tmp_path / "figs"))
     assert proc.returncode == 0, proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from conftest import manifest, true_rates
 
 from lfads_runs.data.synthetic import lorenz, lorenz_trajectories, write_lorenz_datasets
 from lfads_runs.exceptions import ConfigError
@@ -21,17 +22,21 @@ def _all_trials(inp):
 
 
 def test_reproduces_stitch_fixture(tf_fixtures):
-    """With the fixture's seed and sizes, latents, read-outs, rates and counts match shared_stitch2."""
-    case = tf_fixtures / "shared_stitch2"
+    """With the fixture's seed and sizes, latents, read-outs, rates and counts match stitch2."""
+    check_reproduces_stitch_case(tf_fixtures / "stitch2", manifest("stitch2")["synthetic_data"])
+
+
+def check_reproduces_stitch_case(case, data: dict) -> None:
+    """``data``: seed, n_conditions, datasets (repeats_per_condition, neurons), T, bin_ms, rate."""
     d = lorenz(
-        n_datasets=2,
-        n_conditions=17,
-        trials_per_condition=5,
-        n_neurons=[20, 23],
-        duration_ms=500,
-        bin_ms=10,
-        mean_rate_hz=20.0,
-        seed=101,
+        n_datasets=len(data["datasets"]),
+        n_conditions=data["n_conditions"],
+        trials_per_condition=[ds["repeats_per_condition"] for ds in data["datasets"]],
+        n_neurons=[ds["neurons"] for ds in data["datasets"]],
+        duration_ms=data["T"] * data["bin_ms"],
+        bin_ms=data["bin_ms"],
+        mean_rate_hz=data["mean_rate_hz"],
+        seed=data["seed"],
     )
     with h5py.File(case / "truth.h5", "r") as f:
         np.testing.assert_allclose(
@@ -41,7 +46,7 @@ def test_reproduces_stitch_fixture(tf_fixtures):
             g = f[ds.name]
             np.testing.assert_allclose(ds.readout_W, g["readout_W"][()], rtol=0, atol=0)
             np.testing.assert_allclose(ds.readout_b, g["readout_b"][()], rtol=0, atol=0)
-            np.testing.assert_allclose(ds.true_rates, g["rates"][()], rtol=1e-12)
+            np.testing.assert_allclose(ds.true_rates, true_rates(case, ds.name), rtol=1e-12)
             np.testing.assert_allclose(ds.latents, g["latents"][()], rtol=0, atol=1e-12)
             np.testing.assert_array_equal(ds.condition_id, g["condition_id"][()])
             counts = _all_trials(read_lfads_input(case / "lfadsInput" / f"lfads_{ds.name}.h5"))

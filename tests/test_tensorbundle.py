@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import TF_CASES, TF_FIXTURES
+from conftest import TF_CASES, TF_FIXTURES, manifest
 
 from lfads_runs.exceptions import CheckpointError
 from lfads_runs.io import tensorbundle as tb
@@ -36,8 +36,15 @@ def _copy_ckpt(prefix: Path, dst: Path) -> Path:
 
 
 def test_fixture_checkpoints_found():
-    """The four cases hold 24 TensorFlow checkpoints."""
-    assert len(_all_prefixes()) == 24
+    """Every checkpoint file pair the manifests list is found, and nothing else."""
+    listed = {
+        str(TF_FIXTURES / case / f)[: -len(".index")]
+        for case in TF_CASES
+        for f in manifest(case)["files"]
+        if f.endswith(".index")
+    }
+    assert len(listed) >= 2 * len(TF_CASES)  # the lve and the latest checkpoint of each case
+    assert sorted(listed) == _all_prefixes()
 
 
 @pytest.mark.parametrize("prefix", _all_prefixes(), ids=lambda p: "/".join(Path(p).parts[-3::2]))
@@ -72,7 +79,7 @@ def test_lve_checkpoint_equals_model_params(tf_fixtures, case):
 
 def test_index_metadata(tf_fixtures):
     """bundle_index decodes dtype, shape, offsets (key order, dense) and the stored CRCs."""
-    prefix = _lve_prefix(tf_fixtures / "shared_stitch2" / "lfadsOutput")
+    prefix = _lve_prefix(tf_fixtures / "stitch2" / "lfadsOutput")
     info = tb.bundle_index(prefix)
     names = list(info)
     assert names == sorted(names, key=lambda s: s.encode())
@@ -91,18 +98,18 @@ def test_index_metadata(tf_fixtures):
 
 def test_read_subset_and_arrays_are_writable(tf_fixtures):
     """names selects tensors in the requested order; arrays are ordinary writable arrays."""
-    prefix = _lve_prefix(tf_fixtures / "shared_ctrl1" / "lfadsOutput")
+    prefix = _lve_prefix(tf_fixtures / "ctrl1" / "lfadsOutput")
     want = ["LFADS/global_step", "LFADS/con/c0"]
     got = tb.read_bundle(prefix, names=want)
     assert list(got) == want
-    assert int(got["LFADS/global_step"]) == 376
+    assert int(got["LFADS/global_step"]) == manifest("ctrl1")["lve_step"]
     got["LFADS/con/c0"][0, 0] = 1.0
     assert got["LFADS/con/c0"].flags.writeable and got["LFADS/con/c0"].flags.aligned
 
 
 def test_missing_tensor(tf_fixtures):
     """Asking for a tensor the checkpoint lacks names the tensor and the index file."""
-    prefix = _lve_prefix(tf_fixtures / "shared_ctrl1" / "lfadsOutput")
+    prefix = _lve_prefix(tf_fixtures / "ctrl1" / "lfadsOutput")
     with pytest.raises(CheckpointError, match=r"'LFADS/nope'.*not in the checkpoint") as e:
         tb.read_bundle(prefix, names=["LFADS/con/c0", "LFADS/nope"])
     assert str(tb.index_path(prefix)) in str(e.value)
@@ -110,7 +117,7 @@ def test_missing_tensor(tf_fixtures):
 
 def test_crc_mismatch_names_tensor_and_file(tf_fixtures, tmp_path):
     """One flipped bit in the data shard is caught and attributed to its tensor."""
-    src = _lve_prefix(tf_fixtures / "shared_ctrl1" / "lfadsOutput")
+    src = _lve_prefix(tf_fixtures / "ctrl1" / "lfadsOutput")
     prefix = _copy_ckpt(src, tmp_path)
     info = tb.bundle_index(prefix)["LFADS/gen/gen_2_fac/W"]
     data = bytearray(tb.data_path(prefix).read_bytes())
@@ -127,7 +134,7 @@ def test_crc_mismatch_names_tensor_and_file(tf_fixtures, tmp_path):
 
 def test_truncated_data_shard(tf_fixtures, tmp_path):
     """A short data file names the first tensor that runs past its end."""
-    prefix = _copy_ckpt(_lve_prefix(tf_fixtures / "shared_stitch2" / "lfadsOutput"), tmp_path)
+    prefix = _copy_ckpt(_lve_prefix(tf_fixtures / "stitch2" / "lfadsOutput"), tmp_path)
     data = tb.data_path(prefix).read_bytes()
     tb.data_path(prefix).write_bytes(data[: len(data) - 10])
     last = list(tb.bundle_index(prefix))[-1]
@@ -138,7 +145,7 @@ def test_truncated_data_shard(tf_fixtures, tmp_path):
 
 def test_missing_shard(tf_fixtures, tmp_path):
     """A missing data file is reported with its path."""
-    prefix = _copy_ckpt(_lve_prefix(tf_fixtures / "shared_stitch2" / "lfadsOutput"), tmp_path)
+    prefix = _copy_ckpt(_lve_prefix(tf_fixtures / "stitch2" / "lfadsOutput"), tmp_path)
     tb.data_path(prefix).unlink()
     with pytest.raises(CheckpointError, match="does not exist") as e:
         tb.read_bundle(prefix)
@@ -164,7 +171,7 @@ def test_missing_index(tmp_path):
 )
 def test_corrupt_index(tf_fixtures, tmp_path, damage, match):
     """Damaged index files raise CheckpointError naming the index file."""
-    prefix = _copy_ckpt(_lve_prefix(tf_fixtures / "shared_gauss1" / "lfadsOutput"), tmp_path)
+    prefix = _copy_ckpt(_lve_prefix(tf_fixtures / "gauss1" / "lfadsOutput"), tmp_path)
     ipath = tb.index_path(prefix)
     ipath.write_bytes(damage(ipath.read_bytes()))
     with pytest.raises(CheckpointError, match=match) as e:

@@ -9,7 +9,7 @@ import attrs
 import h5py
 import numpy as np
 import pytest
-from conftest import TF_CASES
+from conftest import TF_CASES, manifest
 
 from lfads_runs.dump import spec_from_inputs, spec_from_output_dir
 from lfads_runs.exceptions import MissingOutputError, ModelParamsError
@@ -20,10 +20,10 @@ from lfads_runs.model_spec import DatasetSpec, ModelSpec
 from lfads_runs.trained_params import FIELDS, GROUPS, ModelTrainedParameters
 
 NAMES = {
-    "shared_stitch2": ("dataset001", "dataset002"),
-    "shared_ctrl1": ("dataset001",),
-    "shared_gauss1": ("dataset001",),
-    "shared_extin1": ("dataset001",),
+    "stitch2": ("dataset001", "dataset002"),
+    "ctrl1": ("dataset001",),
+    "gauss1": ("dataset001",),
+    "extin1": ("dataset001",),
 }
 
 # Shapes of every present field, per case, from the fixtures' README and the spec's key tables.
@@ -95,7 +95,7 @@ def _con(c_in, c, u, h_ci, e_in):
 
 
 SHAPES = {
-    "shared_stitch2": {
+    "stitch2": {
         "x_to_infac_W": ((20, 6), (23, 6)),
         "x_to_infac_b": ((1, 6), (1, 6)),
         **_both(GRU, 6, 16),
@@ -104,7 +104,7 @@ SHAPES = {
         "factors_to_logrates_W": ((6, 20), (6, 23)),
         "factors_to_logrates_b": ((1, 20), (1, 23)),
     },
-    "shared_ctrl1": {
+    "ctrl1": {
         **_both(GRU, 22, 12),
         **_g0(12, 8),
         "g0_to_gen_ic_W": (8, 14),
@@ -114,7 +114,7 @@ SHAPES = {
         "factors_to_logrates_W": ((5, 22),),
         "factors_to_logrates_b": ((1, 22),),
     },
-    "shared_gauss1": {
+    "gauss1": {
         **_both(GRU, 10, 12),
         **_g0(12, 8),
         "g0_to_gen_ic_W": (8, 14),
@@ -126,7 +126,7 @@ SHAPES = {
         "factors_to_logvars_W": ((5, 10),),
         "factors_to_logvars_b": ((1, 10),),
     },
-    "shared_extin1": {
+    "extin1": {
         **_both(GRU, 12, 12),
         **_g0(12, 8),
         "g0_to_gen_ic_W": (8, 14),
@@ -219,7 +219,7 @@ def test_shapes_table(tf_fixtures, case):
 
 def test_dataset_order_follows_the_run(tf_fixtures):
     """Per-dataset tuples follow the order of dataset_names, not the file's."""
-    out = _out(tf_fixtures, "shared_stitch2")
+    out = _out(tf_fixtures, "stitch2")
     p = ModelTrainedParameters.from_file(
         out / "model_params", ["dataset002", "dataset001"], spec_from_output_dir(out)
     )
@@ -231,7 +231,7 @@ def test_dataset_order_follows_the_run(tf_fixtures):
 
 def test_helpers(tf_fixtures):
     """Normalised generator read-out, concatenations, channel counts, dataset indices."""
-    p = _load(tf_fixtures, "shared_stitch2")
+    p = _load(tf_fixtures, "stitch2")
     w = p.gen_to_factors_W
     wn = p.gen_to_factors_W_normalized
     assert wn.dtype == np.float32 and wn.shape == w.shape
@@ -247,17 +247,17 @@ def test_helpers(tf_fixtures):
     np.testing.assert_array_equal(cat[:, 20:], p.factors_to_logrates_W[1])
     assert p.factors_to_logrates_b_concatenated.shape == (1, 43)
     assert not p.is_gaussian
-    g = _load(tf_fixtures, "shared_gauss1")
+    g = _load(tf_fixtures, "gauss1")
     assert g.is_gaussian and g.factors_to_logrates_W_concatenated is None
     assert g.num_channels_by_dataset == (10,)
 
 
 def test_as_dict(tf_fixtures):
     """as_dict gives per-dataset dicts, skips absent fields unless asked."""
-    p = _load(tf_fixtures, "shared_stitch2")
+    p = _load(tf_fixtures, "stitch2")
     d = p.as_dict()
     assert d["dataset_names"] == ("dataset001", "dataset002")
-    assert d["global_step"] == 320
+    assert d["global_step"] == manifest("stitch2")["lve_step"]
     assert set(d["factors_to_logrates_W"]) == {"dataset001", "dataset002"}
     assert "con_co" not in d
     assert p.as_dict(include_absent=True)["con_co"] is None
@@ -265,9 +265,10 @@ def test_as_dict(tf_fixtures):
 
 def test_repr_and_html(tf_fixtures):
     """The text and HTML displays show every group, shapes, dtypes and absent parts."""
-    p = _load(tf_fixtures, "shared_ctrl1")
+    p = _load(tf_fixtures, "ctrl1")
     text = repr(p)
-    assert text.startswith("ModelTrainedParameters(datasets dataset001; global_step 376")
+    step = manifest("ctrl1")["lve_step"]
+    assert text.startswith(f"ModelTrainedParameters(datasets dataset001; global_step {step}")
     for group in GROUPS:
         assert f"\n  {group}\n" in text
     assert "    gen_gengru_rh_to_c_W" in text and "[14, 14] float32" in text
@@ -279,7 +280,7 @@ def test_repr_and_html(tf_fixtures):
 
 def test_to_hdf5(tf_fixtures, tmp_path):
     """The export has /<field>/<dataset>, vlen dataset_names and the derived fields."""
-    p = _load(tf_fixtures, "shared_stitch2")
+    p = _load(tf_fixtures, "stitch2")
     dst = p.to_hdf5(tmp_path / "export.h5")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["export.h5"]
     with h5py.File(dst, "r") as f:
@@ -290,7 +291,7 @@ def test_to_hdf5(tf_fixtures, tmp_path):
         )
         np.testing.assert_array_equal(f["gen_gengru_rh_to_c_W"][()], p.gen_gengru_rh_to_c_W)
         assert f["factors_to_logrates_W_concatenated"].shape == (6, 43)
-        assert f["global_step"][()] == 320
+        assert f["global_step"][()] == manifest("stitch2")["lve_step"]
         assert list(f["num_channels_by_dataset"][()]) == [20, 23]
         assert "con_co" not in f
 
@@ -303,9 +304,9 @@ def _edit(path: Path, fn) -> None:
 
 def test_missing_required_key(tf_fixtures, tmp_path):
     """A missing key is reported with its field, key, expected shape and the file."""
-    path = _copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    path = _copy(tf_fixtures, "ctrl1", tmp_path)
     _edit(path, lambda f: f.__delitem__("LFADS_con_c0:0"))
-    spec = spec_from_output_dir(_out(tf_fixtures, "shared_ctrl1"))
+    spec = spec_from_output_dir(_out(tf_fixtures, "ctrl1"))
     with pytest.raises(ModelParamsError) as e:
         ModelTrainedParameters.from_file(path, ["dataset001"], spec)
     msg = str(e.value)
@@ -315,7 +316,7 @@ def test_missing_required_key(tf_fixtures, tmp_path):
 
 def test_wrong_shape(tf_fixtures, tmp_path):
     """A wrong shape names the field, key, expected and actual shapes."""
-    path = _copy(tf_fixtures, "shared_stitch2", tmp_path)
+    path = _copy(tf_fixtures, "stitch2", tmp_path)
     key = "LFADS_glm_fac_2_logrates_dataset002.h5_W:0"
 
     def swap(f):
@@ -323,9 +324,9 @@ def test_wrong_shape(tf_fixtures, tmp_path):
         f.create_dataset(key, data=np.zeros((6, 22), np.float32))
 
     _edit(path, swap)
-    spec = spec_from_output_dir(_out(tf_fixtures, "shared_stitch2"))
+    spec = spec_from_output_dir(_out(tf_fixtures, "stitch2"))
     with pytest.raises(ModelParamsError) as e:
-        ModelTrainedParameters.from_file(path, NAMES["shared_stitch2"], spec)
+        ModelTrainedParameters.from_file(path, NAMES["stitch2"], spec)
     assert f"factors_to_logrates_W[dataset002] ({key}): shape [6, 22], expected [6, 23]" in str(
         e.value
     )
@@ -333,14 +334,14 @@ def test_wrong_shape(tf_fixtures, tmp_path):
 
 def test_nan_and_inf(tf_fixtures, tmp_path):
     """NaN or Inf in any weight is an error naming the field and key."""
-    path = _copy(tf_fixtures, "shared_gauss1", tmp_path)
+    path = _copy(tf_fixtures, "gauss1", tmp_path)
 
     def poison(f):
         f["LFADS_gen_gen_2_fac_W:0"][0, 0] = np.nan
         f["LFADS_glm_fac_2_logvars_dataset001.h5_b:0"][0, 3] = np.inf
 
     _edit(path, poison)
-    spec = spec_from_output_dir(_out(tf_fixtures, "shared_gauss1"))
+    spec = spec_from_output_dir(_out(tf_fixtures, "gauss1"))
     for s in (spec, None):
         with pytest.raises(ModelParamsError) as e:
             ModelTrainedParameters.from_file(path, ["dataset001"], s)
@@ -351,7 +352,7 @@ def test_nan_and_inf(tf_fixtures, tmp_path):
 
 def test_all_problems_in_one_error(tf_fixtures, tmp_path):
     """Several problems (missing, wrong shape, unexpected key, dtype) come in one error."""
-    path = _copy(tf_fixtures, "shared_extin1", tmp_path)
+    path = _copy(tf_fixtures, "extin1", tmp_path)
 
     def damage(f):
         del f["LFADS_gen_GenGRU_Gates_x_2_ru_W:0"]
@@ -362,7 +363,7 @@ def test_all_problems_in_one_error(tf_fixtures, tmp_path):
         f.create_dataset("LFADS_con_c0:0", data=np.zeros((1, 10), np.float64))
 
     _edit(path, damage)
-    spec = spec_from_output_dir(_out(tf_fixtures, "shared_extin1"))
+    spec = spec_from_output_dir(_out(tf_fixtures, "extin1"))
     with pytest.raises(ModelParamsError) as e:
         ModelTrainedParameters.from_file(path, ["dataset001"], spec)
     msg = str(e.value)
@@ -378,8 +379,8 @@ def test_all_problems_in_one_error(tf_fixtures, tmp_path):
 
 def test_wrong_model_spec(tf_fixtures):
     """Validating a file against another case's model lists the mismatches."""
-    spec = spec_from_output_dir(_out(tf_fixtures, "shared_extin1"))
-    path = _out(tf_fixtures, "shared_ctrl1") / "model_params"
+    spec = spec_from_output_dir(_out(tf_fixtures, "extin1"))
+    path = _out(tf_fixtures, "ctrl1") / "model_params"
     with pytest.raises(ModelParamsError, match=r"problems\)") as e:
         ModelTrainedParameters.from_file(path, ["dataset001"], spec)
     assert (
@@ -390,7 +391,7 @@ def test_wrong_model_spec(tf_fixtures):
 
 def test_dataset_names_must_match_spec(tf_fixtures):
     """Names that are not the model's datasets are reported."""
-    out = _out(tf_fixtures, "shared_stitch2")
+    out = _out(tf_fixtures, "stitch2")
     with pytest.raises(ModelParamsError, match="not the run's datasets"):
         ModelTrainedParameters.from_file(
             out / "model_params", ["dataset001", "dataset003"], spec_from_output_dir(out)
@@ -399,7 +400,7 @@ def test_dataset_names_must_match_spec(tf_fixtures):
 
 def test_truncated_file(tf_fixtures, tmp_path):
     """A truncated HDF5 file is a ModelParamsError naming the file."""
-    path = _copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    path = _copy(tf_fixtures, "ctrl1", tmp_path)
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(ModelParamsError) as e:
         ModelTrainedParameters.from_file(path, ["dataset001"])
@@ -410,23 +411,23 @@ def test_truncated_file(tf_fixtures, tmp_path):
 
 def test_without_spec_consistency(tf_fixtures, tmp_path):
     """Without a spec: incomplete per-dataset fields and unknown datasets are caught."""
-    out = _out(tf_fixtures, "shared_stitch2")
+    out = _out(tf_fixtures, "stitch2")
     p = ModelTrainedParameters.from_file(out / "model_params")  # names inferred
     assert p.dataset_names == ("dataset001", "dataset002")
     with pytest.raises(ModelParamsError, match="unexpected key"):
         ModelTrainedParameters.from_file(out / "model_params", ["dataset001"])
-    path = _copy(tf_fixtures, "shared_stitch2", tmp_path)
+    path = _copy(tf_fixtures, "stitch2", tmp_path)
     _edit(path, lambda f: f.__delitem__("LFADS_x_2_infac_dataset002.h5_b:0"))
     with pytest.raises(ModelParamsError, match="x_to_infac_b: present for some datasets"):
-        ModelTrainedParameters.from_file(path, NAMES["shared_stitch2"])
+        ModelTrainedParameters.from_file(path, NAMES["stitch2"])
     _edit(path, lambda f: f.__delitem__("LFADS_gen_gen_2_fac_W:0"))
     with pytest.raises(ModelParamsError, match="gen_to_factors_W .*missing"):
-        ModelTrainedParameters.from_file(path, NAMES["shared_stitch2"])
+        ModelTrainedParameters.from_file(path, NAMES["stitch2"])
 
 
 def test_without_spec_dimension_checks(tf_fixtures, tmp_path):
     """Without a spec, a bias that does not match its weight and factor mismatches are caught."""
-    path = _copy(tf_fixtures, "shared_ctrl1", tmp_path)
+    path = _copy(tf_fixtures, "ctrl1", tmp_path)
 
     def damage(f):
         del f["LFADS_glm_fac_2_logrates_dataset001.h5_W:0"]
