@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .exceptions import RunBusyError
-from .runstate import Claim, ClaimHandle, acquire_claim, read_claim
+from .holders import live_claim
+from .runstate import Claim, ClaimHandle, acquire_claim
 
 if TYPE_CHECKING:
     from .collection import Run
@@ -59,9 +60,11 @@ def _exists(path: Path) -> bool:
     return path.is_symlink() or path.exists()
 
 
-def _live_claim(run: Run) -> Claim | None:
-    claim = read_claim(run.paths.claim_file)
-    return claim if claim is not None and not claim.is_stale() else None
+def _busy(run: Run, what: str, holder: Claim) -> RunBusyError:
+    return RunBusyError(
+        f"cannot delete the {what} of {run.name} {run.param_hash}: "
+        f"{run.path} is held by {holder.describe()}"
+    )
 
 
 @contextlib.contextmanager
@@ -74,10 +77,7 @@ def _claimed(runs: Iterable[Run], what: str) -> Iterator[None]:
                 continue  # never ran nor prepared here: nothing can hold it
             got = acquire_claim(run.paths, executor="cleanup")
             if isinstance(got, Claim):
-                raise RunBusyError(
-                    f"cannot delete the {what} of {run.name} {run.param_hash}: "
-                    f"{run.path} is held by {got.describe()}"
-                )
+                raise _busy(run, what, got)
             held.append(got)
         yield
     finally:
@@ -94,16 +94,12 @@ def delete_files(runs: Iterable[Run], what: str, *, dry_run: bool = False) -> li
     targets = list(dict.fromkeys(f for run in runs for f in pick(run) if _exists(f)))
     guarded = runs if what == "output" else [r for run in runs for r in sharing_runs(run)]
     guarded = list({r.path: r for r in guarded}.values())
-    if dry_run:
-        busy = [(r, c) for r in guarded if (c := _live_claim(r)) is not None]
-        if busy:
-            r, c = busy[0]
-            raise RunBusyError(
-                f"cannot delete the {what} of {r.name} {r.param_hash}: "
-                f"{r.path} is held by {c.describe()}"
-            )
-        return targets
     label = "LFADS output" if what == "output" else "LFADS input files"
+    if dry_run:
+        for r in guarded:
+            if (holder := live_claim(r.path)) is not None:
+                raise _busy(r, label, holder)
+        return targets
     with _claimed(guarded, label):
         for f in targets:
             if f.is_dir() and not f.is_symlink():

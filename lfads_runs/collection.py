@@ -28,6 +28,7 @@ from .exceptions import (
     LfadsRunsWarning,
     MissingOutputError,
     OutputError,
+    RunBusyError,
     RunNotFoundError,
 )
 from .names import check_name
@@ -326,19 +327,22 @@ class Run:
         return result
 
     def _refuse_rewrite(self, *, running_only: bool, why: str) -> None:
-        """Refuse to rewrite the shared inputs while a run uses them (or trained on them)."""
-        from .input_users import input_users
+        """Refuse to rewrite the shared inputs while a run uses them (RunBusyError) or,
+        unless ``running_only``, trained on them (DataError)."""
+        from .holders import input_users
 
         users = input_users(self.collection.layout, self.name, self.path_common_data)
-        busy = [u for u in users if u.live_claim or (u.trained and not running_only)]
-        if not busy:
-            return
-        listing = "; ".join(u.describe() for u in busy)
-        if running_only:
-            raise DataError(
+        live = [u for u in users if u.live_claim]
+        if live:
+            listing = "; ".join(u.describe() for u in live)
+            raise RunBusyError(
                 f"{why}: refused, run(s) {listing} are training on the inputs in "
                 f"{self.path_common_data} now; wait for them or stop them first"
             )
+        trained = [u for u in users if u.trained]
+        if running_only or not trained:
+            return
+        listing = "; ".join(u.describe() for u in trained)
         raise DataError(
             f"{why}, but run(s) {listing} already trained on the old inputs; rewriting them "
             "would leave those results without their inputs. Restore the file, or re-prepare "

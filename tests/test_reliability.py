@@ -20,7 +20,7 @@ from lfads_runs._atomic import atomic_write_text
 from lfads_runs._tempfiles import make_temp, temp_files
 from lfads_runs.command_template import fill_template
 from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
-from lfads_runs.exceptions import ConfigError, DataError, LfadsRunsWarning
+from lfads_runs.exceptions import ConfigError, DataError, LfadsRunsWarning, RunBusyError
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +237,8 @@ def test_regenerate_is_refused_while_a_run_trains(tmp_path, datasets):
         proc = cli("prepare", "config.yaml", "--regenerate", cwd=tmp_path)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert f"pid {sleeper.pid}" in proc.stderr and "training" in proc.stderr
+        with pytest.raises(RunBusyError, match=f"pid {sleeper.pid}.*training"):
+            run.prepare(regenerate=True)
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 import attrs
 
 from .. import progress as _progress
+from ..holders import live_claim
 from ..pipeline import (
     EXIT_CLAIMED,
     EXIT_DONE,
@@ -575,8 +576,8 @@ def _start_some(
             break
         if item.not_before > now:
             continue
-        claim = read_claim(item.task.paths.claim_file)
-        if claim is not None and not claim.is_stale():
+        claim = live_claim(item.task.paths.path)
+        if claim is not None:
             if claim.queue_alive() is False:
                 # Its queue died and it is stopping: wait for it a while, then take over.
                 item.waiting_since = item.waiting_since or now
