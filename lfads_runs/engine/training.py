@@ -32,6 +32,7 @@ import torch
 from .. import progress as _progress
 from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFailedError
 from ..hparams import Hyperparameters
+from ..io.fitlog import FITLOG_VALUES
 from . import _names
 from ._ext import tune_allocator
 from ._rng import NoiseSource, stream_description
@@ -63,18 +64,6 @@ from .valid_metrics import ValidMetrics, smooth
 __all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
 
 _PHASES = ("after_train", "after_valid", "end_of_epoch")
-#: The per-epoch values of TF LFADS's fit log; the others are selection metrics.
-_TF_VALUES = (
-    "total_train",
-    "total_valid",
-    "recon_train",
-    "recon_valid",
-    "kl_train",
-    "kl_valid",
-    "l2",
-    "kl_weight",
-    "l2_weight",
-)
 
 
 @attrs.frozen
@@ -549,8 +538,8 @@ class _Trainer:
                     self.state.lowest_valid_cost = v
                     self._save(True, "after_valid", epoch, values)
             phase = None
-            tf_values = {k: v for k, v in values.items() if k in _TF_VALUES}
-            extra = {k: v for k, v in values.items() if k not in _TF_VALUES}
+            tf_values = {k: v for k, v in values.items() if k in FITLOG_VALUES}
+            extra = {k: v for k, v in values.items() if k not in FITLOG_VALUES}
             row = FitLogRow(
                 epoch=epoch,
                 step=self.step,
@@ -604,7 +593,7 @@ class _Trainer:
             + "".join(
                 f"  {k}: {x:.4f}"
                 for k, x in v.items()
-                if k not in _TF_VALUES and self.fitlog_metrics
+                if k not in FITLOG_VALUES and self.fitlog_metrics
             )
         )
 

@@ -17,7 +17,13 @@ import attrs
 
 from ..exceptions import DataError, MissingOutputError
 
-__all__ = ["FitLogRow", "append_fitlog_line", "format_fitlog_line", "read_fitlog_rows"]
+__all__ = [
+    "FITLOG_VALUES",
+    "FitLogRow",
+    "append_fitlog_line",
+    "format_fitlog_line",
+    "read_fitlog_rows",
+]
 
 PathLike = str | os.PathLike
 
@@ -59,6 +65,21 @@ _LAYOUT_16 = {
     "klweight": (12, (13,)),
     "l2weight": (14, (15,)),
 }
+
+
+#: The per-epoch values of TF LFADS's fit log (FitLogRow's fields between ``step`` and
+#: ``metrics``); every other value a training reports is a selection metric.
+FITLOG_VALUES = (
+    "total_train",
+    "total_valid",
+    "recon_train",
+    "recon_valid",
+    "kl_train",
+    "kl_valid",
+    "l2",
+    "kl_weight",
+    "l2_weight",
+)
 
 
 @attrs.frozen(kw_only=True)

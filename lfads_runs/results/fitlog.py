@@ -10,24 +10,12 @@ import attrs
 import numpy as np
 
 from ..exceptions import DataError
-from ..io.fitlog import FitLogRow, read_fitlog_rows
+from ..io.fitlog import FITLOG_VALUES, FitLogRow, read_fitlog_rows
 
 __all__ = ["FitLog", "read_fit_log", "FITLOG_FIELDS"]
 
 #: Array fields of :class:`FitLog`, in the column order of ``fitlog.csv``.
-FITLOG_FIELDS = (
-    "epochs",
-    "steps",
-    "total_train",
-    "total_valid",
-    "recon_train",
-    "recon_valid",
-    "kl_train",
-    "kl_valid",
-    "l2",
-    "kl_weight",
-    "l2_weight",
-)
+FITLOG_FIELDS = ("epochs", "steps", *FITLOG_VALUES)
 _INT_FIELDS = ("epochs", "steps")
 
 
