@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+from _import_blocker import block_imports, run_python
 
-BLOCKER = textwrap.dedent("""
-    import sys, importlib.abc
-    BLOCKED = {"torch", "matplotlib", "submitit", "ray", "pynwb", "scipy"}
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-    sys.meta_path.insert(0, Block())
-""")
+BLOCKER = block_imports(["torch", "matplotlib", "submitit", "ray", "pynwb", "scipy"])
 
 
-def run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run(code: str):
+    return run_python(BLOCKER, code, timeout=120)
 
 
 def test_import_without_optional_dependencies():

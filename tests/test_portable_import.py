@@ -8,23 +8,14 @@ them must then say so (or use their portable path), not fail at import.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from _import_blocker import block_imports, run_python
 
-NO_POSIX = textwrap.dedent("""
-    import sys, os, signal, importlib.abc
-    BLOCKED = {"fcntl", "termios", "tty", "pty", "pwd", "grp", "resource", "syslog", "posix_ipc"}
-    for name in BLOCKED:
-        sys.modules.pop(name, None)
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-    sys.meta_path.insert(0, Block())
+BLOCKED = ["fcntl", "termios", "tty", "pty", "pwd", "grp", "resource", "syslog", "posix_ipc"]
+NO_POSIX = block_imports(BLOCKED) + textwrap.dedent("""
+    import os, signal
     for name in ("fork", "killpg", "setsid", "getpgid", "sched_getaffinity", "getuid"):
         if hasattr(os, name):
             delattr(os, name)
@@ -34,13 +25,8 @@ NO_POSIX = textwrap.dedent("""
 """)
 
 
-def run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", NO_POSIX + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run(code: str):
+    return run_python(NO_POSIX, code, timeout=300)
 
 
 def test_every_module_imports_without_posix_only_modules():
