@@ -17,6 +17,7 @@ from .exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavail
 
 if TYPE_CHECKING:
     from .collection import Run
+    from .trained_params import ModelTrainedParameters
 
 __all__ = ["export_run_results", "export_run_folder", "export_file_name", "run_attributes"]
 
@@ -84,14 +85,7 @@ def export_run_results(
 
     path = Path(path)
     posterior = run.load_posterior_means(kind)
-    trained = None
-    if model_params:
-        try:
-            trained = run.load_model_trained_params(checkpoint=checkpoint)
-        except ModelParamsUnavailable as exc:
-            warnings.warn(
-                f"exporting {run.name} without model parameters: {exc}", LfadsRunsWarning, 2
-            )
+    trained = _trained_params(run, checkpoint) if model_params else None
     try:
         fit_log = run.load_fit_log()
     except MissingOutputError as exc:
@@ -117,6 +111,16 @@ def export_run_results(
     return path
 
 
+def _trained_params(run: Run, checkpoint: str) -> ModelTrainedParameters | None:
+    """The run's weights, or None with a warning when there is nothing to dump them from."""
+    try:
+        return run.load_model_trained_params(checkpoint=checkpoint)
+    except ModelParamsUnavailable as exc:
+        # stacklevel 3: the caller of export_run / export_run_folder
+        warnings.warn(f"exporting {run.name} without model parameters: {exc}", LfadsRunsWarning, 3)
+        return None
+
+
 def export_run_folder(
     run: Run,
     folder: str | os.PathLike | None = None,
@@ -134,14 +138,7 @@ def export_run_folder(
     paths = run.paths
     out_dir = paths.export_dir if folder is None else Path(folder)
     posterior = run.load_posterior_means(kind)
-    trained = None
-    if model_params:
-        try:
-            trained = run.load_model_trained_params(checkpoint=checkpoint)
-        except ModelParamsUnavailable as exc:
-            warnings.warn(
-                f"exporting {run.name} without model parameters: {exc}", LfadsRunsWarning, 2
-            )
+    trained = _trained_params(run, checkpoint) if model_params else None
     attrs = run_attributes(run)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
