@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import hyperparameters, write_inputs  # noqa: E402
+from bench_train import hyperparameters, print_machine, write_inputs  # noqa: E402
 
 
 def time_kind(data_dir: Path, hps, kind: str, samples: int, trials: int | None, repeats: int):
@@ -76,14 +76,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lfads_runs.engine._ext import native
-
-    ops = native()
-    kernels = f"native kernels ({ops.simd()})" if ops is not None else "no native kernels"
-    print(
-        f"# torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, {kernels}",
-        file=sys.stderr,
-    )
+    print_machine(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "lfadsInput"
         write_inputs(data_dir)

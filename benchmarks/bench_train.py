@@ -77,6 +77,20 @@ def write_inputs(folder: Path) -> None:
         )
 
 
+def print_machine(threads: int) -> None:
+    """The first line of a benchmark's output (stderr): torch, threads, CPUs and kernels."""
+    import torch
+
+    from lfads_runs.engine._ext import native
+
+    ops = native()
+    kernels = f"native kernels ({ops.simd()})" if ops is not None else "no native kernels"
+    print(
+        f"# torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs, {kernels}",
+        file=sys.stderr,
+    )
+
+
 def hyperparameters(controller: bool):
     from lfads_runs.hparams import Hyperparameters
 
@@ -218,14 +232,7 @@ def main(argv=None) -> int:
         if args.devices
         else (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     )
-    from lfads_runs.engine._ext import native
-
-    ops = native()
-    kernels = f"native kernels ({ops.simd()})" if ops is not None else "no native kernels"
-    print(
-        f"# torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, {kernels}",
-        file=sys.stderr,
-    )
+    print_machine(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "lfadsInput"
         write_inputs(data_dir)
