@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from ._filecache import file_identity
 from .exceptions import ConfigError
 from .names import check_dataset_name
 
@@ -69,7 +70,7 @@ class Dataset:
         """Subject, date, trials and channels (MATLAB ``loadInfo``), read once and cached.
 
         Counts come from the data (:meth:`read_data`); ``subject`` and ``date`` from
-        ``metadata``. The cache is dropped when the file changes (size or mtime).
+        ``metadata``. The cache is dropped when the file changes (inode, size or mtime).
         Override :meth:`read_info` in a subclass to read them another way.
         """
         key = _file_identity(self.path, base_dir)
@@ -118,11 +119,7 @@ def _file_identity(path: Path | None, base_dir: str | Path | None) -> tuple[Any,
     if path is None:
         return ()
     p = Path(base_dir) / path if base_dir is not None and not path.is_absolute() else path
-    try:
-        st = p.stat()
-    except OSError:
-        return (str(p),)
-    return (str(p), st.st_size, st.st_mtime_ns)
+    return file_identity([p])
 
 
 @attrs.frozen
