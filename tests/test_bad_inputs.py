@@ -13,12 +13,10 @@ content hash, runs the action and then checks:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,9 +24,9 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 import pytest
+from _two_datasets import BASE, snapshot, tree, write_datasets
 
 from lfads_runs import RunCollection
-from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
 from lfads_runs.exceptions import (
     CheckpointError,
     ConfigError,
@@ -39,60 +37,10 @@ from lfads_runs.exceptions import (
     OutputError,
 )
 
-BASE = textwrap.dedent(
-    """\
-    name: bad
-    root: ./runs
-    datasets:
-      path: ./data
-      items:
-        - {name: ds1, file: ds1.h5}
-        - {name: ds2, file: ds2.h5}
-    run_specs:
-      - {name: both, datasets: [ds1, ds2]}
-    params:
-      - {c_factors_dim: 3, c_co_dim: 0, c_gen_dim: 8, c_ic_enc_dim: 8, c_ic_dim: 4, c_batch_size: 5}
-    """
-)
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with what it is: a file's SHA-256, a link's target, 'dir'."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "link:" + os.readlink(p)
-            elif p.is_dir():
-                out[rel] = "dir"
-            else:
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> Path:
-    d = lorenz(
-        n_datasets=2,
-        n_conditions=2,
-        trials_per_condition=20,
-        n_neurons=[6, 5],
-        duration_ms=60,
-        bin_ms=1,
-        seed=3,
-        names=["ds1", "ds2"],
-    )
-    folder = tmp_path_factory.mktemp("datasets")
-    write_lorenz_datasets(d, folder)
-    return folder
-
-
-def tree(tmp: Path, datasets: Path, config: str = BASE) -> Path:
-    shutil.copytree(datasets, tmp / "data")
-    (tmp / "config.yaml").write_text(config)
-    return tmp / "config.yaml"
+    return write_datasets(tmp_path_factory.mktemp("datasets"))
 
 
 def load_and_prepare(tmp: Path) -> Callable[[], Any]:

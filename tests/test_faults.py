@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bad_inputs import BASE, tree
+from _two_datasets import BASE, tree, write_datasets
 
 from lfads_runs import RunCollection
 from lfads_runs._tempfiles import temp_files
-from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
 from lfads_runs.io.model_params import read_model_params
 
 pytest.importorskip("torch")
@@ -43,18 +42,7 @@ SEEDED = ("--seed", "5", "--threads", "1", "--executor", "debug", "-q")
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> Path:
-    d = lorenz(
-        n_datasets=2,
-        n_conditions=2,
-        trials_per_condition=20,
-        n_neurons=[6, 5],
-        duration_ms=60,
-        seed=3,
-        names=["ds1", "ds2"],
-    )
-    folder = tmp_path_factory.mktemp("datasets")
-    write_lorenz_datasets(d, folder)
-    return folder
+    return write_datasets(tmp_path_factory.mktemp("datasets"))
 
 
 def start(args: tuple[str, ...], cwd: Path) -> subprocess.Popen:

@@ -13,30 +13,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from test_bad_inputs import BASE, snapshot, tree
+from _two_datasets import BASE, snapshot, tree, write_datasets
 
 from lfads_runs import RunCollection
 from lfads_runs._atomic import atomic_write_text
 from lfads_runs._tempfiles import make_temp, temp_files
 from lfads_runs.command_template import fill_template
-from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
 from lfads_runs.exceptions import ConfigError, DataError, LfadsRunsWarning, RunBusyError
 
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> Path:
-    d = lorenz(
-        n_datasets=2,
-        n_conditions=2,
-        trials_per_condition=20,
-        n_neurons=[6, 5],
-        duration_ms=60,
-        seed=3,
-        names=["ds1", "ds2"],
-    )
-    folder = tmp_path_factory.mktemp("datasets")
-    write_lorenz_datasets(d, folder)
-    return folder
+    return write_datasets(tmp_path_factory.mktemp("datasets"))
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
