@@ -255,6 +255,11 @@ class Run:
         ``data_<D>/``); up-to-date files (same data hash) are kept unless
         ``regenerate``. Returns the :class:`~lfads_runs.data.PreparedData`, or
         ``None`` when every file was already up to date.
+
+        Rewriting the shared files (``regenerate``, or a source file whose content
+        changed) raises :class:`~lfads_runs.exceptions.RunBusyError` while another live
+        process trains a run on them, and DataError when a source changed but a run
+        already trained on the old inputs.
         """
         from .data import input_file_names
 
