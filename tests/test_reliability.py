@@ -227,6 +227,12 @@ def test_regenerate_is_refused_while_a_run_trains(tmp_path, datasets):
         assert f"pid {sleeper.pid}" in proc.stderr and "training" in proc.stderr
         with pytest.raises(RunBusyError, match=f"pid {sleeper.pid}.*training"):
             run.prepare(regenerate=True)
+        # a changed source under a live run: RunBusyError too, and nothing is rewritten
+        _touch_counts(tmp_path / "data" / "ds2.h5", change=True)
+        before = snapshot(tmp_path / "runs")
+        with pytest.raises(RunBusyError, match=f"ds2.*pid {sleeper.pid}.*training"):
+            run.prepare()
+        assert snapshot(tmp_path / "runs") == before
     finally:
         sleeper.kill()
         sleeper.wait()
