@@ -150,6 +150,38 @@ def test_compiler_without_openmp_is_named(tmp_path):
     assert not list((tmp_path / "cache" / "native").glob("*/*.so"))
 
 
+@supported_here
+@pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler to wrap")
+def test_a_failed_compile_leaves_nothing_and_a_killed_ones_temp_is_swept(tmp_path, monkeypatch):
+    """The library is compiled to a temporary name that records its owner: a failed
+    compile removes it, and one left by a compile killed midway goes on the next try."""
+    from lfads_runs._tempfiles import _host
+
+    wrapper = tmp_path / "cxx-fails-to-link"  # --version and the OpenMP probe (-c) work
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in -c|--version) exec '
+        f'{shutil.which("c++")} "$@";; esac; done\n'
+        'for a in "$@"; do case "$a" in *.tmp.so) echo partial > "$a";; esac; done\n'
+        "echo 'ld: simulated failure' >&2; exit 1\n"
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CXX", str(wrapper))
+    monkeypatch.setenv("LFADS_RUNS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(_ext.NativeKernelsUnavailable, match="simulated failure"):
+        _ext.build_native()
+    (folder,) = (tmp_path / "cache" / "native").iterdir()
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = folder / f".lfads_native.so.{_host()}-{dead.pid}.abcd1234.tmp.so"
+    stale.write_bytes(b"half a library")
+    with pytest.raises(_ext.NativeKernelsUnavailable, match="simulated failure"):
+        _ext.build_native()
+    assert not stale.exists()
+    assert not [p.name for p in folder.iterdir() if ".tmp" in p.name]
+
+
 @pytest.mark.parametrize(
     ("machine", "system", "words"),
     [

@@ -29,7 +29,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import torch
 
 from .._atomic import LockTimeout, atomic_write_text, file_lock
+from .._tempfiles import make_temp, sweep_stale_temps
 from ..exceptions import LfadsRunsError, LfadsRunsWarning
 
 __all__ = [
@@ -211,9 +211,9 @@ def _compile(cxx: str, sources: dict[str, str], folder: Path, lib: Path) -> Path
         atomic_write_text(folder / name, text)
     src = folder / _MAIN_SOURCE
     errors = []
+    sweep_stale_temps(lib)  # what a compile killed midway left behind
     for std in ("c++20", "c++17"):
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-        os.close(fd)
+        tmp = make_temp(lib, ".tmp.so")  # named after this process, as every atomic write
         try:
             proc = subprocess.run(
                 [cxx, str(src), "-o", tmp, *_flags(std)], capture_output=True, text=True
