@@ -39,7 +39,7 @@ def evaluate(config, run, param, run_specs, params, kind, as_json: bool) -> int:
         except LfadsRunsError as exc:
             failed += 1
             rows.append({"run_spec": r.name, "param_hash": r.param_hash, "error": str(exc)})
-            err(f"{r.name} {r.param_hash}: {exc}")
+            err(f"error: {r.name} {r.param_hash}: {exc}")
     if as_json:
         echo_json(rows)
     else:
