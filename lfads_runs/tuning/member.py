@@ -1,0 +1,183 @@
+"""One PBT member: the Ray Tune function trainable that trains with our engine.
+
+Each generation continues the member's own ``lfadsOutput/`` (TF-format
+checkpoints, as everywhere) for ``epochs_per_generation`` epochs, reports the
+ranking metric and hands Ray the output folder as its checkpoint. When PBT
+exploits, Ray restarts the member with a better member's checkpoint: its
+weights, Adam slots, step, learning rate and histories replace the member's own
+folder, so ramps (KL/L2 by global step) and the fit log continue the donor's.
+Needs the ``ray`` and ``torch`` extras; runs inside a Ray worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import layout as L
+from .._atomic import atomic_write_json, atomic_write_text
+
+__all__ = ["member_main", "CHECKPOINT_META"]
+
+#: ours, inside each Ray checkpoint: which member wrote it, after which generation
+CHECKPOINT_META = "lfads_runs.pbt.json"
+
+
+def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
+    """The trainable (``tune.with_parameters(member_main, setup=...)``)."""
+    from ray import tune
+
+    from ..engine import train
+    from ..exceptions import LfadsRunsError, RunFailedError
+    from ..hparams import Hyperparameters
+
+    name = tune.get_context().get_trial_name()
+    member = L.member_index(name)
+    if member is None:
+        raise LfadsRunsError(f"PBT trial {name!r} is not named member_<n>")
+    mdir = Path(setup["tune_dir"]) / name
+    out = mdir / L.LFADS_OUTPUT_DIR
+    mdir.mkdir(parents=True, exist_ok=True)
+    start, source = 0, None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            meta = json.loads((Path(d) / CHECKPOINT_META).read_text())
+            _install(Path(d) / L.LFADS_OUTPUT_DIR, out)
+        start = int(meta["generation"]) + 1
+        if meta["member"] != name:
+            source = {"member": meta["member"], "generation": int(meta["generation"])}
+    elif out.exists():  # a fresh member: files of an attempt that never reported go
+        shutil.rmtree(out)
+    _truncate_trajectory(mdir / L.MEMBER_TRAJECTORY, start)
+
+    metric, mode = setup["metric"], setup["mode"]
+    worst = math.inf if mode == "min" else -math.inf
+    base = dict(setup["hps"])
+    epg = int(setup["epochs_per_generation"])
+    threads = setup.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    searched = {name_: hp for name_, hp in setup["search"].items()}
+    lr_name = next((n for n, hp in searched.items() if hp == "learning_rate_init"), None)
+    for gen in range(start, int(setup["generations"])):
+        values = {hp: float(config[n]) for n, hp in searched.items()}
+        hps = Hyperparameters.from_mapping(
+            {
+                **base,
+                **values,
+                "max_epochs": (gen + 1) * epg,
+                # PBT decides when a member stops, not the learning-rate floor.
+                "learning_rate_stop": 0.0,
+            }
+        )
+        _write_state(mdir, name, gen, "training")
+        t0 = time.time()
+        diverged = None
+        with open(mdir / L.LOG_FILE, "a", encoding="utf-8") as log:
+            log.write(f"==== generation {gen}: {json.dumps(values, sort_keys=True)}\n")
+            try:
+                res = train(
+                    setup["input_dir"],
+                    out,
+                    hps,
+                    device=setup.get("device") or "cpu",
+                    seed=int(setup["seed"]) + member,
+                    progress=False,
+                    log=log,
+                    learning_rate=values["learning_rate_init"] if lr_name else None,
+                )
+                value = res.metrics.get(metric)
+                if value is None:
+                    raise LfadsRunsError(
+                        f"the engine reports no metric {metric!r} for {setup['input_dir']} "
+                        f"(it has: {', '.join(sorted(res.metrics))}); valid_cobps needs "
+                        "heldout_neurons, valid_nll_sv needs c_sv_rate > 0, valid_fpbps c_fp_len > 0"
+                    )
+                epochs, step = res.epochs, res.steps
+            except RunFailedError as exc:  # diverged: rank last, so PBT replaces it
+                diverged = str(exc)
+                value, epochs, step = worst, None, None
+                log.write(f"diverged: {exc}\n")
+        if not math.isfinite(value):
+            value = worst
+        row = {
+            "generation": gen,
+            "epochs": epochs,
+            "step": step,
+            "hparams": {n: float(config[n]) for n in searched},
+            "metric": metric,
+            "value": value if math.isfinite(value) else None,
+            "exploited": source,
+            "diverged": diverged,
+            "seconds": round(time.time() - t0, 3),
+        }
+        _append_line(mdir / L.MEMBER_TRAJECTORY, row)
+        source = None
+        _write_state(mdir, name, gen, "reported")
+        with tempfile.TemporaryDirectory(prefix="lfads_pbt_") as tmp:
+            if out.is_dir():
+                shutil.copytree(out, Path(tmp) / L.LFADS_OUTPUT_DIR)
+            atomic_write_json(Path(tmp) / CHECKPOINT_META, {"member": name, "generation": gen})
+            tune.report(
+                {metric: value, "generation": gen, "member": member},
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
+    _write_state(mdir, name, int(setup["generations"]) - 1, "finished")
+
+
+def _install(src: Path, out: Path) -> None:
+    """Replace ``out`` by a copy of a checkpoint's output folder."""
+    tmp = out.with_name(f".{out.name}.installing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    if src.is_dir():
+        shutil.copytree(src, tmp)
+    else:
+        tmp.mkdir(parents=True)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+def _truncate_trajectory(path: Path, start: int) -> None:
+    """Drop rows of generations that will be trained again (after a restore)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            row = json.loads(line)
+            if int(row["generation"]) < start:
+                keep.append(line)
+    atomic_write_text(path, "".join(k + "\n" for k in keep))
+
+
+def _append_line(path: Path, row: dict[str, Any]) -> None:
+    # Rewritten whole (atomically): a kill mid-write never leaves half a line.
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(row, sort_keys=True) + "\n")
+
+
+def _write_state(mdir: Path, name: str, generation: int, state: str) -> None:
+    atomic_write_json(
+        mdir / L.MEMBER_STATE,
+        {
+            "member": name,
+            "generation": generation,
+            "state": state,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "updated": time.time(),
+        },
+    )
