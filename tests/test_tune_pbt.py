@@ -1,0 +1,132 @@
+"""PBT on a local Ray: a tiny population, exploit/explore recorded, the best run loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("ray")
+
+from _queue_helpers import load, make_config  # noqa: E402
+
+from lfads_runs import LfadsRunsError, MissingDependencyError, MissingOutputError  # noqa: E402
+from lfads_runs import layout as L  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SECTION = """tune:
+  population: 2
+  epochs_per_generation: 2
+  generations: 3
+  quantile: 0.5
+  search:
+    c_learning_rate_init: {min: 1.0e-3, max: 2.0e-2, init: [5.0e-3, 1.0e-2], scale: log}
+    c_keep_prob: {min: 0.5, max: 1.0}
+"""
+
+
+def _env():
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=os.getcwd())
+    return env
+
+
+def _cli(cfg, *args, timeout=400):
+    return subprocess.run(
+        [sys.executable, "-m", "lfads_runs", args[0], str(cfg), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+
+
+def test_pbt_tiny_population_end_to_end(tmp_path):
+    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=SECTION)
+    rc = load(cfg)
+    run = rc.run("single_dataset001", 1)
+    with pytest.raises(MissingOutputError, match="no tuned model"):
+        run.tuned()
+    res = _cli(cfg, "tune", "--num-cpus", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "tuned model:" in res.stdout
+
+    tune_dir = run.paths.tune_dir
+    rows = {}
+    for m in (0, 1):
+        lines = (run.paths.member_dir(m) / L.MEMBER_TRAJECTORY).read_text().splitlines()
+        rows[m] = [json.loads(x) for x in lines]
+        assert [r["generation"] for r in rows[m]] == [0, 1, 2]
+        assert [r["epochs"] for r in rows[m]] == [2, 4, 6]  # epochs continue across generations
+        assert all(r["value"] is not None for r in rows[m])
+        assert (run.paths.member_dir(m) / L.LFADS_OUTPUT_DIR / L.FITLOG).is_file()
+    # With two members and quantile 0.5, one member exploits the other at each
+    # generation boundary; its next row names the donor and explored hyperparameters.
+    exploits = [(m, r) for m in rows for r in rows[m] if r["exploited"]]
+    assert exploits, rows
+    m, r = exploits[0]
+    donor = L.member_index(r["exploited"]["member"])
+    assert donor != m
+    g = r["generation"]
+    donor_hp = rows[donor][g - 1]["hparams"]
+    bounds = {"c_learning_rate_init": (1e-3, 2e-2), "c_keep_prob": (0.5, 1.0)}
+    for name, v in r["hparams"].items():  # explored: a factor in [0.8, 1.2], clipped
+        lo, hi = bounds[name]
+        assert max(lo, 0.8 * donor_hp[name]) - 1e-12 <= v <= min(hi, 1.2 * donor_hp[name]) + 1e-12
+    assert r["hparams"] != donor_hp
+    # 7 steps per epoch, 2 epochs per generation: the step continues the donor's
+    assert r["step"] == rows[donor][g - 1]["step"] + 14
+
+    best = json.loads((tune_dir / L.TUNE_BEST_FILE).read_text())
+    tuned = rc.find_runs("single_dataset001", 1, tuned=True)
+    assert tuned.path == tune_dir / L.TUNE_BEST_DIR and tuned.param_hash == run.param_hash
+    params = tuned.load_model_trained_params()
+    assert "dataset001" in str(params.datasets if hasattr(params, "datasets") else params)
+    pm = tuned.load_posterior_means()
+    rates = pm["dataset001"].rates if isinstance(pm, dict) else pm.rates
+    assert rates.shape[-1] == 12 or rates.shape[0] == 12
+    assert tuned.load_fit_log().epochs[-1] == 5
+    assert best["member"] in ("member_000", "member_001")
+
+    st = _cli(cfg, "status", "--json")
+    assert st.returncode == 0, st.stderr
+    info = json.loads(st.stdout)["tune"][0]
+    assert info["state"] == "done" and info["generation"] == 2 and info["live_members"] == 0
+    assert info["best_member"] == best["member"]
+
+    again = _cli(cfg, "tune", "--num-cpus", "2")
+    assert again.returncode != 0 and "pass --resume" in again.stderr
+    assert again.stderr.count("error:") == 1
+    resumed = _cli(cfg, "tune", "--num-cpus", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = [
+        json.loads(x)
+        for x in (run.paths.member_dir(0) / L.MEMBER_TRAJECTORY).read_text().splitlines()
+    ]
+    assert after == rows[0]  # a finished search resumes to nothing new
+
+
+def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
+    rc = load(make_config(tmp_path, n_params=1, run_specs=("all",), extra=SECTION))
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingDependencyError, match="ray"):
+        rc.tune()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_running_cluster_is_one_error(tmp_path):
+    cfg = make_config(tmp_path, n_params=1, run_specs=("all",), extra=SECTION)
+    res = _cli(cfg, "tune", "--address", "auto", timeout=200)
+    assert res.returncode != 0
+    assert res.stderr.count("error:") == 1 and "cannot start or reach Ray at 'auto'" in res.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_tune_section(tmp_path):
+    rc = load(make_config(tmp_path, n_params=1, run_specs=("all",)))
+    with pytest.raises(LfadsRunsError, match="no 'tune:' section"):
+        rc.tune()
