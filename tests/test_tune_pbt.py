@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -35,9 +36,10 @@ def _env():
     return env
 
 
-def _cli(cfg, *args, timeout=400):
+def _cli(*args, timeout=400):
+    """``lfads-runs ARGS`` in a subprocess that imports this tree."""
     return subprocess.run(
-        [sys.executable, "-m", "lfads_runs", args[0], str(cfg), *args[1:]],
+        [sys.executable, "-m", "lfads_runs", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -51,7 +53,7 @@ def test_pbt_tiny_population_end_to_end(tmp_path):
     run = rc.run("single_dataset001", 1)
     with pytest.raises(MissingOutputError, match="no tuned model"):
         run.tuned()
-    res = _cli(cfg, "tune", "--num-cpus", "2")
+    res = _cli("tune", cfg, "--num-cpus", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "tuned model:" in res.stdout
 
@@ -85,23 +87,34 @@ def test_pbt_tiny_population_end_to_end(tmp_path):
     tuned = rc.find_runs("single_dataset001", 1, tuned=True)
     assert tuned.path == tune_dir / L.TUNE_BEST_DIR and tuned.param_hash == run.param_hash
     params = tuned.load_model_trained_params()
-    assert "dataset001" in str(params.datasets if hasattr(params, "datasets") else params)
-    pm = tuned.load_posterior_means()
-    rates = pm["dataset001"].rates if isinstance(pm, dict) else pm.rates
-    assert rates.shape[-1] == 12 or rates.shape[0] == 12
+    assert list(params.dataset_names) == ["dataset001"]
+    assert (tuned.path_lfads_input / "lfads_dataset001.h5").resolve() == (
+        run.path_common_data / "lfads_dataset001.h5"
+    ).resolve()  # the run's own input files, linked
+    rates = tuned.load_posterior_means()["dataset001"].rates
+    assert rates.shape == (80, 50, 12) and np.isfinite(rates).all()
     assert tuned.load_fit_log().epochs[-1] == 5
+    assert tuned.export(tmp_path / "tuned.h5").is_file()
+    assert not (run.path_lfads_output / L.FITLOG).exists()  # the base run stays untrained
+    for kind, flags, png in (
+        ("pbt", (), "pbt.png"),
+        ("fitlog", ("--tuned",), "training_curves.png"),
+    ):
+        fig = _cli("plot", kind, cfg, "single_dataset001", 1, "-o", tmp_path / "fig", *flags)
+        assert fig.returncode == 0, fig.stderr[-2000:]
+        assert (tmp_path / "fig" / png).stat().st_size > 1000
     assert best["member"] in ("member_000", "member_001")
 
-    st = _cli(cfg, "status", "--json")
+    st = _cli("status", cfg, "--json")
     assert st.returncode == 0, st.stderr
     info = json.loads(st.stdout)["tune"][0]
     assert info["state"] == "done" and info["generation"] == 2 and info["live_members"] == 0
     assert info["best_member"] == best["member"]
 
-    again = _cli(cfg, "tune", "--num-cpus", "2")
+    again = _cli("tune", cfg, "--num-cpus", "2")
     assert again.returncode != 0 and "pass --resume" in again.stderr
     assert again.stderr.count("error:") == 1
-    resumed = _cli(cfg, "tune", "--num-cpus", "2", "--resume")
+    resumed = _cli("tune", cfg, "--num-cpus", "2", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = [
         json.loads(x)
@@ -120,7 +133,7 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
 
 def test_no_running_cluster_is_one_error(tmp_path):
     cfg = make_config(tmp_path, n_params=1, run_specs=("all",), extra=SECTION)
-    res = _cli(cfg, "tune", "--address", "auto", timeout=200)
+    res = _cli("tune", cfg, "--address", "auto", timeout=200)
     assert res.returncode != 0
     assert res.stderr.count("error:") == 1 and "cannot start or reach Ray at 'auto'" in res.stderr
     assert not (tmp_path / "runs").exists()

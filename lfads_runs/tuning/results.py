@@ -14,7 +14,14 @@ import attrs
 
 from .. import layout as L
 
-__all__ = ["MemberRecord", "TuneStatus", "read_members", "tune_status", "best_member"]
+__all__ = [
+    "MemberRecord",
+    "TuneStatus",
+    "best_member",
+    "read_members",
+    "search_log_scale",
+    "tune_status",
+]
 
 #: a member whose state file is older than this is not counted as live
 LIVE_SECONDS = 600.0
@@ -65,6 +72,15 @@ def read_members(tune_dir: str | os.PathLike) -> list[MemberRecord]:
             state = json.loads((d / L.MEMBER_STATE).read_text(encoding="utf-8"))
         out.append(MemberRecord(d.name, tuple(rows), state))
     return out
+
+
+def search_log_scale(tune_dir: str | os.PathLike) -> list[str]:
+    """The searched hyperparameters with a log scale, from ``tune.json``."""
+    try:
+        info = json.loads((Path(tune_dir) / L.TUNE_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [r["name"] for r in info.get("spec", {}).get("search", []) if r.get("scale") == "log"]
 
 
 def best_member(members: list[MemberRecord], mode: str) -> MemberRecord | None:
