@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -143,3 +146,48 @@ def test_no_tune_section(tmp_path):
     rc = load(make_config(tmp_path, n_params=1, run_specs=("all",)))
     with pytest.raises(LfadsRunsError, match="no 'tune:' section"):
         rc.tune()
+
+
+def _rows(run, m):
+    path = run.paths.member_dir(m) / L.MEMBER_TRAJECTORY
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_resume_after_sigkill_of_the_driver(tmp_path):
+    """kill -9 of the driver (and the local Ray it started), then --resume, finishes the search."""
+    section = SECTION.replace("generations: 3", "generations: 5")
+    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=section)
+    run = load(cfg).run("single_dataset001", 1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lfads_runs", "tune", str(cfg), "--num-cpus", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+        start_new_session=True,  # its own process group: the driver and its Ray go together
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while min(len(_rows(run, 0)), len(_rows(run, 1))) < 2:
+            assert proc.poll() is None, "the search ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {m: _rows(run, m) for m in (0, 1)}
+    assert json.loads((run.paths.tune_dir / L.TUNE_STATE_FILE).read_text())["state"] == "running"
+
+    res = _cli("tune", cfg, "--num-cpus", "2", "--resume")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resuming" in res.stdout
+    for m in (0, 1):
+        rows = _rows(run, m)
+        assert [r["generation"] for r in rows] == [0, 1, 2, 3, 4]
+        assert [r["epochs"] for r in rows] == [2, 4, 6, 8, 10]
+        assert rows[0] == before[m][0]  # completed generations are kept, not retrained
+    st = json.loads((run.paths.tune_dir / L.TUNE_STATE_FILE).read_text())
+    assert st["state"] == "done"
+    assert run.tuned().load_fit_log().epochs[-1] == 9

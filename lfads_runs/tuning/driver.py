@@ -5,8 +5,8 @@ trials named ``member_<n>``) train for ``epochs_per_generation`` epochs, then
 Ray Tune's synchronous :class:`~ray.tune.schedulers.PopulationBasedTraining`
 lets the bottom ``quantile`` copy a top member's checkpoint (exploit) and
 perturb its searched hyperparameters (explore, :meth:`TuneSpec.explorer`).
-Ray's experiment storage lives in ``tune/ray/``, so ``resume=True`` continues
-from the last completed generation after the driver or a worker was killed.
+``resume=True`` continues each member from its own last completed generation
+(its folder and ``trajectory.jsonl``) after the driver or a worker was killed.
 The best member's output then becomes the run folder ``tune/best/``.
 """
 
@@ -149,27 +149,50 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
                 f"{tune_dir}: the 'tune:' section changed since this search began; "
                 "restore it, or delete the folder to start again"
             )
+    if previous is not None and previous.get("state") == "done" and "best" in previous:
+        best = previous["best"]
+        if not (run.paths.tuned_paths().path_lfads_output / L.MODEL_PARAMS).is_file():
+            export_best(run, best["member"])
+        echo(f"{run.name} {run.param_hash}: the search is complete (best {best['member']})")
+        return TuneOutcome(
+            run,
+            best["member"],
+            float(best["value"]),
+            dict(best["hparams"]),
+            run.paths.tuned_paths().path,
+        )
     run.prepare()
     setup, gpus = _setup(run, spec, ray)
+    setup["resume"] = previous is not None
     trainable = tune.with_resources(
         tune.with_parameters(member_main, setup=setup),
         {"cpu": spec.cpus_per_member, "gpu": gpus},
     )
     info = {"spec": record, "mode": spec.mode, "run_spec": run.name, "param_hash": run.param_hash}
     atomic_write_json(state_file, {**info, "state": "running", "started": time.time()})
-    if resume and previous is not None and tune.Tuner.can_restore(str(experiment)):
+    # Ray's own experiment restore is not used: a synchronous PBT restored by Ray can
+    # wait forever on a clone. A resume is a new experiment in which each member
+    # continues its own folder from its last completed generation (member.py).
+    inits = spec.initial_configs()
+    if previous is not None:
         echo(f"{run.name} {run.param_hash}: resuming the PBT search in {tune_dir}")
-        tuner = tune.Tuner.restore(
-            str(experiment), trainable, resume_unfinished=True, resume_errored=True
-        )
+        for m in read_members(tune_dir):
+            idx = L.member_index(m.name)
+            if idx is None or idx >= spec.population:
+                continue
+            st = m.state or {}
+            if st.get("state") == "training" and st.get("generation") == m.generation + 1:
+                inits[idx] = dict(st.get("hparams") or inits[idx])  # the interrupted generation's
+            elif m.rows:
+                inits[idx] = dict(m.rows[-1]["hparams"])
     else:
         echo(
             f"{run.name} {run.param_hash}: PBT, {spec.population} members x "
             f"{spec.generations} generations x {spec.epochs_per_generation} epochs in {tune_dir}"
         )
-        if experiment.exists():  # a start that never got as far as Ray's first save
-            shutil.rmtree(experiment)
-        tuner = _new_tuner(tune, PopulationBasedTraining, trainable, spec, tune_dir)
+    if experiment.exists():
+        shutil.rmtree(experiment)
+    tuner = _new_tuner(tune, PopulationBasedTraining, trainable, spec, tune_dir, inits)
     try:
         grid = tuner.fit()
     except KeyboardInterrupt:
@@ -204,8 +227,14 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     return TuneOutcome(run, best.name, float(last["value"]), dict(last["hparams"]), best_dir)
 
 
-def _new_tuner(tune: Any, pbt_cls: Any, trainable: Any, spec: TuneSpec, tune_dir: Path) -> Any:
-    inits = spec.initial_configs()
+def _new_tuner(
+    tune: Any,
+    pbt_cls: Any,
+    trainable: Any,
+    spec: TuneSpec,
+    tune_dir: Path,
+    inits: list[dict[str, float]],
+) -> Any:
     space: dict[str, Any] = {"member": tune.grid_search(list(range(spec.population)))}
     for r in spec.search:
         space[r.name] = tune.sample_from(

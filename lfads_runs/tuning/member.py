@@ -55,6 +55,16 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
         start = int(meta["generation"]) + 1
         if meta["member"] != name:
             source = {"member": meta["member"], "generation": int(meta["generation"])}
+    elif setup.get("resume") and _restore_interrupted_install(out):
+        # A resumed search: continue the member's own folder after its last
+        # completed generation (the engine resumes its newest checkpoint exactly).
+        rows = _read_rows(mdir / L.MEMBER_TRAJECTORY)
+        start = rows[-1]["generation"] + 1 if rows else 0
+        if not rows and out.exists():
+            shutil.rmtree(out)
+        state = _read_state(mdir)
+        if state.get("state") == "training" and state.get("generation") == start:
+            source = state.get("exploited")  # the interrupted generation began with an exploit
     elif out.exists():  # a fresh member: files of an attempt that never reported go
         shutil.rmtree(out)
     _truncate_trajectory(mdir / L.MEMBER_TRAJECTORY, start)
@@ -81,7 +91,14 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
                 "learning_rate_stop": 0.0,
             }
         )
-        _write_state(mdir, name, gen, "training")
+        _write_state(
+            mdir,
+            name,
+            gen,
+            "training",
+            hparams={n: float(config[n]) for n in searched},
+            exploited=source,
+        )
         t0 = time.time()
         diverged = None
         with open(mdir / L.LOG_FILE, "a", encoding="utf-8") as log:
@@ -137,8 +154,13 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
 
 
 def _install(src: Path, out: Path) -> None:
-    """Replace ``out`` by a copy of a checkpoint's output folder."""
+    """Replace ``out`` by a copy of a checkpoint's output folder.
+
+    Two renames, so a kill leaves either folder complete: ``out`` itself, or
+    ``out``'s previous content as ``.<out>.old`` (see _restore_interrupted_install).
+    """
     tmp = out.with_name(f".{out.name}.installing")
+    old = out.with_name(f".{out.name}.old")
     if tmp.exists():
         shutil.rmtree(tmp)
     if src.is_dir():
@@ -146,8 +168,29 @@ def _install(src: Path, out: Path) -> None:
     else:
         tmp.mkdir(parents=True)
     if out.exists():
-        shutil.rmtree(out)
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
     os.replace(tmp, out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _restore_interrupted_install(out: Path) -> bool:
+    """Put back the member's folder when a kill came between _install's renames."""
+    old = out.with_name(f".{out.name}.old")
+    if not out.exists() and old.exists():
+        os.replace(old, out)
+    return True
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+    return rows
 
 
 def _truncate_trajectory(path: Path, start: int) -> None:
@@ -169,7 +212,9 @@ def _append_line(path: Path, row: dict[str, Any]) -> None:
     atomic_write_text(path, old + json.dumps(row, sort_keys=True) + "\n")
 
 
-def _write_state(mdir: Path, name: str, generation: int, state: str) -> None:
+def _write_state(mdir: Path, name: str, generation: int, state: str, **extra: Any) -> None:
+    """``member.json``; while training it also records the generation's hyperparameters
+    and exploit, which a resume after a kill needs (Ray's explore lives in memory)."""
     atomic_write_json(
         mdir / L.MEMBER_STATE,
         {
@@ -179,5 +224,13 @@ def _write_state(mdir: Path, name: str, generation: int, state: str) -> None:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "updated": time.time(),
+            **extra,
         },
     )
+
+
+def _read_state(mdir: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((mdir / L.MEMBER_STATE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
