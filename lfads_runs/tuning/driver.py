@@ -263,7 +263,8 @@ def _new_tuner(
             name=_EXPERIMENT,
             storage_path=str(tune_dir / L.TUNE_RAY_DIR),
             stop={"training_iteration": spec.generations},
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # exploit clones a checkpoint other members may still need: keep a few
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
             failure_config=tune.FailureConfig(max_failures=3),
             verbose=0,
         ),
