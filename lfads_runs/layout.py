@@ -91,6 +91,7 @@ DATA_PREFIX = "data_"
 # ---- names of a PBT search (ours), inside the run folder param_<P>/<runSpec>/
 TUNE_DIR = "tune"
 TUNE_STATE_FILE = "tune.json"  #: the search's spec, state and generation
+TUNE_LOCK_FILE = ".lfads_runs.tune.lock"  #: held by the driver of the search
 TUNE_RAY_DIR = "ray"  #: Ray Tune's experiment storage (its checkpoints; what --resume reads)
 TUNE_BEST_DIR = "best"  #: the best member as a normal run folder (lfadsInput/, lfadsOutput/)
 TUNE_BEST_FILE = "best.json"  #: which member won, its metric and hyperparameters

@@ -139,7 +139,10 @@ def test_no_running_cluster_is_one_error(tmp_path):
     res = _cli("tune", cfg, "--address", "auto", timeout=200)
     assert res.returncode != 0
     assert res.stderr.count("error:") == 1 and "cannot start or reach Ray at 'auto'" in res.stderr
-    assert not (tmp_path / "runs").exists()
+    run = load(cfg).run("all", 1)
+    # nothing started: only the search's lock file exists
+    assert [p.name for p in run.paths.tune_dir.iterdir()] == [L.TUNE_LOCK_FILE]
+    assert not run.path_lfads_input.exists()
 
 
 def test_no_tune_section(tmp_path):
@@ -173,6 +176,10 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
             assert proc.poll() is None, "the search ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.2)
+        # a second driver on the same search is refused while the first runs
+        busy = _cli("tune", cfg, "--num-cpus", "1", "--resume")
+        assert busy.returncode != 0 and busy.stderr.count("error:") == 1
+        assert "another lfads-runs tune is running" in busy.stderr
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -191,3 +198,38 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
     st = json.loads((run.paths.tune_dir / L.TUNE_STATE_FILE).read_text())
     assert st["state"] == "done"
     assert run.tuned().load_fit_log().epochs[-1] == 9
+
+
+def test_resume_lets_a_member_behind_catch_up(tmp_path):
+    """A member one generation behind (as a kill can leave it) trains that generation
+    before the search goes on, so every member has every generation."""
+    import shutil
+
+    from lfads_runs.tuning.member import CHECKPOINT_META
+
+    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=SECTION)
+    run = load(cfg).run("single_dataset001", 1)
+    assert _cli("tune", cfg, "--num-cpus", "2").returncode == 0
+    tune_dir = run.paths.tune_dir
+    # Put member_001 back to the end of generation 1, from a Ray checkpoint of that
+    # generation (Ray drops an exploited member's own ones: any member's will do).
+    ckpts = sorted((tune_dir / L.TUNE_RAY_DIR).rglob(CHECKPOINT_META))
+    src = next(p for p in ckpts if json.loads(p.read_text())["generation"] == 1)
+    out = run.paths.member_dir(1) / L.LFADS_OUTPUT_DIR
+    shutil.rmtree(out)
+    shutil.copytree(src.parent / L.LFADS_OUTPUT_DIR, out)
+    rows = _rows(run, 1)
+    traj = run.paths.member_dir(1) / L.MEMBER_TRAJECTORY
+    traj.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    (run.paths.member_dir(1) / L.MEMBER_STATE).unlink()
+    state = json.loads((tune_dir / L.TUNE_STATE_FILE).read_text())
+    (tune_dir / L.TUNE_STATE_FILE).write_text(json.dumps({**state, "state": "running"}))
+
+    res = _cli("tune", cfg, "--num-cpus", "2", "--resume")
+    assert res.returncode == 0, res.stderr[-3000:]
+    again = _rows(run, 1)
+    assert [r["generation"] for r in again] == [0, 1, 2]
+    assert again[:2] == rows[:2] and again[2]["epochs"] == 6 and again[2]["step"] == 42
+    assert again[2]["hparams"] == rows[1]["hparams"]  # the member's own, not explored
+    assert _rows(run, 0) == _rows(run, 0)[:3] and len(_rows(run, 0)) == 3
+    assert json.loads((tune_dir / L.TUNE_STATE_FILE).read_text())["state"] == "done"

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .. import layout as L
-from .._atomic import atomic_write_json
+from .._atomic import LockTimeout, atomic_write_json, file_lock
 from .._optional import require
-from ..exceptions import ConfigError, LfadsRunsError
+from ..exceptions import ConfigError, LfadsRunsError, RunBusyError
 from .member import member_main
 from .results import best_member, read_members
 from .spec import TuneSpec
@@ -79,6 +79,19 @@ def tune_collection(
     require("torch", "PBT tuning (lfads-runs tune)")
     selected = tuned_runs(rc, spec, runs)
     address = address or spec.address
+    with contextlib.ExitStack() as locks:
+        for run in selected:  # before Ray starts: a busy search starts nothing
+            lock = run.paths.tune_dir / L.TUNE_LOCK_FILE
+            try:
+                locks.enter_context(file_lock(lock, timeout=0))
+            except LockTimeout:
+                raise RunBusyError(
+                    f"{run.paths.tune_dir}: another lfads-runs tune is running this search"
+                ) from None
+        return _tune_all(ray, selected, spec, address, resume, init, echo)
+
+
+def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutcome]:
     started = False
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": False, **dict(init or {})}
@@ -164,6 +177,9 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     run.prepare()
     setup, gpus = _setup(run, spec, ray)
     setup["resume"] = previous is not None
+    # After a kill the members may stand one generation apart: the ones behind
+    # catch up without reporting (member.py), so the first ranking is like for like.
+    setup["catch_up_to"] = 1 + max((m.generation for m in read_members(tune_dir)), default=-1)
     trainable = tune.with_resources(
         tune.with_parameters(member_main, setup=setup),
         {"cpu": spec.cpus_per_member, "gpu": gpus},

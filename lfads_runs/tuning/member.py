@@ -80,6 +80,7 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
         torch.set_num_threads(int(threads))
     searched = {name_: hp for name_, hp in setup["search"].items()}
     lr_name = next((n for n, hp in searched.items() if hp == "learning_rate_init"), None)
+    reported = False
     for gen in range(start, int(setup["generations"])):
         values = {hp: float(config[n]) for n, hp in searched.items()}
         hps = Hyperparameters.from_mapping(
@@ -141,16 +142,34 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
         }
         _append_line(mdir / L.MEMBER_TRAJECTORY, row)
         source = None
+        if ckpt is None and gen < int(setup.get("catch_up_to", 0)):
+            # A resume found this member behind another: it trains up to the others
+            # before reporting, so PBT compares members at the same generation.
+            continue
         _write_state(mdir, name, gen, "reported")
-        with tempfile.TemporaryDirectory(prefix="lfads_pbt_") as tmp:
-            if out.is_dir():
-                shutil.copytree(out, Path(tmp) / L.LFADS_OUTPUT_DIR)
-            atomic_write_json(Path(tmp) / CHECKPOINT_META, {"member": name, "generation": gen})
-            tune.report(
-                {metric: value, "generation": gen, "member": member},
-                checkpoint=tune.Checkpoint.from_directory(tmp),
-            )
+        _report(tune, out, name, member, gen, metric, value)
+        reported = True
+    if not reported and ckpt is None:
+        # Ray needs a result with the metric from every trial: a resumed member
+        # with nothing left to train reports its last generation again.
+        rows = _read_rows(mdir / L.MEMBER_TRAJECTORY)
+        if rows:
+            last = rows[-1]
+            v = last["value"] if last["value"] is not None else worst
+            _report(tune, out, name, member, int(last["generation"]), metric, v)
     _write_state(mdir, name, int(setup["generations"]) - 1, "finished")
+
+
+def _report(tune: Any, out: Path, name: str, member: int, gen: int, metric: str, value: float):
+    """Report a generation's metric, with the member's output folder as Ray's checkpoint."""
+    with tempfile.TemporaryDirectory(prefix="lfads_pbt_") as tmp:
+        if out.is_dir():
+            shutil.copytree(out, Path(tmp) / L.LFADS_OUTPUT_DIR)
+        atomic_write_json(Path(tmp) / CHECKPOINT_META, {"member": name, "generation": gen})
+        tune.report(
+            {metric: value, "generation": gen, "member": member},
+            checkpoint=tune.Checkpoint.from_directory(tmp),
+        )
 
 
 def _install(src: Path, out: Path) -> None:
