@@ -233,3 +233,14 @@ def test_resume_lets_a_member_behind_catch_up(tmp_path):
     assert again[2]["hparams"] == rows[1]["hparams"]  # the member's own, not explored
     assert _rows(run, 0) == _rows(run, 0)[:3] and len(_rows(run, 0)) == 3
     assert json.loads((tune_dir / L.TUNE_STATE_FILE).read_text())["state"] == "done"
+
+
+def test_metric_the_run_cannot_compute_is_one_error(tmp_path):
+    section = SECTION.replace("quantile: 0.5", "quantile: 0.5\n  metric: co_bps")
+    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=section)
+    res = _cli("tune", cfg, "--num-cpus", "1")
+    assert res.returncode != 0 and res.stderr.count("error:") == 1
+    assert "tune.metric 'valid_cobps' needs held-out neurons" in res.stderr
+    run = load(cfg).run("single_dataset001", 1)
+    assert not (run.paths.tune_dir / L.TUNE_STATE_FILE).exists()
+    assert not any(p.name.startswith(L.MEMBER_PREFIX) for p in run.paths.tune_dir.iterdir())

@@ -134,6 +134,25 @@ def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
     return setup, gpus
 
 
+def _check_metric(run: Run, spec: TuneSpec) -> None:
+    """The ranking metric must exist for this run, or every member would fail."""
+    import h5py
+
+    hps = run.hparams()
+    need = None
+    if spec.metric in ("valid_cobps", "valid_nll_heldout"):
+        for ds, f in run.input_files.items():
+            with h5py.File(f, "r") as h5:
+                if "heldout_neurons" not in h5 or h5["heldout_neurons"].size == 0:
+                    need = f"held-out neurons (dataset {ds!r} has no heldout_neurons)"
+    elif spec.metric == "valid_nll_sv" and hps.sv_rate <= 0:
+        need = "sample validation (c_sv_rate > 0)"
+    elif spec.metric in ("valid_fpbps", "valid_nll_fp") and hps.fp_len <= 0:
+        need = "forward prediction (c_fp_len > 0)"
+    if need:
+        raise ConfigError(f"{run.name} {run.param_hash}: tune.metric {spec.metric!r} needs {need}")
+
+
 def _spec_record(spec: TuneSpec) -> dict[str, Any]:
     d = spec.as_dict()
     d.pop("address", None)  # where it ran may change between a start and a resume
@@ -175,6 +194,7 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
             run.paths.tuned_paths().path,
         )
     run.prepare()
+    _check_metric(run, spec)
     setup, gpus = _setup(run, spec, ray)
     setup["resume"] = previous is not None
     # After a kill the members may stand one generation apart: the ones behind
