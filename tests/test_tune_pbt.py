@@ -68,6 +68,7 @@ def test_pbt_tiny_population_end_to_end(tmp_path):
         assert [r["generation"] for r in rows[m]] == [0, 1, 2]
         assert [r["epochs"] for r in rows[m]] == [2, 4, 6]  # epochs continue across generations
         assert all(r["value"] is not None for r in rows[m])
+        assert rows[m][0]["hparams"] == rc.options["tune"].initial_configs()[m]  # seeded draws
         assert (run.paths.member_dir(m) / L.LFADS_OUTPUT_DIR / L.FITLOG).is_file()
     # With two members and quantile 0.5, one member exploits the other at each
     # generation boundary; its next row names the donor and explored hyperparameters.

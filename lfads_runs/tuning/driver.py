@@ -274,7 +274,7 @@ def _new_tuner(
     space: dict[str, Any] = {"member": tune.grid_search(list(range(spec.population)))}
     for r in spec.search:
         space[r.name] = tune.sample_from(
-            lambda s, n=r.name: inits[int(s.config.member)][n]  # noqa: B023
+            lambda config, n=r.name: inits[int(config["member"])][n]  # noqa: B023
         )
     scheduler = pbt_cls(
         time_attr="training_iteration",
