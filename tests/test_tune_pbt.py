@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("ray")
+pytest.importorskip("ray.tune")
 
 from _queue_helpers import load, make_config  # noqa: E402
 

@@ -76,6 +76,7 @@ def tune_collection(
     if spec is None:
         raise ConfigError(f"{rc.source or rc.name}: the configuration has no 'tune:' section")
     ray = require("ray", "PBT tuning (lfads-runs tune)")
+    require("ray.tune", "PBT tuning (lfads-runs tune)")  # the extra installs ray[tune]
     require("torch", "PBT tuning (lfads-runs tune)")
     selected = tuned_runs(rc, spec, runs)
     address = address or spec.address
