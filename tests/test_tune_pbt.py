@@ -245,3 +245,16 @@ def test_metric_the_run_cannot_compute_is_one_error(tmp_path):
     run = load(cfg).run("single_dataset001", 1)
     assert not (run.paths.tune_dir / L.TUNE_STATE_FILE).exists()
     assert not any(p.name.startswith(L.MEMBER_PREFIX) for p in run.paths.tune_dir.iterdir())
+
+
+def test_resume_with_a_changed_section_is_one_error(tmp_path):
+    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=SECTION)
+    run = load(cfg).run("single_dataset001", 1)
+    state = run.paths.tune_dir / L.TUNE_STATE_FILE
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"state": "interrupted", "spec": {"population": 3}}))
+    res = _cli("tune", cfg, "--num-cpus", "1", "--resume")
+    assert res.returncode != 0 and res.stderr.count("error:") == 1
+    assert "the 'tune:' section changed since this search began" in res.stderr
+    assert json.loads(state.read_text())["state"] == "interrupted"  # left as it was
+    assert not run.path_lfads_input.exists()
