@@ -829,6 +829,25 @@ class Run:
 
         return sample_posteriors([self], kind=kind, **options)
 
+    def tuned(self) -> Run:
+        """The best model of this run's PBT search (``tune/best/``, see ``rc.tune``) as a Run.
+
+        Same run spec, parameters and inputs; its paths are the search's best folder,
+        so trained parameters, posterior means, plots and export load as for any run.
+        Raises :class:`~lfads_runs.MissingOutputError` when no search has finished.
+        """
+        import copy
+
+        best = self.paths.tuned_paths()
+        if not (best.path_lfads_output / L.MODEL_PARAMS).is_file():
+            raise MissingOutputError(
+                f"{self.path}: no tuned model in {best.path} (run lfads-runs tune first)"
+            )
+        tuned = copy.copy(self)
+        tuned.paths = best
+        tuned._cache = {}
+        return tuned
+
     def state(self) -> Any:
         """Status row from files: state, stage, epochs, best valid cost, failure reason."""
         from .runstate import collection_run_status
@@ -1081,7 +1100,12 @@ class RunCollection:
 
     # ------------------------------------------------------------ lookup
     def find_runs(
-        self, run_spec: Any = None, param: Any = None, *, return_indices: bool = False
+        self,
+        run_spec: Any = None,
+        param: Any = None,
+        *,
+        return_indices: bool = False,
+        tuned: bool = False,
     ) -> Any:
         """Find runs like MATLAB ``rc.findRuns(runSpecSearch, paramSearch)``.
 
@@ -1091,11 +1115,14 @@ class RunCollection:
         :class:`RunParams`, or a list / array / mask. Two scalars give one :class:`Run`;
         otherwise a list in MATLAB (column-major) order. ``return_indices=True`` also
         returns the selected rows and columns, 1-based (MATLAB ``[runs, rowIdx, colIdx]``):
-        ``(runs, rows, cols)``.
+        ``(runs, rows, cols)``. ``tuned=True`` gives each run's PBT result
+        (:meth:`Run.tuned`) instead.
         """
         rows = self._select(run_spec, "run spec", self._match_spec, len(self._run_specs))
         cols = self._select(param, "parameter set", self._match_params, len(self._params))
         found = [self.runs[i][j] for j in cols for i in rows]
+        if tuned:
+            found = [r.tuned() for r in found]
         result: Any = found[0] if _is_scalar(run_spec) and _is_scalar(param) else found
         if return_indices:
             return result, [i + 1 for i in rows], [j + 1 for j in cols]
@@ -1307,6 +1334,13 @@ class RunCollection:
         from .status import collection_status
 
         return collection_status(self)
+
+    def tune(self, runs: Iterable[Run] | None = None, **options: Any) -> Any:
+        """PBT searches (the YAML ``tune:`` section) on Ray Tune; options as
+        :func:`lfads_runs.tuning.driver.tune_collection`. Returns their outcomes."""
+        from .tuning.driver import tune_collection
+
+        return tune_collection(self, runs, **options)
 
     def train(self, runs: Iterable[Run] | None = None, **options: Any) -> Any:
         """Train ``runs`` (default all) through a queue; see :func:`lfads_runs.executors.train_runs`.

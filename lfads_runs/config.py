@@ -59,6 +59,7 @@ CONFIG_KEYS = {
     "ray": "Ray options for the ray executor",
     "scripts": "options of the shell scripts for the original TensorFlow LFADS",
     "dump_command": "external command that writes lfadsOutput/model_params",
+    "tune": "population-based training (AutoLFADS) on Ray Tune: population, search, ...",
 }
 
 SECTION_KEYS: dict[str, dict[str, str]] = {
@@ -274,6 +275,8 @@ def load_config(path: str | Path) -> RunCollection:
         except ConfigError as exc:
             raise ctx.error(("dump_command",), str(exc)) from None
         options["dump_command"] = dc
+    if data.get("tune") is not None:
+        options["tune"] = _tune(ctx, data["tune"], params_cls, run_specs, len(params))
     try:
         return RunCollection(
             root,
@@ -289,6 +292,27 @@ def load_config(path: str | Path) -> RunCollection:
         )
     except ConfigError as exc:
         raise ConfigError(f"{file}: {exc}") from None
+
+
+def _tune(
+    ctx: _Ctx, value: Any, params_cls: type[RunParams], run_specs: list[RunSpec], n_params: int
+) -> Any:
+    from .tuning.spec import parse_tune_section
+
+    spec = parse_tune_section(value, params_cls, ctx.error)
+    names = [s.name for s in run_specs]
+    for i, name in enumerate(spec.run_specs or ()):
+        if name not in names:
+            raise ctx.error(
+                ("tune", "run_specs", i),
+                f"unknown run spec {name!r}; run specs are: {', '.join(names)}",
+            )
+    for i, idx in enumerate(spec.params or ()):
+        if idx > n_params:
+            raise ctx.error(
+                ("tune", "params", i), f"parameter set {idx} is out of range 1..{n_params}"
+            )
+    return spec
 
 
 def _datasets(ctx: _Ctx, value: Any, base: Path) -> DatasetCollection:

@@ -90,6 +90,16 @@ SLURM_LOG_DIR = "slurm_logs"  #: ours: submitit's job folders (slurm executor)
 PARAMS_JSON = "params.json"  #: ours: full parameters of a param_<P> folder
 PARAM_PREFIX = "param_"
 DATA_PREFIX = "data_"
+# ---- names of a PBT search (ours), inside the run folder param_<P>/<runSpec>/
+TUNE_DIR = "tune"
+TUNE_STATE_FILE = "tune.json"  #: the search's spec, state and generation
+TUNE_LOCK_FILE = ".lfads_runs.tune.lock"  #: held by the driver of the search
+TUNE_RAY_DIR = "ray"  #: Ray Tune's experiment storage (its checkpoints; what --resume reads)
+TUNE_BEST_DIR = "best"  #: the best member as a normal run folder (lfadsInput/, lfadsOutput/)
+TUNE_BEST_FILE = "best.json"  #: which member won, its metric and hyperparameters
+MEMBER_PREFIX = "member_"
+MEMBER_TRAJECTORY = "trajectory.jsonl"  #: one line per generation: hyperparameters, metric, exploit
+MEMBER_STATE = "member.json"  #: live state of a member (generation, pid, updated)
 
 
 def is_legacy_layout(version: int) -> bool:
@@ -256,6 +266,23 @@ class RunPaths:
     def export_model_params_file(self) -> Path:
         return self.export_dir / "modelTrainedParams.h5"
 
+    # --- PBT search (lfads_runs.tuning)
+    @property
+    def tune_dir(self) -> Path:
+        return self.path / TUNE_DIR
+
+    def tuned_paths(self) -> RunPaths:
+        """The paths of the search's best model: a run folder ``tune/best/``."""
+        return RunPaths(
+            path=self.tune_dir / TUNE_BEST_DIR,
+            path_common_data=self.path_common_data,
+            link_prefix=f"../../../{self.link_prefix}",
+            param_folder=self.param_folder,
+        )
+
+    def member_dir(self, member: int) -> Path:
+        return self.tune_dir / member_name(member)
+
     def export_posterior_file(self, dataset: str) -> Path:
         return self.export_dir / f"posteriorMeans_{dataset}.h5"
 
@@ -336,6 +363,18 @@ class CollectionLayout:
         return sorted(
             p for p in self.path.iterdir() if p.is_dir() and p.name.startswith(PARAM_PREFIX)
         )
+
+
+def member_name(member: int) -> str:
+    """``member_000``: the folder (and Ray trial name) of PBT member ``member``."""
+    return f"{MEMBER_PREFIX}{member:03d}"
+
+
+def member_index(name: str) -> int | None:
+    """The index in a ``member_<n>`` name, or None."""
+    if name.startswith(MEMBER_PREFIX) and name[len(MEMBER_PREFIX) :].isdigit():
+        return int(name[len(MEMBER_PREFIX) :])
+    return None
 
 
 def _prefixed(h: str, prefix: str) -> str:

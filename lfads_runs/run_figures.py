@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._optional import require
-from .exceptions import ConfigError, DataError
+from .exceptions import ConfigError, DataError, MissingOutputError
 
 if TYPE_CHECKING:
     from .collection import Run
@@ -39,6 +39,7 @@ FIGURES = ("factors", "pca", "rates", "fitlog", "alignment", "params")
 
 PCA_FIGURE = "stitching_pca.png"
 FITLOG_FIGURE = "training_curves.png"
+PBT_FIGURE = "pbt.png"
 ALIGNMENT_FIGURE = "alignment_reconstruction.png"
 
 
@@ -195,6 +196,19 @@ def save_fitlog_figure(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) 
     fig = _figure(7.0, 6.0)
     plot_training_curves(run.load_fit_log(), axes=fig.subplots(2, 1, sharex=True))
     return [_save(fig, Path(out_dir) / FITLOG_FIGURE, dpi)]
+
+
+def save_pbt_figure(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
+    """``pbt.png``: the search's metric and hyperparameters by generation, per member."""
+    from .plots.pbt import plot_pbt
+    from .tuning.results import read_members, search_log_scale
+
+    tune_dir = run.paths.tune_dir
+    members = read_members(tune_dir)
+    if not members:
+        raise MissingOutputError(f"{tune_dir}: no PBT search here (run lfads-runs tune first)")
+    fig = plot_pbt(members, log_scale=search_log_scale(tune_dir))
+    return [_save(fig, Path(out_dir) / PBT_FIGURE, dpi)]
 
 
 def run_alignment(run: Run) -> AlignmentResult:

@@ -15,4 +15,5 @@ from . import (  # noqa: F401
     scripts_cmd,
     status_cmd,
     train_cmd,
+    tune_cmd,
 )

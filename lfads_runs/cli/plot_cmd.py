@@ -26,9 +26,29 @@ def _out_option(f):
     )(f)
 
 
+def _remember_tuned(ctx: click.Context, _param, value: bool) -> bool:
+    ctx.meta["lfads_runs.tuned"] = value
+    return value
+
+
+_tuned_option = click.option(
+    "--tuned",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_tuned,
+    help="Use the run's PBT result (tune/best/, see lfads-runs tune).",
+)
+
+
 def _run_arguments(f):
-    """CONFIG RUN PARAM and -o/--out, shared by every figure command."""
-    for decorate in (_out_option, click.argument("param"), click.argument("run"), config_argument):
+    """CONFIG RUN PARAM, -o/--out and --tuned, shared by every figure command."""
+    for decorate in (
+        _tuned_option,
+        _out_option,
+        click.argument("param"),
+        click.argument("run"),
+        config_argument,
+    ):
         f = decorate(f)
     return f
 
@@ -44,6 +64,9 @@ def _one_run(config, run, param):
     runs = selected_runs(rc, run, param)
     if len(runs) != 1:
         raise click.UsageError("name exactly one run: CONFIG RUN PARAM")
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("lfads_runs.tuned"):
+        return runs[0].tuned()
     return runs[0]
 
 
@@ -125,6 +148,15 @@ def plot_fitlog(config, run, param, out_dir: Path) -> None:
     from ..run_figures import save_fitlog_figure
 
     _report(save_fitlog_figure(_one_run(config, run, param), out_dir))
+
+
+@plot.command("pbt")
+@_run_arguments
+def plot_pbt(config, run, param, out_dir: Path) -> None:
+    """The PBT search of RUN PARAM: metric and hyperparameters per generation (pbt.png)."""
+    from ..run_figures import save_pbt_figure
+
+    _report(save_pbt_figure(_one_run(config, run, param), out_dir))
 
 
 @plot.command("alignment")

@@ -37,6 +37,7 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
     runs = selected_runs(rc, run, param, run_specs, params)
     rows = collection_run_status(rc, runs, tail=tail)
     leftovers = temp_files(rc.path)
+    searches = _tune_rows(runs)
     if as_json:
         counts: dict[str, int] = {}
         for r in rows:
@@ -48,6 +49,10 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
                 "counts": counts,
                 "runs": [r.as_dict() for r in rows],
                 "temp_files": [t.as_dict() for t in leftovers],
+                "tune": [
+                    {"run_spec": run.name, "param_hash": run.param_hash, **st.as_dict()}
+                    for run, st in searches
+                ],
             }
         )
         return
@@ -62,6 +67,14 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
             f"{_fmt(r.best_valid_cost, '.2f'):>11} {_fmt(r.learning_rate, '.3g'):>9} "
             f"{_elapsed(r.elapsed_s):>9}  {r.reason}"
         )
+    for run, st in searches:
+        best = "-" if st.best_value is None else f"{st.best_member} {st.best_value:.6g}"
+        click.echo(
+            f"tune {run.name} {run.param_hash}: {st.state}, generation "
+            f"{st.generation + 1}/{st.generations}, {st.metric} best {best}, "
+            f"{st.live_members} of {st.population} members live"
+        )
+
     _echo_temp_files(leftovers)
 
 
@@ -81,3 +94,15 @@ def _echo_temp_files(found: list) -> None:
         else:
             who = "owner unknown (older lfads_runs); safe to delete when nothing is running"
         click.echo(f"  {t.path}  {who}")
+
+
+def _tune_rows(runs) -> list:
+    """(run, TuneStatus) for each run with a PBT search (lfads-runs tune) on disk."""
+    from ..tuning.results import tune_status
+
+    out = []
+    for run in runs:
+        st = tune_status(run.paths.tune_dir)
+        if st is not None:
+            out.append((run, st))
+    return out

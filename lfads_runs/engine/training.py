@@ -137,6 +137,7 @@ class _Trainer:
         self.progress = progress
         self.flags = flags
         self.load_name = load_name
+        self.learning_rate_override: float | None = None
         self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
         self.spec = build_spec(hps, self.datasets)
         self.model = LfadsModel(self.spec, device=self.device)
@@ -507,6 +508,8 @@ class _Trainer:
         self._t0 = time.monotonic()
         hps = self.hps
         self.restore()
+        if self.learning_rate_override is not None:
+            self.lr = np.float32(self.learning_rate_override)
         write_hyperparameters_file(self.save_dir, self.step, self.spec, self.flags, "train")
         st = self.state
         if st.finished is not None:
@@ -633,6 +636,7 @@ def train(
     log: Callable[[str], Any] | TextIO | None = None,
     data_filename_stem: str = "lfads",
     checkpoint_pb_load_name: str = "checkpoint",
+    learning_rate: float | None = None,
 ) -> TrainResult:
     """Train LFADS on the input files of ``data_dir``, writing into ``save_dir``.
 
@@ -654,6 +658,9 @@ def train(
         A progress bar (tqdm) of each epoch's batches on stderr: None = only on a terminal.
     log
         Where the per-epoch lines go: a callable, a text stream, or None for stderr.
+    learning_rate
+        Continue at this learning rate instead of the resumed checkpoint's (a PBT
+        member's explored value); None keeps the checkpoint's.
 
     Returns
     -------
@@ -686,6 +693,7 @@ def train(
         stem=data_filename_stem,
         load_name=checkpoint_pb_load_name,
     )
+    trainer.learning_rate_override = learning_rate
     try:
         return trainer.run()
     except CheckpointError:
