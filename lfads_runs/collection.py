@@ -845,7 +845,7 @@ class Run:
             )
         tuned = copy.copy(self)
         tuned.paths = best
-        tuned._cache = {}
+        tuned._cache = FileCache()
         return tuned
 
     def state(self) -> Any:
