@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# The in-process reference must wait for OpenMP like the queue's runs do (see
+# The in-process reference must wait for OpenMP like the queue's parallel runs do (see
 # lfads_runs.executors._forkserver.openmp_env); set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -45,8 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Like ``lfads-runs train``: lfads_runs chooses passive OpenMP waiting before torch loads.
-import lfads_runs  # noqa: F401
+# OpenMP's wait policy is the environment's, as for one ``lfads-runs train`` run alone on its
+# cores (``OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_train.py`` times the queue's choice
+# for parallel runs).
 
 
 def write_inputs(folder: Path) -> None:

@@ -8,15 +8,8 @@ on first use.
 from __future__ import annotations
 
 import importlib
-import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-# OpenMP threads that spin while they wait make every thread beyond the first a loss as
-# soon as other busy processes share the cores (a lab workstation, a shared node). The
-# policy is read once, when torch loads its OpenMP runtime, so it is chosen here, before
-# the engine imports torch, unless the user chose one (or imported torch first).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .collection import Run, RunCollection, RunSpec
 from .config import load_config

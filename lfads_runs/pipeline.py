@@ -489,8 +489,7 @@ class _Pipeline:
         assert self.task.commands is not None
         script = self.task.commands[stage]
         self.log.fh.flush()
-        env = dict(os.environ)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see executors._forkserver.openmp_env
+        env = dict(os.environ)  # the executor's (executors._forkserver.openmp_env)
         if self.task.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.task.threads)
         bash = shutil.which("bash")

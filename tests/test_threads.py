@@ -1,5 +1,5 @@
-"""Threads: passive OpenMP waiting by default, every core by default, and results that do not
-depend on how the kernels hand their rows out to threads."""
+"""Threads: passive OpenMP waiting for runs that share the cores, every core by default, and
+results that do not depend on how the kernels hand their rows out to threads."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _policy_after_import(env_policy: str | None) -> str:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if env_policy is not None:
         env["OMP_WAIT_POLICY"] = env_policy
-    code = "import os, lfads_runs; print(os.environ['OMP_WAIT_POLICY'])"
+    code = "import os, lfads_runs; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
@@ -26,9 +26,27 @@ def _policy_after_import(env_policy: str | None) -> str:
     return out.stdout.strip()
 
 
-def test_import_chooses_passive_waiting_unless_the_user_chose():
-    assert _policy_after_import(None) == "PASSIVE"
+def test_import_leaves_the_openmp_wait_policy_alone():
+    assert _policy_after_import(None) == "unset"
     assert _policy_after_import("ACTIVE") == "ACTIVE"
+
+
+def test_runs_sharing_the_cores_wait_passively_unless_the_user_chose():
+    from lfads_runs.executors._forkserver import openmp_env
+
+    assert openmp_env({}, shared=True)["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in openmp_env({}, shared=False)  # alone: spinning is faster
+    assert openmp_env({"OMP_WAIT_POLICY": "ACTIVE"}, shared=True)["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_local_executor_chooses_passive_waiting_only_for_parallel_runs(monkeypatch):
+    from lfads_runs.executors.local import LocalExecutor
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    one = LocalExecutor(max_parallel=1, gpus=[])
+    two = LocalExecutor(max_parallel=2, gpus=[])
+    assert "OMP_WAIT_POLICY" not in one.child_env(one.slots[0])
+    assert two.child_env(two.slots[0])["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_demo_trains_on_every_core():

@@ -41,16 +41,19 @@ class ForkServerError(RuntimeError):
     """The fork server could not start a run."""
 
 
-def openmp_env(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy.
+def openmp_env(env: Mapping[str, str], shared: bool) -> dict[str, str]:
+    """``env`` with ``OMP_WAIT_POLICY=PASSIVE`` when runs share the cores (``shared``),
+    unless the user chose a policy.
 
     OpenMP threads that spin while waiting make a run many times slower as soon
-    as the machine has more busy threads than cores (other runs, other users):
-    a tiny 2-thread run took 1.8 s passive against 13-19 s spinning on a loaded
-    2-core machine.
+    as the machine has more busy threads than cores (other runs): a tiny 2-thread
+    run took 1.8 s passive against 13-19 s spinning on a loaded 2-core machine.
+    A run alone on its cores is faster spinning (bench_train, 2 threads, quiet:
+    about 20 % more steps/s), so it keeps OpenMP's default.
     """
     out = dict(env)
-    out.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if shared:
+        out.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return out
 
 
@@ -58,12 +61,12 @@ def openmp_env(env: Mapping[str, str]) -> dict[str, str]:
 class ForkServer:
     """Client side: starts the server, asks it for children, learns their exit codes."""
 
-    def __init__(self, python: str | None = None, timeout: float = 120.0):
+    def __init__(self, python: str | None = None, timeout: float = 120.0, shared: bool = False):
         self.proc = subprocess.Popen(
             [python or sys.executable, "-m", "lfads_runs.executors._forkserver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=openmp_env(os.environ),  # read once, when OpenMP loads in the server
+            env=openmp_env(os.environ, shared),  # read once, when OpenMP loads in the server
             start_new_session=True,  # Ctrl-C is the queue's business, not the server's
         )
         self._cond = threading.Condition()

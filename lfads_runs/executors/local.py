@@ -267,7 +267,7 @@ class LocalExecutor(Executor):
         return f"local: {n} parallel run{'s' * (n > 1)} on the CPU, {per} thread{'s' * (per != '1')} each"
 
     def child_env(self, slot: Slot) -> dict[str, str]:
-        env = openmp_env(os.environ)
+        env = openmp_env(os.environ, shared=len(self.slots) > 1)
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(slot.threads)
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
@@ -294,7 +294,7 @@ class LocalExecutor(Executor):
 
     def _fork_server(self) -> ForkServer:
         if self._server is None or not self._server.alive():
-            self._server = ForkServer(self.python)
+            self._server = ForkServer(self.python, shared=len(self.slots) > 1)
         return self._server
 
     def submit(self, task: RunTask, run: Run) -> LocalJob:
