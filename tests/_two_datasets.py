@@ -64,3 +64,26 @@ def snapshot(root: Path) -> dict[str, str]:
             else:
                 out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+def train_one_run(root: Path, datasets: Path) -> Path:
+    """``root`` with one trained run of ds1 (21 epochs, seed 1, 3 checkpoints kept), its
+    model_params and posterior files, trained in this process."""
+    from lfads_runs import RunCollection
+
+    config = BASE.replace(
+        "c_batch_size: 5}",
+        "c_batch_size: 5, c_max_epochs: 21, num_samples_posterior: 2, "
+        "c_learning_rate_n_to_compare: 100}",
+    ).replace("[ds1, ds2]", "[ds1]")
+    tree(root, datasets, config)
+    rc = RunCollection.from_yaml(root / "config.yaml")
+    assert rc.train(executor="debug", threads=1, quiet=True, seed=1).n_done == 1
+    return root
+
+
+def the_run(tmp: Path):
+    """The run of the tree under ``tmp``."""
+    from lfads_runs import RunCollection
+
+    return RunCollection.from_yaml(tmp / "config.yaml").find_runs("both", 1)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 import pytest
-from _two_datasets import BASE, snapshot, tree, write_datasets
+from _two_datasets import BASE, snapshot, the_run, train_one_run, tree, write_datasets
 
 from lfads_runs import RunCollection
 from lfads_runs.exceptions import (
@@ -436,21 +436,7 @@ def test_case_count():
 def trained(tmp_path_factory, datasets) -> Path:
     """A tree with one trained run (3 checkpoints kept), its model_params and posterior."""
     pytest.importorskip("torch")
-    root = tmp_path_factory.mktemp("trained")
-    config = BASE.replace(
-        "c_batch_size: 5}",
-        "c_batch_size: 5, c_max_epochs: 21, num_samples_posterior: 2, "
-        "c_learning_rate_n_to_compare: 100}",
-    ).replace("[ds1, ds2]", "[ds1]")
-    tree(root, datasets, config)
-    rc = RunCollection.from_yaml(root / "config.yaml")
-    res = rc.train(executor="debug", threads=1, quiet=True, seed=1)
-    assert res.n_done == 1
-    return root
-
-
-def the_run(tmp: Path):
-    return RunCollection.from_yaml(tmp / "config.yaml").find_runs("both", 1)
+    return train_one_run(tmp_path_factory.mktemp("trained"), datasets)
 
 
 def _corrupt(p: Path, at: float = 0.0) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from _two_datasets import BASE, snapshot, tree, write_datasets
+from _two_datasets import BASE, snapshot, the_run, train_one_run, tree, write_datasets
 
 from lfads_runs import RunCollection
 from lfads_runs._atomic import atomic_write_text
@@ -244,20 +244,7 @@ def test_regenerate_is_refused_while_a_run_trains(tmp_path, datasets):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, datasets) -> Path:
     pytest.importorskip("torch")
-    root = tmp_path_factory.mktemp("trained")
-    config = BASE.replace(
-        "c_batch_size: 5}",
-        "c_batch_size: 5, c_max_epochs: 21, num_samples_posterior: 2, "
-        "c_learning_rate_n_to_compare: 100}",
-    ).replace("[ds1, ds2]", "[ds1]")
-    tree(root, datasets, config)
-    rc = RunCollection.from_yaml(root / "config.yaml")
-    assert rc.train(executor="debug", threads=1, quiet=True, seed=1).n_done == 1
-    return root
-
-
-def the_run(tmp: Path):
-    return RunCollection.from_yaml(tmp / "config.yaml").find_runs("both", 1)
+    return train_one_run(tmp_path_factory.mktemp("trained"), datasets)
 
 
 def test_cached_model_params_follow_the_file(tmp_path, trained):
