@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -74,8 +76,17 @@ def load(cfg: Path) -> RunCollection:
     return RunCollection.from_yaml(cfg)
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts `cmd &` with SIGINT ignored and children
+    # inherit that, so a test run in the background would never see the queue answer
+    # Ctrl-C. The queue is meant to behave as if started from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def queue_process(cfg: Path, *args: str, **kw) -> subprocess.Popen:
     """``lfads-runs train CONFIG args`` as a subprocess (stdout/stderr piped)."""
+    if os.name == "posix":
+        kw.setdefault("preexec_fn", _default_sigint)
     return subprocess.Popen(
         [sys.executable, "-m", "lfads_runs", "train", str(cfg), *args],
         stdout=subprocess.PIPE,
