@@ -673,6 +673,7 @@ class Run:
         when the file does not match the run's model.
         """
         from .dump import load_trained_params
+        from .io.checkpoints import has_checkpoint
 
         def load() -> Any:
             try:
@@ -680,9 +681,7 @@ class Run:
             except MissingOutputError:
                 # Neither inputs nor LFADS's hyperparameters file: if there is also nothing to
                 # read or dump, the listing of what was looked for says more than the spec.
-                if self.file_model_params.exists() or any(
-                    self.path_lfads_output.glob("*.ckpt-*.index")
-                ):
+                if self.file_model_params.exists() or has_checkpoint(self.path_lfads_output):
                     raise
                 spec = None
             return load_trained_params(

@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 
 from . import layout as L
+from .io.checkpoints import has_checkpoint
 from .runstate import Claim, read_claim
 
 __all__ = ["InputUser", "input_users", "live_claim"]
@@ -67,6 +68,6 @@ def input_users(layout: L.CollectionLayout, spec: str, common: Path) -> list[Inp
         if not _links_into(run_dir / L.LFADS_INPUT_DIR, common):
             continue
         out = run_dir / L.LFADS_OUTPUT_DIR
-        trained = (out / L.MODEL_PARAMS).exists() or any(out.glob("*.ckpt-*.index"))
+        trained = (out / L.MODEL_PARAMS).exists() or has_checkpoint(out)
         users.append(InputUser(run_dir, trained, live_claim(run_dir, ignore_own=True)))
     return users

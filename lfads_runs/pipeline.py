@@ -41,6 +41,7 @@ import attrs
 from . import layout as L
 from ._atomic import atomic_write_text
 from .exceptions import ConfigError, DataError, RunFailedError
+from .io.checkpoints import has_checkpoint
 from .runstate import (
     ClaimHandle,
     acquire_claim,
@@ -564,7 +565,7 @@ def execute(
     paths = task.paths
     if task.mode == "train" and not task.rerun and task.done_marker.is_file():
         return RunOutcome.for_task(task, "skipped", reason="done already", exit_code=EXIT_SKIPPED)
-    trained = paths.checkpoint_lve_pointer.is_file() or paths.checkpoint_pointer.is_file()
+    trained = has_checkpoint(paths.path_lfads_output)
     if task.mode == "posterior" and not trained:
         return RunOutcome.for_task(
             task, "skipped", reason="not trained (no checkpoint)", exit_code=EXIT_SKIPPED

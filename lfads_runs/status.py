@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import layout as L
+from .io.checkpoints import list_checkpoints
 
 if TYPE_CHECKING:
     from .collection import Run, RunCollection
@@ -68,20 +68,6 @@ class CollectionStatus:
         }
 
 
-def _count_checkpoints(out: Path, lve: bool) -> int:
-    if not out.is_dir():
-        return 0
-    n = 0
-    for p in out.glob("*.ckpt-*.index"):
-        try:
-            L.checkpoint_step(p.with_suffix(""))
-        except ValueError:
-            continue
-        if ("_lve.ckpt-" in p.name) == lve:
-            n += 1
-    return n
-
-
 def run_files(run: Run) -> RunFiles:
     p = run.paths
     out = p.path_lfads_output
@@ -100,8 +86,8 @@ def run_files(run: Run) -> RunFiles:
         folder=p.path.is_dir(),
         inputs=all(f.is_file() for f in run.input_files.values()),
         input_info=all(f.is_file() for f in run.input_info_files.values()),
-        checkpoints=_count_checkpoints(out, lve=False),
-        lve_checkpoints=_count_checkpoints(out, lve=True),
+        checkpoints=len(list_checkpoints(out, lve=False)),
+        lve_checkpoints=len(list_checkpoints(out, lve=True)),
         model_params=p.file_model_params.is_file(),
         posterior=posterior,
         fitlog=p.file_fitlog.is_file(),

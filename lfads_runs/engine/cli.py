@@ -89,21 +89,20 @@ def _write_model_params(run: dict, hps: Hyperparameters) -> None:
     checkpoint named by ``--checkpoint_pb_load_name`` (lfads_runs.dump does the copy)."""
     from pathlib import Path
 
+    from .. import layout as L
     from ..dump import dump_model_params
-    from . import _names
+    from ..io.checkpoints import resolve_checkpoint
     from .data import build_spec, load_datasets
     from .hps_file import RunFlags, write_hyperparameters_file
-    from .posterior import resolve_checkpoint
     from .training import read_checkpoint_arrays_step
 
     save_dir = Path(run["lfads_save_dir"])
     name = run["checkpoint_pb_load_name"]
-    choice = {"checkpoint_lve": "lve", "checkpoint": "latest"}.get(name, name)
     datasets = load_datasets(
         run["data_dir"], hps, stem=run["data_filename_stem"], for_training=False
     )
     spec = build_spec(hps, datasets)
-    prefix = resolve_checkpoint(save_dir, choice)
+    prefix = resolve_checkpoint(save_dir, name, files=False)
     flags = RunFlags.make(
         data_dir=run["data_dir"],
         lfads_save_dir=save_dir,
@@ -114,7 +113,7 @@ def _write_model_params(run: dict, hps: Hyperparameters) -> None:
     write_hyperparameters_file(
         save_dir, read_checkpoint_arrays_step(prefix), spec, flags, "write_model_params"
     )
-    dest = save_dir / _names.model_params_name(run["output_filename_stem"])
+    dest = save_dir / L.model_params_file_name(run["output_filename_stem"])
     dump_model_params(save_dir, checkpoint=prefix, dest=dest, spec=spec)
 
 

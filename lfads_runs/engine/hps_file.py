@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import layout as L
 from .._atomic import atomic_write_text
 from ..hparams import CLIP_VALUE, Hyperparameters
 from ..model_spec import ModelSpec
@@ -99,8 +100,7 @@ def write_hyperparameters_file(
     save_dir: str | os.PathLike, step: int, spec: ModelSpec, flags: RunFlags, kind: str
 ) -> Path:
     """Write ``<save_dir>/hyperparameters-<step>.txt`` atomically; returns its path."""
-    from ._names import hyperparameters_name
 
-    path = Path(save_dir) / hyperparameters_name(step)
+    path = Path(save_dir) / L.hyperparameters_file_name(step)
     atomic_write_text(path, json.dumps(hyperparameters_dict(spec, flags, kind)))
     return path
