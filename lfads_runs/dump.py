@@ -55,8 +55,9 @@ from .layout import (
     MODEL_PARAMS,
     MODEL_PARAMS_LOCK,
     hyperparameters_file_step,
+    lfads_dataset_name,
 )
-from .model_spec import DatasetSpec, ModelSpec, hdf5_key, lfads_dataset_name
+from .model_spec import DatasetSpec, ModelSpec, hdf5_key
 from .trained_params import ModelTrainedParameters
 
 __all__ = [

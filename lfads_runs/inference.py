@@ -35,7 +35,8 @@ import numpy as np
 
 from .data.binning import rebin_factor, rebin_sum, warn_implausible_counts
 from .exceptions import CheckpointError, ConfigError, DataError
-from .results.posterior_means import POSTERIOR_KINDS, PosteriorMeans, posterior_means_from_arrays
+from .layout import POSTERIOR_KINDS
+from .results.posterior_means import PosteriorMeans, posterior_means_from_arrays
 
 if TYPE_CHECKING:
     from .collection import Run

@@ -25,6 +25,7 @@ import attrs
 from .exceptions import ConfigError
 from .hashing import MValue, short_hash
 from .hparams import Hyperparameters
+from .layout import POSTERIOR_KINDS
 
 __all__ = ["RunParams", "ParamField", "param_field", "param_fields", "DEFAULT_VERSION"]
 
@@ -376,7 +377,7 @@ class RunParams:
         "char",
         "posterior_sample_and_average",
         "posterior kind used for posterior means",
-        choices=("posterior_sample_and_average", "posterior_push_mean"),
+        choices=POSTERIOR_KINDS,
     )
     num_samples_posterior: float = _p(
         "num_samples_posterior",

@@ -21,16 +21,11 @@ import attrs
 
 from ..exceptions import LfadsRunsError
 from ..hparams import Hyperparameters
+from ..layout import POSTERIOR_KINDS
 
 __all__ = ["main", "parse_flags", "KINDS"]
 
-KINDS = (
-    "train",
-    "posterior_sample_and_average",
-    "posterior_push_mean",
-    "prior_sample",
-    "write_model_params",
-)
+KINDS = ("train", *POSTERIOR_KINDS, "prior_sample", "write_model_params")
 _BOOL_FLAGS = {a.name for a in attrs.fields(Hyperparameters) if a.default in (True, False)}
 _RUN_FLAGS = {
     "kind": "train",
@@ -152,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"step {res.steps}.",
                 file=sys.stderr,
             )
-        elif kind in posterior.POSTERIOR_KINDS:
+        elif kind in POSTERIOR_KINDS:
             n = None if run["num_samples"] in (None, "") else int(run["num_samples"])
             posterior.sample_posterior(
                 data_dir,

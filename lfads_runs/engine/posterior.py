@@ -48,7 +48,7 @@ __all__ = [
     "resolve_checkpoint",
 ]
 
-POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
+POSTERIOR_KINDS = L.POSTERIOR_KINDS  #: re-exported: the engine's public name
 #: Target number of rows per pass when several trials share a sample-and-average pass.
 _ROWS_PER_PASS = 2048
 
