@@ -87,8 +87,8 @@ def _write_model_params(run: dict, hps: Hyperparameters) -> None:
     from .. import layout as L
     from ..dump import dump_model_params
     from ..io.checkpoints import resolve_checkpoint
+    from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
     from .data import build_spec, load_datasets
-    from .hps_file import RunFlags, write_hyperparameters_file
     from .training import read_checkpoint_arrays_step
 
     save_dir = Path(run["lfads_save_dir"])

@@ -29,12 +29,12 @@ from ..exceptions import ConfigError, DataError
 from ..hparams import Hyperparameters
 from ..io import checkpoints as _checkpoints
 from ..io.checkpoints import CheckpointChoice
+from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
 from ..model_spec import ModelSpec, hdf5_key
 from ._ext import tune_allocator
 from ._rng import NoiseSource
 from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
 from .data import build_spec, load_datasets
-from .hps_file import RunFlags, write_hyperparameters_file
 from .model import LfadsModel, PassConfig, poisson_log_norm
 from .training import new_seed, resolve_device
 

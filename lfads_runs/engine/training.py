@@ -35,6 +35,7 @@ from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFail
 from ..hparams import Hyperparameters
 from ..io.checkpoints import find_checkpoint, list_checkpoints
 from ..io.fitlog import FITLOG_VALUES
+from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
 from ..layout import checkpoint_step, is_lve_checkpoint
 from ._ext import tune_allocator
 from ._rng import NoiseSource, stream_description
@@ -57,7 +58,6 @@ from .data import (
     jitter_spikes,
     load_datasets,
 )
-from .hps_file import RunFlags, write_hyperparameters_file
 from .masking import ElementMasks
 from .model import LfadsModel, PassConfig, poisson_log_norm
 from .optim import TFAdam, clip_by_global_norm
