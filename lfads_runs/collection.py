@@ -633,8 +633,9 @@ class Run:
             )
 
         def files() -> list[Path]:
-            hps = sorted(self.path_lfads_output.glob(L.HYPERPARAMETERS_GLOB))
-            return [*self.input_files.values(), *hps]
+            from .io.hyperparameters_file import hyperparameters_files
+
+            return [*self.input_files.values(), *hyperparameters_files(self.path_lfads_output)]
 
         return self._cache.get("model_spec", files, load)
 

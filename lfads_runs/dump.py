@@ -22,7 +22,6 @@ and N complete results, and a failure leaves no ``model_params`` behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -46,6 +45,7 @@ from .exceptions import (
 )
 from .hparams import Hyperparameters
 from .io.checkpoints import CheckpointChoice, find_checkpoint, named_choice, older_checkpoints
+from .io.hyperparameters_file import newest_hyperparameters_file, read_hyperparameters_file
 from .io.model_params import write_model_params
 from .io.tensorbundle import bundle_index, index_path, read_bundle
 from .layout import (
@@ -54,7 +54,6 @@ from .layout import (
     LFADS_INPUT_DIR,
     MODEL_PARAMS,
     MODEL_PARAMS_LOCK,
-    hyperparameters_file_step,
     lfads_dataset_name,
 )
 from .model_spec import DatasetSpec, ModelSpec, hdf5_key
@@ -363,15 +362,6 @@ def load_trained_params(
 
 
 # ---------------------------------------------------------------- model specs
-def _hps_file(output_dir: Path) -> Path | None:
-    best: tuple[int, Path] | None = None
-    for p in output_dir.glob(HYPERPARAMETERS_GLOB):
-        step = hyperparameters_file_step(p.name)
-        if step is not None and (best is None or step > best[0]):
-            best = (step, p)
-    return None if best is None else best[1]
-
-
 def _alignment_from_inputs(
     name: str, candidates: Sequence[Path], stem: str
 ) -> tuple[bool | None, Path | None]:
@@ -406,13 +396,12 @@ def spec_from_output_dir(
         The file lacks dataset names, sizes or ``num_steps``.
     """
     output_dir = Path(output_dir)
-    path = _hps_file(output_dir)
+    path = newest_hyperparameters_file(output_dir)
     if path is None:
         raise MissingOutputError(
             f"no {HYPERPARAMETERS_GLOB} in {output_dir}; LFADS writes it when it builds the model"
         )
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = read_hyperparameters_file(path)
     try:
         dims: Mapping[str, int] = data["dataset_dims"]
         names = list(data.get("dataset_names") or dims)

@@ -11,7 +11,6 @@ from conftest import manifest
 
 from lfads_runs.dump import dump_model_params
 from lfads_runs.exceptions import CheckpointError, LfadsRunsWarning
-from lfads_runs.hparams import Hyperparameters
 from lfads_runs.io.checkpoints import (
     checkpoint_files,
     find_checkpoint,
@@ -21,6 +20,7 @@ from lfads_runs.io.checkpoints import (
     pointer_name,
     resolve_checkpoint,
 )
+from lfads_runs.io.hyperparameters_file import read_hyperparameters  # noqa: E402
 from lfads_runs.io.model_params import read_model_params
 from lfads_runs.layout import parse_checkpoint_name
 
@@ -49,7 +49,7 @@ def _stage_steps(data_dir: Path, out: Path, checkpoint) -> tuple[int, int]:
     """The global step the posterior stage and the dump stage of a pipeline load."""
     from lfads_runs.engine import sample_posterior
 
-    hps = Hyperparameters.from_json_file(
+    hps = read_hyperparameters(
         next(p for p in (data_dir.parent / "lfadsOutput").glob("hyperparameters-*.txt"))
     )
     for p in out.glob("hyperparameters-*.txt"):
