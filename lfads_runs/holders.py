@@ -19,7 +19,6 @@ from pathlib import Path
 import attrs
 
 from . import layout as L
-from .io.checkpoints import has_checkpoint
 from .runstate import Claim, read_claim
 
 __all__ = ["InputUser", "input_users", "live_claim"]
@@ -61,6 +60,8 @@ def _links_into(input_dir: Path, common: Path) -> bool:
 
 def input_users(layout: L.CollectionLayout, spec: str, common: Path) -> list[InputUser]:
     """Run folders ``param_*/<spec>/`` whose ``lfadsInput/`` links into ``common``."""
+    from .io.checkpoints import has_checkpoint
+
     common = common.resolve()
     users = []
     for pf in layout.param_folders_on_disk():

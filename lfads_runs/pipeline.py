@@ -41,7 +41,6 @@ import attrs
 from . import layout as L
 from ._atomic import atomic_write_text
 from .exceptions import ConfigError, DataError, RunFailedError
-from .io.checkpoints import has_checkpoint
 from .runstate import (
     ClaimHandle,
     acquire_claim,
@@ -565,6 +564,8 @@ def execute(
     paths = task.paths
     if task.mode == "train" and not task.rerun and task.done_marker.is_file():
         return RunOutcome.for_task(task, "skipped", reason="done already", exit_code=EXIT_SKIPPED)
+    from .io.checkpoints import has_checkpoint
+
     trained = has_checkpoint(paths.path_lfads_output)
     if task.mode == "posterior" and not trained:
         return RunOutcome.for_task(

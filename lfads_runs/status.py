@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import layout as L
-from .io.checkpoints import list_checkpoints
 
 if TYPE_CHECKING:
     from .collection import Run, RunCollection
@@ -69,6 +68,8 @@ class CollectionStatus:
 
 
 def run_files(run: Run) -> RunFiles:
+    from .io.checkpoints import list_checkpoints
+
     p = run.paths
     out = p.path_lfads_output
     posterior = {

@@ -110,6 +110,7 @@ def test_listing_ignores_other_names_and_orders_by_step(tf_fixtures, tmp_path):
 def test_step_and_prefix_choices(tf_fixtures, tmp_path, monkeypatch):
     _, out = _copy(tf_fixtures, tmp_path)
     assert find_checkpoint(out, 152)[0] == out / "lfads_vae_lve.ckpt-152"
+    assert find_checkpoint(out, "204")[0] == out / "lfads_vae.ckpt-204"
     assert find_checkpoint(out, "lfads_vae_lve.ckpt-136.index")[0] == out / "lfads_vae_lve.ckpt-136"
     # relative to the current directory when not inside the output folder
     monkeypatch.chdir(tmp_path)

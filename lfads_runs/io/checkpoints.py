@@ -16,7 +16,8 @@ The rules (one behaviour, the helpful one):
   pointer file and the regular checkpoints.
 - A pointer file naming a checkpoint that is gone (stale) is reported with a
   warning and the newest checkpoint of its series on disk is used instead.
-- An ``int`` step: the checkpoint of that step (the LVE one when both exist).
+- A step (an ``int``, or a string of digits as a command line gives it): the
+  checkpoint of that step (the LVE one when both exist).
 - Anything else is a checkpoint prefix (``lfads_vae.ckpt-300``, with or without
   ``.index``): relative paths are looked up inside the output folder first, then
   relative to the current directory.
@@ -207,6 +208,8 @@ def find_checkpoint(
     looked: list[str] = []
     if isinstance(checkpoint, bool):
         raise TypeError(f"checkpoint must be 'lve', 'latest', a step or a path, not {checkpoint}")
+    if isinstance(checkpoint, str) and checkpoint.isascii() and checkpoint.isdigit():
+        checkpoint = int(checkpoint)  # a step given on a command line
     if isinstance(checkpoint, int):
         return _at_step(output_dir, checkpoint, looked), looked
     named = named_choice(checkpoint)

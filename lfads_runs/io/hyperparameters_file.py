@@ -75,7 +75,8 @@ class RunFlags(dict):
         )
 
 
-def _jsonable(v: Any) -> Any:
+def _tf_flag_value(v: Any) -> Any:
+    # The format spells booleans as TensorFlow wrote them: "true"/"false".
     if isinstance(v, bool):
         return "true" if v else "false"
     return v
@@ -87,7 +88,7 @@ def hyperparameters_dict(spec: ModelSpec, flags: RunFlags, kind: str) -> dict[st
     values = hps.as_dict()
     values.update(flags)
     values["num_steps_for_gen_ic"] = spec.num_steps_for_gen_ic
-    out: dict[str, Any] = {k: _jsonable(values[k]) for k in _ORDER}
+    out: dict[str, Any] = {k: _tf_flag_value(values[k]) for k in _ORDER}
     out["_clip_value"] = int(CLIP_VALUE)
     out["kind"] = kind
     out["dataset_names"] = list(spec.dataset_names)
