@@ -30,6 +30,7 @@ from ..hparams import Hyperparameters
 from ..io import checkpoints as _checkpoints
 from ..io.checkpoints import CheckpointChoice
 from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
+from ..io.tensorbundle import checkpoint_exists
 from ..model_spec import ModelSpec, hdf5_key
 from ._ext import tune_allocator
 from ._rng import NoiseSource
@@ -68,7 +69,7 @@ def resolve_checkpoint(save_dir: str | os.PathLike, checkpoint: CheckpointChoice
 
 
 def _load_source(spec: ModelSpec, source: Path) -> tuple[dict[str, np.ndarray], int]:
-    if Path(f"{source}.index").is_file():
+    if checkpoint_exists(source):
         arrays = read_checkpoint_arrays(source)
     else:
         arrays = weights_from_model_params(spec, source)

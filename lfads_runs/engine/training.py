@@ -36,7 +36,7 @@ from ..hparams import Hyperparameters
 from ..io.checkpoints import find_checkpoint, list_checkpoints
 from ..io.fitlog import FITLOG_VALUES
 from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
-from ..layout import checkpoint_step, is_lve_checkpoint
+from ..io.tensorbundle import checkpoint_exists
 from ._ext import tune_allocator
 from ._rng import NoiseSource, stream_description
 from .ckpt import (
@@ -212,7 +212,7 @@ class _Trainer:
                 corrupt.append((prefix, exc))
                 continue
             state, rng = side
-            rank = 1 if is_lve_checkpoint(prefix) else 0
+            rank = 1 if L.is_lve_checkpoint(prefix) else 0
             readable.append(((step, _PHASES.index(state.phase), rank), prefix, state, rng))
         readable.sort(key=lambda t: t[0], reverse=True)
         for _, prefix, state, rng in readable:
@@ -301,10 +301,10 @@ class _Trainer:
             if prefix == keep:
                 continue
             # ours, even if its sidecar is torn
-            if checkpoint_step(prefix) > step and sidecar_path(prefix).is_file():
+            if L.checkpoint_step(prefix) > step and sidecar_path(prefix).is_file():
                 remove_checkpoint(prefix)
         for cs in (self.regular, self.lve):
-            cs.kept = [n for n in cs.kept if (self.save_dir / f"{n}.index").is_file()]
+            cs.kept = [n for n in cs.kept if checkpoint_exists(self.save_dir / n)]
 
     def _restore_tf(self, prefix: Path) -> None:
         self._load_tensors(prefix)
