@@ -140,5 +140,7 @@ def test_nothing_usable_is_one_error_naming_folder_and_findings(tf_fixtures, tmp
     msg = str(e.value)
     assert f"no checkpoint (lve) to load in {out}" in msg and "no checkpoint on disk" in msg
     assert "checkpoint_lve names" in msg and "checkpoint names" in msg
+    with pytest.raises(CheckpointError, match="an empty checkpoint name"):
+        resolve_checkpoint(out, " ")
     with pytest.raises(CheckpointError, match="no such folder"):
         resolve_checkpoint(tmp_path / "nowhere", "latest")

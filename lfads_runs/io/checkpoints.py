@@ -214,6 +214,9 @@ def find_checkpoint(
         return _at_step(output_dir, checkpoint, looked), looked
     named = named_choice(checkpoint)
     if named is None:
+        if not os.fspath(checkpoint).strip():
+            looked.append("'' (an empty checkpoint name; 'lve', 'latest', a step or a prefix)")
+            return None, looked
         return _explicit(output_dir, checkpoint, files, looked), looked
     if named == "lve":
         prefix = _from_series(output_dir, "lve", looked)
