@@ -633,8 +633,9 @@ class Run:
             )
 
         def files() -> list[Path]:
-            hps = sorted(self.path_lfads_output.glob(L.HYPERPARAMETERS_GLOB))
-            return [*self.input_files.values(), *hps]
+            from .io.hyperparameters_file import hyperparameters_files
+
+            return [*self.input_files.values(), *hyperparameters_files(self.path_lfads_output)]
 
         return self._cache.get("model_spec", files, load)
 
@@ -673,6 +674,7 @@ class Run:
         when the file does not match the run's model.
         """
         from .dump import load_trained_params
+        from .io.checkpoints import has_checkpoint
 
         def load() -> Any:
             try:
@@ -680,9 +682,7 @@ class Run:
             except MissingOutputError:
                 # Neither inputs nor LFADS's hyperparameters file: if there is also nothing to
                 # read or dump, the listing of what was looked for says more than the spec.
-                if self.file_model_params.exists() or any(
-                    self.path_lfads_output.glob("*.ckpt-*.index")
-                ):
+                if self.file_model_params.exists() or has_checkpoint(self.path_lfads_output):
                     raise
                 spec = None
             return load_trained_params(

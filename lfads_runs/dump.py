@@ -22,7 +22,6 @@ and N complete results, and a failure leaves no ``model_params`` behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -45,21 +44,19 @@ from .exceptions import (
     RunFailedError,
 )
 from .hparams import Hyperparameters
-from .io.checkpoint_state import read_checkpoint_state
+from .io.checkpoints import CheckpointChoice, find_checkpoint, named_choice, older_checkpoints
+from .io.hyperparameters_file import newest_hyperparameters_file, read_hyperparameters_file
 from .io.model_params import write_model_params
-from .io.tensorbundle import bundle_index, checkpoint_exists, index_path, read_bundle
+from .io.tensorbundle import bundle_index, index_path, read_bundle
 from .layout import (
-    CHECKPOINT_LVE_POINTER,
-    CHECKPOINT_POINTER,
     HYPERPARAMETERS_GLOB,
     INPUT_STEM,
     LFADS_INPUT_DIR,
     MODEL_PARAMS,
     MODEL_PARAMS_LOCK,
-    checkpoint_step,
-    hyperparameters_file_step,
+    lfads_dataset_name,
 )
-from .model_spec import DatasetSpec, ModelSpec, hdf5_key, lfads_dataset_name
+from .model_spec import DatasetSpec, ModelSpec, hdf5_key
 from .trained_params import ModelTrainedParameters
 
 __all__ = [
@@ -76,88 +73,7 @@ log = logging.getLogger(__name__)
 
 #: A shell string (run with ``/bin/sh -c``) or an argv list.
 DumpCommand = str | Sequence[str]
-CheckpointChoice = Literal["lve", "latest"] | str | os.PathLike
 DEFAULT_LOCK_TIMEOUT = 900.0  # an external command (TensorFlow start-up) can take minutes
-
-
-# ---------------------------------------------------------------- checkpoints
-def _scan_checkpoints(output_dir: Path, lve: bool) -> Path | None:
-    """Newest checkpoint prefix on disk when no pointer file exists."""
-    best: tuple[int, Path] | None = None
-    for idx in output_dir.glob("*.ckpt-*.index"):
-        prefix = idx.with_name(idx.name[: -len(".index")])
-        if prefix.name.split(".ckpt-")[0].endswith("_lve") != lve:
-            continue
-        try:
-            step = checkpoint_step(prefix)
-        except ValueError:
-            continue
-        if best is None or step > best[0]:
-            best = (step, prefix)
-    return None if best is None else best[1]
-
-
-def _from_pointer(output_dir: Path, pointer: str) -> tuple[Path | None, str | None]:
-    """(prefix, problem): the checkpoint a pointer file names, if it exists on disk."""
-    state = read_checkpoint_state(output_dir, pointer)
-    if state is None:
-        prefix = _scan_checkpoints(output_dir, lve=pointer == CHECKPOINT_LVE_POINTER)
-        if prefix is not None:
-            return prefix, None
-        return None, f"{output_dir / pointer} (no such pointer file, no checkpoint on disk)"
-    prefix = state.model_checkpoint_path
-    if checkpoint_exists(prefix):
-        return prefix, None
-    return None, f"{output_dir / pointer} names {prefix}, but {index_path(prefix)} is missing"
-
-
-def find_checkpoint(
-    output_dir: str | os.PathLike, checkpoint: CheckpointChoice = "lve"
-) -> tuple[Path | None, list[str]]:
-    """The checkpoint prefix to dump from, and what was looked for.
-
-    ``"lve"`` prefers the lowest-validation-error checkpoint (``checkpoint_lve``)
-    and falls back to the latest (``checkpoint``) with an
-    :class:`~lfads_runs.exceptions.LfadsRunsWarning`; ``"latest"`` takes the
-    latest; anything else is a checkpoint prefix (``.../lfads_vae.ckpt-300``).
-    Absolute paths in pointer files that do not exist here fall back to the same
-    file name inside ``output_dir``. Without a pointer file, the newest
-    checkpoint on disk is used.
-
-    Returns
-    -------
-    (Path or None, list of str)
-        The prefix (None if there is none) and the places looked at.
-    """
-    output_dir = Path(output_dir)
-    looked: list[str] = []
-    if isinstance(checkpoint, os.PathLike) or checkpoint not in ("lve", "latest"):
-        prefix = Path(checkpoint)
-        if not prefix.is_absolute():
-            prefix = output_dir / prefix
-        if str(prefix).endswith(".index"):
-            prefix = prefix.with_name(prefix.name[: -len(".index")])
-        if checkpoint_exists(prefix):
-            return prefix, looked
-        looked.append(f"{index_path(prefix)} (the checkpoint asked for)")
-        return None, looked
-    if checkpoint == "lve":
-        prefix, problem = _from_pointer(output_dir, CHECKPOINT_LVE_POINTER)
-        if prefix is not None:
-            return prefix, looked
-        looked.append(problem or "")
-    prefix, problem = _from_pointer(output_dir, CHECKPOINT_POINTER)
-    if prefix is not None:
-        if checkpoint == "lve":
-            warnings.warn(
-                f"{output_dir}: no lowest-validation-error checkpoint ({looked[-1]}); "
-                f"using the latest checkpoint {prefix.name} instead",
-                LfadsRunsWarning,
-                stacklevel=3,
-            )
-        return prefix, looked
-    looked.append(problem or "")
-    return None, looked
 
 
 def _append_log(log_path: Path | None, text: str) -> None:
@@ -259,34 +175,13 @@ def _dump(
 ) -> None:
     prefix, looked = find_checkpoint(output_dir, checkpoint)
     if prefix is not None:
-        explicit = isinstance(checkpoint, os.PathLike) or checkpoint not in ("lve", "latest")
-        _dump_newest_intact(
-            prefix, [] if explicit else older_checkpoints(prefix), dest, spec, log_path
-        )
+        # A named choice may fall back to an older intact checkpoint; an explicit one may not.
+        fallbacks = older_checkpoints(prefix) if named_choice(checkpoint) else []
+        _dump_newest_intact(prefix, fallbacks, dest, spec, log_path)
     elif dump_command is not None:
         _run_command(dump_command, output_dir, dest, log_path)
     else:
         raise _unavailable(output_dir, dest, looked)
-
-
-def older_checkpoints(prefix: Path) -> list[Path]:
-    """Checkpoints of the same series as ``prefix`` (LVE or regular) with a lower step,
-    newest first: where to fall back to when ``prefix`` is corrupt."""
-    stem = prefix.name.split(".ckpt-")[0]
-    try:
-        step = checkpoint_step(prefix)
-    except ValueError:
-        return []
-    found = []
-    for idx in prefix.parent.glob(f"{stem}.ckpt-*.index"):
-        p = idx.with_name(idx.name[: -len(".index")])
-        try:
-            s = checkpoint_step(p)
-        except ValueError:
-            continue
-        if s < step:
-            found.append((s, p))
-    return [p for _, p in sorted(found, reverse=True)]
 
 
 def _dump_newest_intact(
@@ -467,15 +362,6 @@ def load_trained_params(
 
 
 # ---------------------------------------------------------------- model specs
-def _hps_file(output_dir: Path) -> Path | None:
-    best: tuple[int, Path] | None = None
-    for p in output_dir.glob(HYPERPARAMETERS_GLOB):
-        step = hyperparameters_file_step(p.name)
-        if step is not None and (best is None or step > best[0]):
-            best = (step, p)
-    return None if best is None else best[1]
-
-
 def _alignment_from_inputs(
     name: str, candidates: Sequence[Path], stem: str
 ) -> tuple[bool | None, Path | None]:
@@ -510,13 +396,12 @@ def spec_from_output_dir(
         The file lacks dataset names, sizes or ``num_steps``.
     """
     output_dir = Path(output_dir)
-    path = _hps_file(output_dir)
+    path = newest_hyperparameters_file(output_dir)
     if path is None:
         raise MissingOutputError(
             f"no {HYPERPARAMETERS_GLOB} in {output_dir}; LFADS writes it when it builds the model"
         )
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = read_hyperparameters_file(path)
     try:
         dims: Mapping[str, int] = data["dataset_dims"]
         names = list(data.get("dataset_names") or dims)

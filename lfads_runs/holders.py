@@ -60,6 +60,8 @@ def _links_into(input_dir: Path, common: Path) -> bool:
 
 def input_users(layout: L.CollectionLayout, spec: str, common: Path) -> list[InputUser]:
     """Run folders ``param_*/<spec>/`` whose ``lfadsInput/`` links into ``common``."""
+    from .io.checkpoints import has_checkpoint
+
     common = common.resolve()
     users = []
     for pf in layout.param_folders_on_disk():
@@ -67,6 +69,6 @@ def input_users(layout: L.CollectionLayout, spec: str, common: Path) -> list[Inp
         if not _links_into(run_dir / L.LFADS_INPUT_DIR, common):
             continue
         out = run_dir / L.LFADS_OUTPUT_DIR
-        trained = (out / L.MODEL_PARAMS).exists() or any(out.glob("*.ckpt-*.index"))
+        trained = (out / L.MODEL_PARAMS).exists() or has_checkpoint(out)
         users.append(InputUser(run_dir, trained, live_claim(run_dir, ignore_own=True)))
     return users

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from ._coerce import to_bool, to_float, to_int
 from .exceptions import ConfigError
 
 __all__ = ["Hyperparameters", "CLIP_VALUE"]
@@ -25,30 +27,9 @@ CLIP_VALUE = 80.0
 _MAXSIZE = 2**63 - 1
 
 
-def _to_bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
-        return v.strip().lower() == "true"
-    if isinstance(v, int) and v in (0, 1):
-        return bool(v)
-    raise ValueError(f"expected true/false, got {v!r}")
-
-
-def _to_int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise ValueError(f"expected an integer, got {v!r}")
-    if isinstance(v, float):
-        if not v.is_integer():
-            raise ValueError(f"expected an integer, got {v!r}")
-        return int(v)
-    return int(v)
-
-
 def _to_float(v: Any) -> float:
-    if isinstance(v, bool):
-        raise ValueError(f"expected a number, got {v!r}")
-    return float(v)
+    # Not limited to finite values: LFADS's own flags never were.
+    return to_float(v, finite=False)
 
 
 def _opt(conv):
@@ -59,7 +40,13 @@ def _opt(conv):
 
 
 def _f(default, conv):
-    return attrs.field(default=default, converter=conv)
+    def convert(v: Any, field: attrs.Attribute) -> Any:
+        try:
+            return conv(v)
+        except (TypeError, ValueError) as exc:  # name the flag: one clear error
+            raise ConfigError(f"invalid LFADS hyperparameter {field.name}: {exc}") from None
+
+    return attrs.field(default=default, converter=attrs.Converter(convert, takes_field=True))
 
 
 @attrs.frozen(kw_only=True)
@@ -69,72 +56,72 @@ class Hyperparameters:
     output_dist: str = attrs.field(
         default="poisson", validator=attrs.validators.in_(("poisson", "gaussian"))
     )
-    allow_gpu_growth: bool = _f(False, _to_bool)
+    allow_gpu_growth: bool = _f(False, to_bool)
     device: str = _f("gpu:0", str)
-    max_ckpt_to_keep: int = _f(5, _to_int)
-    max_ckpt_to_keep_lve: int = _f(5, _to_int)
+    max_ckpt_to_keep: int = _f(5, to_int)
+    max_ckpt_to_keep_lve: int = _f(5, to_int)
     learning_rate_init: float = _f(0.01, _to_float)
     learning_rate_decay_factor: float = _f(0.95, _to_float)
-    learning_rate_n_to_compare: int = _f(6, _to_int)
+    learning_rate_n_to_compare: int = _f(6, to_int)
     learning_rate_stop: float = _f(0.00001, _to_float)
     max_grad_norm: float = _f(200.0, _to_float)
-    batch_size: int = _f(128, _to_int)
+    batch_size: int = _f(128, to_int)
     cell_clip_value: float = _f(5.0, _to_float)
-    temporal_spike_jitter_width: int = _f(0, _to_int)
+    temporal_spike_jitter_width: int = _f(0, to_int)
     keep_prob: float = _f(0.95, _to_float)
     l2_gen_scale: float = _f(2000.0, _to_float)
     l2_con_scale: float = _f(0.0, _to_float)
     co_mean_corr_scale: float = _f(0.0, _to_float)
     kl_ic_weight: float = _f(1.0, _to_float)
     kl_co_weight: float = _f(1.0, _to_float)
-    kl_start_step: int = _f(0, _to_int)
-    kl_increase_steps: int = _f(2000, _to_int)
-    l2_start_step: int = _f(0, _to_int)
-    l2_increase_steps: int = _f(2000, _to_int)
-    ext_input_dim: int = _f(0, _to_int)
-    inject_ext_input_to_gen: bool = _f(False, _to_bool)
-    co_dim: int = _f(1, _to_int)
+    kl_start_step: int = _f(0, to_int)
+    kl_increase_steps: int = _f(2000, to_int)
+    l2_start_step: int = _f(0, to_int)
+    l2_increase_steps: int = _f(2000, to_int)
+    ext_input_dim: int = _f(0, to_int)
+    inject_ext_input_to_gen: bool = _f(False, to_bool)
+    co_dim: int = _f(1, to_int)
     prior_ar_atau: float = _f(10.0, _to_float)
-    do_train_prior_ar_atau: bool = _f(True, _to_bool)
+    do_train_prior_ar_atau: bool = _f(True, to_bool)
     prior_ar_nvar: float = _f(0.1, _to_float)
-    do_train_prior_ar_nvar: bool = _f(True, _to_bool)
-    do_causal_controller: bool = _f(False, _to_bool)
-    do_feed_factors_to_controller: bool = _f(True, _to_bool)
+    do_train_prior_ar_nvar: bool = _f(True, to_bool)
+    do_causal_controller: bool = _f(False, to_bool)
+    do_feed_factors_to_controller: bool = _f(True, to_bool)
     feedback_factors_or_rates: str = attrs.field(
         default="factors", validator=attrs.validators.in_(("factors", "rates"))
     )
-    controller_input_lag: int = _f(1, _to_int)
-    ci_enc_dim: int = _f(128, _to_int)
-    con_dim: int = _f(128, _to_int)
+    controller_input_lag: int = _f(1, to_int)
+    ci_enc_dim: int = _f(128, to_int)
+    con_dim: int = _f(128, to_int)
     co_prior_var_scale: float = _f(0.1, _to_float)
-    num_steps_for_gen_ic: int = _f(_MAXSIZE, _to_int)
-    ic_dim: int = _f(64, _to_int)
-    ic_enc_dim: int = _f(128, _to_int)
+    num_steps_for_gen_ic: int = _f(_MAXSIZE, to_int)
+    ic_dim: int = _f(64, to_int)
+    ic_enc_dim: int = _f(128, to_int)
     ic_prior_var_min: float = _f(0.1, _to_float)
     ic_prior_var_scale: float = _f(0.1, _to_float)
     ic_prior_var_max: float = _f(0.1, _to_float)
     ic_post_var_min: float = _f(0.0001, _to_float)
     cell_weight_scale: float = _f(1.0, _to_float)
-    gen_dim: int = _f(200, _to_int)
+    gen_dim: int = _f(200, to_int)
     gen_cell_input_weight_scale: float = _f(1.0, _to_float)
     gen_cell_rec_weight_scale: float = _f(1.0, _to_float)
-    factors_dim: int = _f(50, _to_int)
-    do_train_readin: bool = _f(True, _to_bool)
-    do_train_io_only: bool = _f(False, _to_bool)
-    do_train_encoder_only: bool = _f(False, _to_bool)
-    do_reset_learning_rate: bool = _f(False, _to_bool)
+    factors_dim: int = _f(50, to_int)
+    do_train_readin: bool = _f(True, to_bool)
+    do_train_io_only: bool = _f(False, to_bool)
+    do_train_encoder_only: bool = _f(False, to_bool)
+    do_reset_learning_rate: bool = _f(False, to_bool)
     checkpoint_name: str = _f("lfads_vae", str)
     csv_log: str = _f("fitlog", str)
-    ps_nexamples_to_process: int = _f(_MAXSIZE, _to_int)
+    ps_nexamples_to_process: int = _f(_MAXSIZE, to_int)
     # Extensions of lfads_runs (not flags of run_lfads.py): None means "no limit".
-    max_epochs: int | None = _f(None, _opt(_to_int))
+    max_epochs: int | None = _f(None, _opt(to_int))
     max_train_seconds: float | None = _f(None, _opt(_to_float))
     # AutoLFADS extensions (docs/autolfads.md); their defaults leave the model TF LFADS.
     cd_rate: float = _f(0.0, _to_float)  #: coordinated dropout: fraction of input elements hidden
     cd_pass_rate: float = _f(0.0, _to_float)  #: fraction of seen elements still in the cost
     sv_rate: float = _f(0.0, _to_float)  #: sample validation: fraction of elements held out
-    sv_seed: int = _f(0, _to_int)  #: seed of the fixed sample-validation mask
-    fp_len: int = _f(0, _to_int)  #: last bins of each trial predicted, not encoded
+    sv_seed: int = _f(0, to_int)  #: seed of the fixed sample-validation mask
+    fp_len: int = _f(0, to_int)  #: last bins of each trial predicted, not encoded
 
     def __attrs_post_init__(self) -> None:
         for name in ("batch_size", "factors_dim", "gen_dim"):
@@ -177,7 +164,8 @@ class Hyperparameters:
         """Build from flag values (a ``hyperparameters-*.txt`` dict or a flags dict).
 
         Unknown keys (``kind``, ``data_dir``, ``dataset_names``, ...) are ignored
-        unless ``strict``. Strings ``"true"``/``"false"`` are accepted for booleans.
+        unless ``strict``. Values are coerced as RunParams' are (``lfads_runs._coerce``):
+        booleans accept ``"true"``/``"false"``, ``"yes"``/``"no"``, ``"on"``/``"off"``, 0/1.
         """
         names = {a.name for a in attrs.fields(cls)}
         unknown = sorted(set(values) - names)
@@ -195,7 +183,18 @@ class Hyperparameters:
 
     @classmethod
     def from_json_file(cls, path) -> Hyperparameters:
-        """Read a ``hyperparameters-<step>.txt`` file written by LFADS (or by us)."""
+        """Deprecated: use :func:`lfads_runs.io.hyperparameters_file.read_hyperparameters`,
+        the one reader of ``hyperparameters-<step>.txt`` (its errors name the file).
+
+        Kept for existing callers; it cannot call that reader, which sits above this
+        module (``io`` imports ``hparams``, never the reverse).
+        """
+        warnings.warn(
+            "Hyperparameters.from_json_file is deprecated; use "
+            "lfads_runs.io.hyperparameters_file.read_hyperparameters",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         with open(path, encoding="utf-8") as fh:
             return cls.from_mapping(json.load(fh))
 

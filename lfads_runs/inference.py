@@ -35,15 +35,14 @@ import numpy as np
 
 from .data.binning import rebin_factor, rebin_sum, warn_implausible_counts
 from .exceptions import CheckpointError, ConfigError, DataError
-from .results.posterior_means import POSTERIOR_KINDS, PosteriorMeans, posterior_means_from_arrays
+from .layout import POSTERIOR_KINDS
+from .results.posterior_means import PosteriorMeans, posterior_means_from_arrays
 
 if TYPE_CHECKING:
     from .collection import Run
     from .model_spec import ModelSpec
 
 __all__ = ["infer_run", "resolve_weights"]
-
-_NAMED_CHECKPOINTS = ("lve", "latest", "model_params")
 
 
 def resolve_weights(run: Run, checkpoint: str | os.PathLike = "lve") -> Path:
@@ -55,42 +54,35 @@ def resolve_weights(run: Run, checkpoint: str | os.PathLike = "lve") -> Path:
         ``"lve"``: the lowest-validation-error checkpoint (else the latest, with
         a warning), else ``lfadsOutput/model_params``; ``"latest"``: the latest
         checkpoint, else ``model_params``; ``"model_params"``: that file only;
-        any other value: a checkpoint prefix or a ``model_params`` file (relative
-        paths are taken inside the run's ``lfadsOutput``).
+        a step or any other value: a checkpoint prefix or a ``model_params`` file
+        (relative paths are looked up inside the run's ``lfadsOutput`` first). The
+        checkpoint rules are :mod:`lfads_runs.io.checkpoints`', shared with dumping
+        and posterior sampling.
 
     Raises
     ------
     CheckpointError
         Nothing to load (the message lists where it looked).
     """
-    from .dump import find_checkpoint
+    from .io.checkpoints import find_checkpoint, named_choice
 
     out = run.path_lfads_output
     params_file = run.file_model_params
-    name = os.fspath(checkpoint)
-    if name == "model_params":
+    if os.fspath(checkpoint) == "model_params":
         if params_file.is_file():
             return params_file
         raise CheckpointError(
             f"{params_file} does not exist; write it with run.load_model_trained_params() "
             "or `lfads-runs dump`, or infer from a checkpoint (checkpoint='lve')"
         )
-    if name not in _NAMED_CHECKPOINTS:
-        path = Path(checkpoint)
-        if not path.is_absolute():
-            path = out / path
-        if path.is_file():  # a model_params file (a prefix has no file of its own name)
-            return path
-        prefix, looked = find_checkpoint(out, path)
-        if prefix is not None:
-            return prefix
+    prefix, looked = find_checkpoint(out, checkpoint, files=True)
+    if prefix is not None:
+        return prefix
+    if named_choice(checkpoint) is None:
         raise CheckpointError(
             f"{checkpoint!s} is neither a model_params file nor a checkpoint prefix "
             f"(looked for {'; '.join(looked)})"
         )
-    prefix, looked = find_checkpoint(out, name) if out.is_dir() else (None, [f"{out} (missing)"])
-    if prefix is not None:
-        return prefix
     if params_file.is_file():
         return params_file
     looked.append(f"{params_file} (missing)")

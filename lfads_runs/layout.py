@@ -36,8 +36,13 @@ __all__ = [
     "lfads_input_name",
     "input_info_name",
     "posterior_file_name",
+    "model_params_file_name",
+    "fitlog_file_name",
     "checkpoint_prefix",
     "checkpoint_step",
+    "CheckpointName",
+    "parse_checkpoint_name",
+    "is_lve_checkpoint",
     "hyperparameters_file_name",
     "prior_sample_file_name",
     "is_legacy_layout",
@@ -53,7 +58,7 @@ PREPARE_LOCK = ".lfads_runs.prepare.lock"  #: ours: one preparation at a time pe
 SOURCES_JSON = ".lfads_runs.sources.json"
 # ---- names inside lfadsOutput/ (written by LFADS or by our engine)
 MODEL_PARAMS = "model_params"
-FITLOG = "fitlog.csv"
+FITLOG = "fitlog.csv"  #: fitlog_file_name() of the default --csv_log
 CHECKPOINT_POINTER = "checkpoint"
 CHECKPOINT_LVE_POINTER = "checkpoint_lve"
 CHECKPOINT_NAME = "lfads_vae"  #: --checkpoint_name
@@ -119,11 +124,22 @@ def input_info_name(dataset: str) -> str:
     return f"inputInfo_{dataset}.mat"
 
 
-def posterior_file_name(dataset: str, split: str, kind: str) -> str:
-    """``model_runs_<ds>.h5_<split>_<kind>`` (``dataset`` without ``.h5``)."""
+def posterior_file_name(dataset: str, split: str, kind: str, stem: str = "") -> str:
+    """``model_runs_<ds>.h5_<split>_<kind>`` (``dataset`` without ``.h5``), or
+    ``<stem><ds>.h5_<split>_<kind>`` with run_lfads.py's ``--output_filename_stem``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return f"model_runs_{lfads_dataset_name(dataset)}_{split}_{kind}"
+    return f"{stem or 'model_runs_'}{lfads_dataset_name(dataset)}_{split}_{kind}"
+
+
+def model_params_file_name(stem: str = "") -> str:
+    """``model_params``, or ``<stem>_model_params`` with ``--output_filename_stem``."""
+    return f"{stem}_{MODEL_PARAMS}" if stem else MODEL_PARAMS
+
+
+def fitlog_file_name(csv_log: str = "fitlog") -> str:
+    """``fitlog.csv`` for run_lfads.py's default ``--csv_log=fitlog``."""
+    return f"{csv_log}.csv"
 
 
 def prior_sample_file_name() -> str:
@@ -136,14 +152,38 @@ def checkpoint_prefix(step: int, lve: bool = False, name: str = CHECKPOINT_NAME)
 
 
 _CKPT_RE = re.compile(r"^(?P<name>.+?)(?P<lve>_lve)?\.ckpt-(?P<step>\d+)$")
+CHECKPOINT_INDEX_SUFFIX = ".index"  #: TensorFlow's own test that a checkpoint exists
+
+
+@attrs.frozen
+class CheckpointName:
+    """The parts of a checkpoint file-name prefix ``<name>[_lve].ckpt-<step>``."""
+
+    name: str  #: ``--checkpoint_name`` (``lfads_vae``)
+    lve: bool  #: a lowest-validation-error checkpoint (``checkpoint_lve`` series)
+    step: int
+
+
+def parse_checkpoint_name(prefix: str | os.PathLike) -> CheckpointName | None:
+    """The parts of a checkpoint prefix (a path or a file name), or None for other names."""
+    m = _CKPT_RE.match(Path(prefix).name)
+    if not m:
+        return None
+    return CheckpointName(m.group("name"), m.group("lve") is not None, int(m.group("step")))
+
+
+def is_lve_checkpoint(prefix: str | os.PathLike) -> bool:
+    """True for a lowest-validation-error checkpoint prefix (``..._lve.ckpt-<step>``)."""
+    parsed = parse_checkpoint_name(prefix)
+    return parsed is not None and parsed.lve
 
 
 def checkpoint_step(prefix: str | os.PathLike) -> int:
     """The global step in a checkpoint prefix such as ``.../lfads_vae_lve.ckpt-320``."""
-    m = _CKPT_RE.match(Path(prefix).name)
-    if not m:
+    parsed = parse_checkpoint_name(prefix)
+    if parsed is None:
         raise ValueError(f"not a checkpoint prefix: {prefix}")
-    return int(m.group("step"))
+    return parsed.step
 
 
 def hyperparameters_file_name(step: int) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from .hparams import Hyperparameters
+from .layout import lfads_dataset_name  # re-exported: LFADS names datasets in layout
 
 __all__ = [
     "DatasetSpec",
@@ -23,6 +24,9 @@ __all__ = [
     "adam_slot_names",
     "lfads_dataset_name",
     "SCALAR_VARIABLES",
+    "VARIABLE_GROUPS",
+    "TF_NAMES",
+    "tf_name",
 ]
 
 #: Non-trainable scalars every checkpoint holds.
@@ -34,11 +38,6 @@ SCALAR_VARIABLES = (
 )
 
 
-def lfads_dataset_name(name: str) -> str:
-    """LFADS's name for a dataset: the input file name minus ``lfads_`` (``dataset001.h5``)."""
-    return name if name.endswith(".h5") else f"{name}.h5"
-
-
 def hdf5_key(tf_name: str) -> str:
     """Key of a variable in ``model_params``: ``/`` -> ``_`` plus ``:0``."""
     return tf_name.replace("/", "_") + ":0"
@@ -47,6 +46,115 @@ def hdf5_key(tf_name: str) -> str:
 def adam_slot_names(tf_name: str) -> tuple[str, str]:
     """Checkpoint names of the Adam first and second moment of a variable."""
     return f"LFADS/{tf_name}/Adam", f"LFADS/{tf_name}/Adam_1"
+
+
+def _gru_names(prefix: str, scope: str, t0: str, gates: str) -> list[tuple[str, str]]:
+    return [
+        (f"{prefix}_t0", f"LFADS/{scope}/{t0}"),
+        (f"{prefix}_gru_{gates}_W", f"LFADS/{scope}/GRU/Gates/xh_2_ru/W"),
+        (f"{prefix}_gru_{gates}_b", f"LFADS/{scope}/GRU/Gates/xh_2_ru/b"),
+        (f"{prefix}_gru_xrh_to_c_W", f"LFADS/{scope}/GRU/Candidate/xrh_2_c/W"),
+        (f"{prefix}_gru_xrh_to_c_b", f"LFADS/{scope}/GRU/Candidate/xrh_2_c/b"),
+    ]
+
+
+def _gengru_names(prefix: str, scope: str) -> list[tuple[str, str]]:
+    base = f"LFADS/{scope}/GenGRU"
+    return [
+        (f"{prefix}_gengru_x_to_ru_W", f"{base}/Gates/x_2_ru/W"),
+        (f"{prefix}_gengru_h_to_ru_W", f"{base}/Gates/h_2_ru/W"),
+        (f"{prefix}_gengru_h_to_ru_b", f"{base}/Gates/h_2_ru/b"),
+        (f"{prefix}_gengru_x_to_c_W", f"{base}/Candidate/x_2_c/W"),
+        (f"{prefix}_gengru_rh_to_c_W", f"{base}/Candidate/rh_2_c/W"),
+        (f"{prefix}_gengru_rh_to_c_b", f"{base}/Candidate/rh_2_c/b"),
+    ]
+
+
+_GRUS = {
+    "ic_enc_fwd": _gru_names("ic_enc_fwd", "ic_enc_fwd", "ic_enc_t0_fwd", "xh_to_gates_ru"),
+    "ic_enc_rev": _gru_names("ic_enc_rev", "ic_enc_rev", "ic_enc_t0_rev", "xh_to_gates_ru"),
+    "ci_enc_fwd": _gru_names("ci_enc_fwd", "ci_enc_fwd", "ci_enc_t0_fwd", "xh_to_ru"),
+    "ci_enc_rev": _gru_names("ci_enc_rev", "ci_enc_rev", "ci_enc_t0_rev", "xh_to_ru"),
+}
+_GENGRUS = {"con": _gengru_names("con", "con"), "gen": _gengru_names("gen", "gen")}
+
+#: lfads-run-manager's field name -> TensorFlow variable name (``{ds}``: the LFADS
+#: dataset name), grouped as the MATLAB class displays them. The one declaration of
+#: the model's variable names: :class:`ModelSpec` names its variables from it and
+#: :class:`~lfads_runs.trained_params.ModelTrainedParameters` reads checkpoints by it.
+VARIABLE_GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
+    (
+        "Read-in from spikes to input factors",
+        [
+            ("x_to_infac_W", "LFADS/x_2_infac_{ds}/W"),
+            ("x_to_infac_b", "LFADS/x_2_infac_{ds}/b"),
+        ],
+    ),
+    (
+        "Initial condition encoder (forward)",
+        _GRUS["ic_enc_fwd"],
+    ),
+    (
+        "Initial condition encoder (reverse)",
+        _GRUS["ic_enc_rev"],
+    ),
+    (
+        "Initial condition g0",
+        [
+            ("prior_g0_mean", "LFADS/z/prior_g0/mean"),
+            ("prior_g0_logvar", "LFADS/z/prior_g0/logvar"),
+            ("ic_enc_to_posterior_g0_mean_W", "LFADS/z/ic_enc_2_post_g0/mean/W"),
+            ("ic_enc_to_posterior_g0_mean_b", "LFADS/z/ic_enc_2_post_g0/mean/b"),
+            ("ic_enc_to_posterior_g0_logvar_W", "LFADS/z/ic_enc_2_post_g0/logvar/W"),
+            ("ic_enc_to_posterior_g0_logvar_b", "LFADS/z/ic_enc_2_post_g0/logvar/b"),
+            ("g0_to_gen_ic_W", "LFADS/gen/g0_2_gen_ic/W"),
+            ("g0_to_gen_ic_b", "LFADS/gen/g0_2_gen_ic/b"),
+            ("gen_g0", "LFADS/gen/g0"),
+        ],
+    ),
+    (
+        "Controller encoder (forward)",
+        _GRUS["ci_enc_fwd"],
+    ),
+    (
+        "Controller encoder (reverse)",
+        _GRUS["ci_enc_rev"],
+    ),
+    ("Controller RNN", _GENGRUS["con"]),
+    (
+        "Controller output co",
+        [
+            ("prior_ar1_logevars", "LFADS/z/u_prior_ar1/logevars"),
+            ("prior_ar1_logatau", "LFADS/z/u_prior_ar1/logatau"),
+            ("con_co", "LFADS/con/c0"),
+            ("con_to_posterior_co_mean_W", "LFADS/con/con_to_post_co/mean/W"),
+            ("con_to_posterior_co_mean_b", "LFADS/con/con_to_post_co/mean/b"),
+            ("con_to_posterior_co_logvar_W", "LFADS/con/con_to_post_co/logvar/W"),
+            ("con_to_posterior_co_logvar_b", "LFADS/con/con_to_post_co/logvar/b"),
+        ],
+    ),
+    ("Generator RNN", _GENGRUS["gen"]),
+    (
+        "Generator output and readout",
+        [
+            ("gen_to_factors_W", "LFADS/gen/gen_2_fac/W"),
+            ("factors_to_logrates_W", "LFADS/glm/fac_2_logrates_{ds}/W"),
+            ("factors_to_logrates_b", "LFADS/glm/fac_2_logrates_{ds}/b"),
+            ("factors_to_means_W", "LFADS/glm/fac_2_means_{ds}/W"),
+            ("factors_to_means_b", "LFADS/glm/fac_2_means_{ds}/b"),
+            ("factors_to_logvars_W", "LFADS/glm/fac_2_logvars_{ds}/W"),
+            ("factors_to_logvars_b", "LFADS/glm/fac_2_logvars_{ds}/b"),
+        ],
+    ),
+]
+
+TF_NAMES: dict[str, str] = {field: tf for _, rows in VARIABLE_GROUPS for field, tf in rows}
+
+
+def tf_name(field: str, ds: str | None = None) -> str:
+    """The TensorFlow name of a field (``ds``: the dataset of a per-dataset one)."""
+    template = TF_NAMES[field]
+    return template.format(ds=lfads_dataset_name(ds)) if ds is not None else template
 
 
 @attrs.frozen
@@ -227,10 +335,9 @@ class ModelSpec:
         # Read-in, per dataset.
         if self.has_readin:
             for d in self.datasets:
-                base = f"LFADS/x_2_infac_{d.name}"
                 init = "alignment" if d.has_alignment_matrix else "normal"
                 yield V(
-                    f"{base}/W",
+                    tf_name("x_to_infac_W", d.name),
                     (d.n_encoded, h.factors_dim),
                     h.do_train_readin,
                     "readin",
@@ -240,7 +347,7 @@ class ModelSpec:
                     io=h.do_train_readin,
                 )
                 yield V(
-                    f"{base}/b",
+                    tf_name("x_to_infac_b", d.name),
                     (1, h.factors_dim),
                     h.do_train_readin,
                     "readin",
@@ -252,14 +359,15 @@ class ModelSpec:
         if self.has_ic_encoder:
             H = h.ic_enc_dim
             for direction in ("fwd", "rev"):
-                yield from self._gru(f"ic_enc_{direction}", f"ic_enc_t0_{direction}", e_in, H)
+                yield from self._gru(f"ic_enc_{direction}", e_in, H)
             for what in ("mean", "logvar"):
-                base = f"LFADS/z/ic_enc_2_post_g0/{what}"
-                yield V(f"{base}/W", (2 * H, h.ic_dim), True, "g0", init_scale=_normal(2 * H))
-                yield V(f"{base}/b", (1, h.ic_dim), True, "g0", init="zeros")
-            yield V("LFADS/z/prior_g0/mean", (1, h.ic_dim), True, "g0", init="zeros")
+                base = f"ic_enc_to_posterior_g0_{what}"
+                W, b = tf_name(f"{base}_W"), tf_name(f"{base}_b")
+                yield V(W, (2 * H, h.ic_dim), True, "g0", init_scale=_normal(2 * H))
+                yield V(b, (1, h.ic_dim), True, "g0", init="zeros")
+            yield V(tf_name("prior_g0_mean"), (1, h.ic_dim), True, "g0", init="zeros")
             yield V(
-                "LFADS/z/prior_g0/logvar",
+                tf_name("prior_g0_logvar"),
                 (1, h.ic_dim),
                 h.ic_prior_var_max > h.ic_prior_var_min,
                 "g0",
@@ -268,31 +376,34 @@ class ModelSpec:
             )
             if self.has_g0_to_gen:
                 yield V(
-                    "LFADS/gen/g0_2_gen_ic/W",
+                    tf_name("g0_to_gen_ic_W"),
                     (h.ic_dim, h.gen_dim),
                     True,
                     "g0",
                     init_scale=_normal(h.ic_dim),
                 )
-                yield V("LFADS/gen/g0_2_gen_ic/b", (1, h.gen_dim), True, "g0", init="zeros")
+                yield V(tf_name("g0_to_gen_ic_b"), (1, h.gen_dim), True, "g0", init="zeros")
         else:
-            yield V("LFADS/gen/g0", (1, h.gen_dim), True, "g0", init="zeros")
+            yield V(tf_name("gen_g0"), (1, h.gen_dim), True, "g0", init="zeros")
         if self.has_controller:
             H = h.ci_enc_dim
-            yield from self._gru("ci_enc_fwd", "ci_enc_t0_fwd", e_in, H)
+            yield from self._gru("ci_enc_fwd", e_in, H)
             if not h.do_causal_controller:
-                yield from self._gru("ci_enc_rev", "ci_enc_t0_rev", e_in, H)
+                yield from self._gru("ci_enc_rev", e_in, H)
             C, U = h.con_dim, h.co_dim
-            yield V("LFADS/con/c0", (1, C), True, "con", init="zeros")
+            yield V(tf_name("con_co"), (1, C), True, "con", init="zeros")
             yield from self._gengru(
                 "con", self.controller_input_dim, C, h.cell_weight_scale, h.cell_weight_scale
             )
             for what in ("mean", "logvar"):
-                base = f"LFADS/con/con_to_post_co/{what}"
-                yield V(f"{base}/W", (C, U), True, "co", init_scale=_normal(C))
-                yield V(f"{base}/b", (1, U), True, "co", init="zeros")
+                W, b = (
+                    tf_name(f"con_to_posterior_co_{what}_W"),
+                    tf_name(f"con_to_posterior_co_{what}_b"),
+                )
+                yield V(W, (C, U), True, "co", init_scale=_normal(C))
+                yield V(b, (1, U), True, "co", init="zeros")
             yield V(
-                "LFADS/z/u_prior_ar1/logevars",
+                tf_name("prior_ar1_logevars"),
                 (1, U),
                 h.do_train_prior_ar_nvar,
                 "co",
@@ -300,7 +411,7 @@ class ModelSpec:
                 init_scale=math.log(h.prior_ar_nvar),
             )
             yield V(
-                "LFADS/z/u_prior_ar1/logatau",
+                tf_name("prior_ar1_logatau"),
                 (1, U),
                 h.do_train_prior_ar_atau,
                 "co",
@@ -315,7 +426,7 @@ class ModelSpec:
             h.gen_cell_rec_weight_scale,
         )
         yield V(
-            "LFADS/gen/gen_2_fac/W",
+            tf_name("gen_to_factors_W"),
             (h.gen_dim, h.factors_dim),
             True,
             "gen",
@@ -327,10 +438,9 @@ class ModelSpec:
                 continue
             # Poisson log-rates, or Gaussian means: same shapes and initialisation.
             what = "logrates" if h.output_dist == "poisson" else "means"
-            base = f"LFADS/glm/fac_2_{what}_{d.name}"
             aligned = d.has_alignment_matrix
             yield V(
-                f"{base}/W",
+                tf_name(f"factors_to_{what}_W", d.name),
                 (F, d.n_neurons),
                 True,
                 "readout",
@@ -340,7 +450,7 @@ class ModelSpec:
                 io=True,
             )
             yield V(
-                f"{base}/b",
+                tf_name(f"factors_to_{what}_b", d.name),
                 (1, d.n_neurons),
                 True,
                 "readout",
@@ -349,12 +459,17 @@ class ModelSpec:
                 io=True,
             )
             if h.output_dist == "gaussian":
-                base = f"LFADS/glm/fac_2_logvars_{d.name}"
                 yield V(
-                    f"{base}/W", (F, d.n_neurons), True, "readout", d.name, init="zeros", io=True
+                    tf_name("factors_to_logvars_W", d.name),
+                    (F, d.n_neurons),
+                    True,
+                    "readout",
+                    d.name,
+                    init="zeros",
+                    io=True,
                 )
                 yield V(
-                    f"{base}/b",
+                    tf_name("factors_to_logvars_b", d.name),
                     (1, d.n_neurons),
                     True,
                     "readout",
@@ -364,56 +479,53 @@ class ModelSpec:
                     io=True,
                 )
 
-    def _gru(self, scope: str, t0: str, n_in: int, H: int) -> Iterable[VarSpec]:
+    def _gru(self, scope: str, n_in: int, H: int) -> Iterable[VarSpec]:
         s = self.hps.cell_weight_scale
-        yield VarSpec(f"LFADS/{scope}/{t0}", (1, H), True, scope, init="zeros")
+        t0, gates_W, gates_b, cand_W, cand_b = (tf for _, tf in _GRUS[scope])
+        yield VarSpec(t0, (1, H), True, scope, init="zeros")
         yield VarSpec(
-            f"LFADS/{scope}/GRU/Gates/xh_2_ru/W",
+            gates_W,
             (n_in + H, 2 * H),
             True,
             scope,
             init_scale=_normal(n_in + H, s),
         )
-        yield VarSpec(f"LFADS/{scope}/GRU/Gates/xh_2_ru/b", (1, 2 * H), True, scope, init="zeros")
+        yield VarSpec(gates_b, (1, 2 * H), True, scope, init="zeros")
         yield VarSpec(
-            f"LFADS/{scope}/GRU/Candidate/xrh_2_c/W",
+            cand_W,
             (n_in + H, H),
             True,
             scope,
             init_scale=_normal(n_in + H),
         )
-        yield VarSpec(f"LFADS/{scope}/GRU/Candidate/xrh_2_c/b", (1, H), True, scope, init="zeros")
+        yield VarSpec(cand_b, (1, H), True, scope, init="zeros")
 
     def _gengru(
         self, scope: str, n_in: int, H: int, s_in: float, s_rec: float
     ) -> Iterable[VarSpec]:
-        base = f"LFADS/{scope}/GenGRU"
+        x_ru_W, h_ru_W, h_ru_b, x_c_W, rh_c_W, rh_c_b = (tf for _, tf in _GENGRUS[scope])
         if n_in > 0:
-            yield VarSpec(
-                f"{base}/Gates/x_2_ru/W", (n_in, 2 * H), True, scope, init_scale=_normal(n_in, s_in)
-            )
+            yield VarSpec(x_ru_W, (n_in, 2 * H), True, scope, init_scale=_normal(n_in, s_in))
         yield VarSpec(
-            f"{base}/Gates/h_2_ru/W",
+            h_ru_W,
             (H, 2 * H),
             True,
             scope,
             l2=scope,
             init_scale=_normal(H, s_rec),
         )
-        yield VarSpec(f"{base}/Gates/h_2_ru/b", (1, 2 * H), True, scope, l2=scope, init="zeros")
+        yield VarSpec(h_ru_b, (1, 2 * H), True, scope, l2=scope, init="zeros")
         if n_in > 0:
-            yield VarSpec(
-                f"{base}/Candidate/x_2_c/W", (n_in, H), True, scope, init_scale=_normal(n_in, s_in)
-            )
+            yield VarSpec(x_c_W, (n_in, H), True, scope, init_scale=_normal(n_in, s_in))
         yield VarSpec(
-            f"{base}/Candidate/rh_2_c/W",
+            rh_c_W,
             (H, H),
             True,
             scope,
             l2=scope,
             init_scale=_normal(H, s_rec),
         )
-        yield VarSpec(f"{base}/Candidate/rh_2_c/b", (1, H), True, scope, l2=scope, init="zeros")
+        yield VarSpec(rh_c_b, (1, H), True, scope, l2=scope, init="zeros")
 
     # ---------------------------------------------------------------- updates
     def updated_variables(self) -> tuple[VarSpec, ...]:

@@ -16,15 +16,16 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
+from ._coerce import to_bool, to_float, to_int
 from .exceptions import ConfigError
 from .hashing import MValue, short_hash
 from .hparams import Hyperparameters
+from .layout import POSTERIOR_KINDS
 
 __all__ = ["RunParams", "ParamField", "param_field", "param_fields", "DEFAULT_VERSION"]
 
@@ -89,69 +90,22 @@ class ParamField:
 
 
 # ---------------------------------------------------------------- coercion
-_BOOL_WORDS = {
-    "true": True,
-    "false": False,
-    "yes": True,
-    "no": False,
-    "on": True,
-    "off": False,
-    "y": True,
-    "n": False,
-    "1": True,
-    "0": False,
-}
-
-
 def _coerce(cls: str, value: Any, *, untyped: bool = False) -> Any:
     """Coerce one value to its MATLAB class; raise ValueError with the reason."""
     if value is None:
         return None
+    # The spellings accepted are lfads_runs._coerce's, shared with Hyperparameters.
     if cls in UINT_MAX:
-        if isinstance(value, bool):
-            raise ValueError(f"expected an integer, got the boolean {value!r}")
-        if isinstance(value, str):
-            s = value.strip().replace("_", "")
-            try:
-                value = float(s) if re.search(r"[.eE]", s) else int(s, 10)
-            except ValueError:
-                raise ValueError(f"expected an integer, got {value!r}") from None
-        if isinstance(value, float):
-            if not math.isfinite(value) or not value.is_integer():
-                raise ValueError(f"expected an integer, got {value!r}")
-            value = int(value)
-        if not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {type(value).__name__} {value!r}")
+        value = to_int(value)
         if not 0 <= value <= UINT_MAX[cls]:
             raise ValueError(f"expected an integer in [0, {UINT_MAX[cls]}] ({cls}), got {value}")
         return value
     if cls == "double":
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got the boolean {value!r}")
-        if isinstance(value, str):
-            try:
-                value = float(value.strip().replace("_", ""))
-            except ValueError:
-                raise ValueError(f"expected a number, got {value!r}") from None
-        if isinstance(value, int | float):
-            try:
-                value = float(value)
-            except OverflowError:  # an int beyond float range
-                value = math.inf
-            # inf, -inf, NaN (and 1e400, which YAML reads as inf) would reach the hash, the
-            # JSON of params.json and TensorFlow flags; nothing in LFADS means them.
-            if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {value!r}")
-            return value
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+        # inf, -inf, NaN (and 1e400, which YAML reads as inf) would reach the hash, the
+        # JSON of params.json and TensorFlow flags; nothing in LFADS means them.
+        return to_float(value, finite=True)
     if cls == "logical":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
-            return _BOOL_WORDS[value.strip().lower()]
-        raise ValueError(f"expected true or false, got {value!r}")
+        return to_bool(value)
     if cls == "char":
         if isinstance(value, str):
             return value
@@ -225,7 +179,9 @@ class RunParams:
 
     Values are coerced by their declared MATLAB class at construction: integers
     accept ``150``, ``150.0`` or ``"150"``; doubles accept ``"1e-3"``; logicals
-    accept ``true``/``false``/``yes``/``no``/``1``/``0``. Anything else raises
+    accept ``true``/``false``/``yes``/``no``/``on``/``off``/``1``/``0``, the same
+    spellings as :class:`~lfads_runs.hparams.Hyperparameters` (``lfads_runs._coerce``).
+    Anything else raises
     :class:`~lfads_runs.ConfigError` naming the field.
     """
 
@@ -376,7 +332,7 @@ class RunParams:
         "char",
         "posterior_sample_and_average",
         "posterior kind used for posterior means",
-        choices=("posterior_sample_and_average", "posterior_push_mean"),
+        choices=POSTERIOR_KINDS,
     )
     num_samples_posterior: float = _p(
         "num_samples_posterior",

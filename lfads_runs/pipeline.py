@@ -564,7 +564,9 @@ def execute(
     paths = task.paths
     if task.mode == "train" and not task.rerun and task.done_marker.is_file():
         return RunOutcome.for_task(task, "skipped", reason="done already", exit_code=EXIT_SKIPPED)
-    trained = paths.checkpoint_lve_pointer.is_file() or paths.checkpoint_pointer.is_file()
+    from .io.checkpoints import has_checkpoint
+
+    trained = has_checkpoint(paths.path_lfads_output)
     if task.mode == "posterior" and not trained:
         return RunOutcome.for_task(
             task, "skipped", reason="not trained (no checkpoint)", exit_code=EXIT_SKIPPED

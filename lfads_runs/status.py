@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -68,21 +67,9 @@ class CollectionStatus:
         }
 
 
-def _count_checkpoints(out: Path, lve: bool) -> int:
-    if not out.is_dir():
-        return 0
-    n = 0
-    for p in out.glob("*.ckpt-*.index"):
-        try:
-            L.checkpoint_step(p.with_suffix(""))
-        except ValueError:
-            continue
-        if ("_lve.ckpt-" in p.name) == lve:
-            n += 1
-    return n
-
-
 def run_files(run: Run) -> RunFiles:
+    from .io.checkpoints import list_checkpoints
+
     p = run.paths
     out = p.path_lfads_output
     posterior = {
@@ -100,8 +87,8 @@ def run_files(run: Run) -> RunFiles:
         folder=p.path.is_dir(),
         inputs=all(f.is_file() for f in run.input_files.values()),
         input_info=all(f.is_file() for f in run.input_info_files.values()),
-        checkpoints=_count_checkpoints(out, lve=False),
-        lve_checkpoints=_count_checkpoints(out, lve=True),
+        checkpoints=len(list_checkpoints(out, lve=False)),
+        lve_checkpoints=len(list_checkpoints(out, lve=True)),
         model_params=p.file_model_params.is_file(),
         posterior=posterior,
         fitlog=p.file_fitlog.is_file(),

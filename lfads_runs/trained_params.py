@@ -27,7 +27,8 @@ import numpy as np
 
 from .exceptions import ModelParamsError
 from .io.model_params import GLOBAL_STEP_KEY, is_adam_key, read_model_params, write_params_export
-from .model_spec import SCALAR_VARIABLES, ModelSpec, hdf5_key, lfads_dataset_name
+from .layout import lfads_dataset_name
+from .model_spec import SCALAR_VARIABLES, VARIABLE_GROUPS, ModelSpec, hdf5_key
 
 __all__ = ["ModelTrainedParameters", "FieldInfo", "FIELDS", "GROUPS"]
 
@@ -50,108 +51,14 @@ class FieldInfo:
         return hdf5_key(self.checkpoint_name(ds))
 
 
-def _gru(prefix: str, scope: str, t0: str, gates: str) -> list[tuple[str, str]]:
-    return [
-        (f"{prefix}_t0", f"LFADS/{scope}/{t0}"),
-        (f"{prefix}_gru_{gates}_W", f"LFADS/{scope}/GRU/Gates/xh_2_ru/W"),
-        (f"{prefix}_gru_{gates}_b", f"LFADS/{scope}/GRU/Gates/xh_2_ru/b"),
-        (f"{prefix}_gru_xrh_to_c_W", f"LFADS/{scope}/GRU/Candidate/xrh_2_c/W"),
-        (f"{prefix}_gru_xrh_to_c_b", f"LFADS/{scope}/GRU/Candidate/xrh_2_c/b"),
-    ]
-
-
-def _gengru(prefix: str, scope: str) -> list[tuple[str, str]]:
-    base = f"LFADS/{scope}/GenGRU"
-    return [
-        (f"{prefix}_gengru_x_to_ru_W", f"{base}/Gates/x_2_ru/W"),
-        (f"{prefix}_gengru_h_to_ru_W", f"{base}/Gates/h_2_ru/W"),
-        (f"{prefix}_gengru_h_to_ru_b", f"{base}/Gates/h_2_ru/b"),
-        (f"{prefix}_gengru_x_to_c_W", f"{base}/Candidate/x_2_c/W"),
-        (f"{prefix}_gengru_rh_to_c_W", f"{base}/Candidate/rh_2_c/W"),
-        (f"{prefix}_gengru_rh_to_c_b", f"{base}/Candidate/rh_2_c/b"),
-    ]
-
-
-_PER_DATASET = "per-dataset"
-_TABLE: list[tuple[str, list[tuple[str, str]]]] = [
-    (
-        "Read-in from spikes to input factors",
-        [
-            ("x_to_infac_W", "LFADS/x_2_infac_{ds}/W" + _PER_DATASET),
-            ("x_to_infac_b", "LFADS/x_2_infac_{ds}/b" + _PER_DATASET),
-        ],
-    ),
-    (
-        "Initial condition encoder (forward)",
-        _gru("ic_enc_fwd", "ic_enc_fwd", "ic_enc_t0_fwd", "xh_to_gates_ru"),
-    ),
-    (
-        "Initial condition encoder (reverse)",
-        _gru("ic_enc_rev", "ic_enc_rev", "ic_enc_t0_rev", "xh_to_gates_ru"),
-    ),
-    (
-        "Initial condition g0",
-        [
-            ("prior_g0_mean", "LFADS/z/prior_g0/mean"),
-            ("prior_g0_logvar", "LFADS/z/prior_g0/logvar"),
-            ("ic_enc_to_posterior_g0_mean_W", "LFADS/z/ic_enc_2_post_g0/mean/W"),
-            ("ic_enc_to_posterior_g0_mean_b", "LFADS/z/ic_enc_2_post_g0/mean/b"),
-            ("ic_enc_to_posterior_g0_logvar_W", "LFADS/z/ic_enc_2_post_g0/logvar/W"),
-            ("ic_enc_to_posterior_g0_logvar_b", "LFADS/z/ic_enc_2_post_g0/logvar/b"),
-            ("g0_to_gen_ic_W", "LFADS/gen/g0_2_gen_ic/W"),
-            ("g0_to_gen_ic_b", "LFADS/gen/g0_2_gen_ic/b"),
-            ("gen_g0", "LFADS/gen/g0"),
-        ],
-    ),
-    (
-        "Controller encoder (forward)",
-        _gru("ci_enc_fwd", "ci_enc_fwd", "ci_enc_t0_fwd", "xh_to_ru"),
-    ),
-    (
-        "Controller encoder (reverse)",
-        _gru("ci_enc_rev", "ci_enc_rev", "ci_enc_t0_rev", "xh_to_ru"),
-    ),
-    ("Controller RNN", _gengru("con", "con")),
-    (
-        "Controller output co",
-        [
-            ("prior_ar1_logevars", "LFADS/z/u_prior_ar1/logevars"),
-            ("prior_ar1_logatau", "LFADS/z/u_prior_ar1/logatau"),
-            ("con_co", "LFADS/con/c0"),
-            ("con_to_posterior_co_mean_W", "LFADS/con/con_to_post_co/mean/W"),
-            ("con_to_posterior_co_mean_b", "LFADS/con/con_to_post_co/mean/b"),
-            ("con_to_posterior_co_logvar_W", "LFADS/con/con_to_post_co/logvar/W"),
-            ("con_to_posterior_co_logvar_b", "LFADS/con/con_to_post_co/logvar/b"),
-        ],
-    ),
-    ("Generator RNN", _gengru("gen", "gen")),
-    (
-        "Generator output and readout",
-        [
-            ("gen_to_factors_W", "LFADS/gen/gen_2_fac/W"),
-            ("factors_to_logrates_W", "LFADS/glm/fac_2_logrates_{ds}/W" + _PER_DATASET),
-            ("factors_to_logrates_b", "LFADS/glm/fac_2_logrates_{ds}/b" + _PER_DATASET),
-            ("factors_to_means_W", "LFADS/glm/fac_2_means_{ds}/W" + _PER_DATASET),
-            ("factors_to_means_b", "LFADS/glm/fac_2_means_{ds}/b" + _PER_DATASET),
-            ("factors_to_logvars_W", "LFADS/glm/fac_2_logvars_{ds}/W" + _PER_DATASET),
-            ("factors_to_logvars_b", "LFADS/glm/fac_2_logvars_{ds}/b" + _PER_DATASET),
-        ],
-    ),
-]
-
 #: Every array field, in display order.
 FIELDS: tuple[FieldInfo, ...] = tuple(
-    FieldInfo(
-        name,
-        group,
-        var.removesuffix(_PER_DATASET),
-        var.endswith(_PER_DATASET),
-    )
-    for group, rows in _TABLE
+    FieldInfo(name, group, var, "{ds}" in var)
+    for group, rows in VARIABLE_GROUPS
     for name, var in rows
 )
 #: Display groups (headings of the MATLAB class display), in order.
-GROUPS: tuple[str, ...] = tuple(g for g, _ in _TABLE)
+GROUPS: tuple[str, ...] = tuple(g for g, _ in VARIABLE_GROUPS)
 _BY_NAME = {f.name: f for f in FIELDS}
 _SCALAR_KEYS = {hdf5_key(n) for n in SCALAR_VARIABLES}
 _LR_KEY = hdf5_key("LFADS/learning_rate")

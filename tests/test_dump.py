@@ -18,9 +18,7 @@ from conftest import TF_CASES, manifest
 
 from lfads_runs.dump import (
     dump_model_params,
-    find_checkpoint,
     load_trained_params,
-    older_checkpoints,
     spec_from_output_dir,
 )
 from lfads_runs.exceptions import (
@@ -32,6 +30,7 @@ from lfads_runs.exceptions import (
     RunFailedError,
 )
 from lfads_runs.io.checkpoint_state import read_checkpoint_state
+from lfads_runs.io.checkpoints import find_checkpoint, older_checkpoints
 from lfads_runs.io.model_params import read_model_params
 from lfads_runs.io.tensorbundle import (
     bundle_index,

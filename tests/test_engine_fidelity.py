@@ -22,7 +22,7 @@ from lfads_runs.engine import load_model, sample_posterior  # noqa: E402
 from lfads_runs.engine.ckpt import checkpoint_tensors  # noqa: E402
 from lfads_runs.engine.data import build_spec, load_datasets  # noqa: E402
 from lfads_runs.engine.model import LfadsModel  # noqa: E402
-from lfads_runs.hparams import Hyperparameters  # noqa: E402
+from lfads_runs.io.hyperparameters_file import read_hyperparameters  # noqa: E402
 from lfads_runs.io.model_params import read_model_params  # noqa: E402
 from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
 from lfads_runs.model_spec import hdf5_key  # noqa: E402
@@ -38,7 +38,7 @@ def _case(tf_fixtures: Path, case: str):
     hp = next(
         p for p in sorted(out.glob("hyperparameters-*.txt")) if p.name != "hyperparameters-0.txt"
     )
-    hps = Hyperparameters.from_json_file(hp)
+    hps = read_hyperparameters(hp)
     datasets = load_datasets(tf_fixtures / case / "lfadsInput", hps)
     return out, hps, datasets, build_spec(hps, datasets)
 

@@ -19,6 +19,7 @@ from lfads_runs.exceptions import LfadsRunsWarning  # noqa: E402
 from lfads_runs.hparams import Hyperparameters  # noqa: E402
 from lfads_runs.io.checkpoint_state import read_checkpoint_state  # noqa: E402
 from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
+from lfads_runs.io.hyperparameters_file import read_hyperparameters  # noqa: E402
 from lfads_runs.io.lfads_input import LfadsInput, write_lfads_input  # noqa: E402
 from lfads_runs.io.tensorbundle import read_bundle  # noqa: E402
 
@@ -152,7 +153,7 @@ def test_restart_from_a_tensorflow_checkpoint(tf_fixtures, tmp_path):
     for f in (case / "lfadsOutput").iterdir():
         if f.name.startswith(("checkpoint", f"{latest.name}.", "fitlog")):
             shutil.copy(f, out / f.name)
-    hps = Hyperparameters.from_json_file(case / "lfadsOutput" / "hyperparameters-0.txt")
+    hps = read_hyperparameters(case / "lfadsOutput" / "hyperparameters-0.txt")
     hps = hps.evolve(max_epochs=1)
     res = train(case / "lfadsInput", out, hps, seed=0, log=_quiet)
     assert res.resumed_from == out / latest.name

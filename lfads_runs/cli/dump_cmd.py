@@ -24,7 +24,7 @@ from ._app import (
     "--checkpoint",
     default="lve",
     show_default=True,
-    help="lve, latest, or a checkpoint prefix path.",
+    help="lve, latest, a step, or a checkpoint prefix path.",
 )
 @click.option("--force", is_flag=True, help="Dump again even when model_params exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..exceptions import LfadsRunsError
+from ..layout import POSTERIOR_KINDS
 from ._app import (
     EXIT_FAILED,
     cli,
@@ -22,7 +23,7 @@ from ._app import (
 @run_selection
 @click.option(
     "--kind",
-    type=click.Choice(["posterior_sample_and_average", "posterior_push_mean"]),
+    type=click.Choice(POSTERIOR_KINDS),
     default=None,
     help="Posterior-mean kind (default: the run's posterior_mean_kind).",
 )

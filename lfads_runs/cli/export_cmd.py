@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import LfadsRunsError
+from ..layout import POSTERIOR_KINDS
 from ._app import (
     EXIT_FAILED,
     cli,
@@ -36,7 +37,7 @@ _H5_SUFFIXES = (".h5", ".hdf5")
 @click.option("--nwb", is_flag=True, help="Also write an NWB file beside each HDF5 file.")
 @click.option(
     "--kind",
-    type=click.Choice(["posterior_sample_and_average", "posterior_push_mean"]),
+    type=click.Choice(POSTERIOR_KINDS),
     default=None,
     help="Posterior-mean kind (default: the run's posterior_mean_kind).",
 )

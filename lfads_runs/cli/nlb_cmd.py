@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..layout import POSTERIOR_KINDS
 from ._app import cli, echo_json
 
 
@@ -52,10 +53,12 @@ def nlb_import(tensors: Path, out_dir: Path, group, name: str, train_to_test_rat
 @click.option("--dataset", "dataset_name", required=True, help="Group name, e.g. mc_maze_small.")
 @click.option("--group", default=None, help="Group of the dataset inside TENSORS, if nested.")
 @click.option("--name", default="nlb", show_default=True, help="Name given to nlb import.")
-@click.option("--checkpoint", default="lve", show_default=True, help="lve, latest or a prefix.")
+@click.option(
+    "--checkpoint", default="lve", show_default=True, help="lve, latest, a step or a prefix."
+)
 @click.option(
     "--kind",
-    type=click.Choice(["posterior_sample_and_average", "posterior_push_mean"]),
+    type=click.Choice(POSTERIOR_KINDS),
     default="posterior_sample_and_average",
     show_default=True,
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..layout import POSTERIOR_KINDS
 from ._app import cli, config_argument, echo_json, err, load_collection, selected_runs
 
 
@@ -83,7 +84,7 @@ def plot_params(config, run, param, out_dir: Path) -> None:
 def _kind_option(f):
     return click.option(
         "--kind",
-        type=click.Choice(["posterior_sample_and_average", "posterior_push_mean"]),
+        type=click.Choice(POSTERIOR_KINDS),
         default=None,
         help="Posterior-mean kind (default: the run's posterior_mean_kind).",
     )(f)

@@ -27,7 +27,7 @@ from .train_cmd import _script_options, print_result, queue_kwargs, queue_option
     "--checkpoint",
     default="lve",
     show_default=True,
-    help="lve (lowest validation error), latest, or a checkpoint prefix.",
+    help="lve (lowest validation error), latest, a step, or a checkpoint prefix.",
 )
 @queue_options
 def posterior(

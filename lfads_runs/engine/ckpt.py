@@ -27,10 +27,11 @@ from typing import Any
 import attrs
 import numpy as np
 
+from .. import layout as L
 from .._atomic import atomic_path, atomic_write_text
 from ..exceptions import CheckpointError
+from ..io.checkpoints import checkpoint_files
 from ..model_spec import SCALAR_VARIABLES, ModelSpec, adam_slot_names, hdf5_key
-from . import _names
 
 __all__ = [
     "ResumeState",
@@ -121,11 +122,11 @@ def checkpoint_tensors(
 
 
 def sidecar_path(prefix: str | os.PathLike) -> Path:
-    return Path(f"{os.fspath(prefix)}{_names.SIDECAR_SUFFIX}")
+    return Path(f"{os.fspath(prefix)}{L.CHECKPOINT_SIDECAR_SUFFIX}")
 
 
 def rng_path(prefix: str | os.PathLike) -> Path:
-    return Path(f"{os.fspath(prefix)}{_names.RNG_SUFFIX}")
+    return Path(f"{os.fspath(prefix)}{L.CHECKPOINT_RNG_SUFFIX}")
 
 
 def save_checkpoint(
@@ -208,25 +209,10 @@ def weights_from_model_params(spec: ModelSpec, path: str | os.PathLike) -> dict[
     return {by_key[k]: a for k, a in raw.items() if k in by_key}
 
 
-def checkpoint_files(prefix: str | os.PathLike) -> list[Path]:
-    """Files belonging to a checkpoint prefix (any shard count, ``.meta``, our sidecars)."""
-    prefix = Path(prefix)
-    base = prefix.name
-    out = []
-    if prefix.parent.is_dir():
-        exact = {
-            f"{base}{s}" for s in (".index", ".meta", _names.SIDECAR_SUFFIX, _names.RNG_SUFFIX)
-        }
-        for p in prefix.parent.iterdir():
-            if p.name in exact or p.name.startswith(f"{base}.data-"):
-                out.append(p)
-    return out
-
-
 def remove_checkpoint(prefix: str | os.PathLike) -> None:
     """Delete a checkpoint's files (sidecar first, so a half-deleted one is never 'ours')."""
     files = checkpoint_files(prefix)
-    files.sort(key=lambda p: 0 if p.name.endswith(_names.SIDECAR_SUFFIX) else 1)
+    files.sort(key=lambda p: 0 if p.name.endswith(L.CHECKPOINT_SIDECAR_SUFFIX) else 1)
     for p in files:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()

@@ -21,16 +21,11 @@ import attrs
 
 from ..exceptions import LfadsRunsError
 from ..hparams import Hyperparameters
+from ..layout import POSTERIOR_KINDS
 
 __all__ = ["main", "parse_flags", "KINDS"]
 
-KINDS = (
-    "train",
-    "posterior_sample_and_average",
-    "posterior_push_mean",
-    "prior_sample",
-    "write_model_params",
-)
+KINDS = ("train", *POSTERIOR_KINDS, "prior_sample", "write_model_params")
 _BOOL_FLAGS = {a.name for a in attrs.fields(Hyperparameters) if a.default in (True, False)}
 _RUN_FLAGS = {
     "kind": "train",
@@ -89,21 +84,20 @@ def _write_model_params(run: dict, hps: Hyperparameters) -> None:
     checkpoint named by ``--checkpoint_pb_load_name`` (lfads_runs.dump does the copy)."""
     from pathlib import Path
 
+    from .. import layout as L
     from ..dump import dump_model_params
-    from . import _names
+    from ..io.checkpoints import resolve_checkpoint
+    from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
     from .data import build_spec, load_datasets
-    from .hps_file import RunFlags, write_hyperparameters_file
-    from .posterior import resolve_checkpoint
     from .training import read_checkpoint_arrays_step
 
     save_dir = Path(run["lfads_save_dir"])
     name = run["checkpoint_pb_load_name"]
-    choice = {"checkpoint_lve": "lve", "checkpoint": "latest"}.get(name, name)
     datasets = load_datasets(
         run["data_dir"], hps, stem=run["data_filename_stem"], for_training=False
     )
     spec = build_spec(hps, datasets)
-    prefix = resolve_checkpoint(save_dir, choice)
+    prefix = resolve_checkpoint(save_dir, name, files=False)
     flags = RunFlags.make(
         data_dir=run["data_dir"],
         lfads_save_dir=save_dir,
@@ -114,7 +108,7 @@ def _write_model_params(run: dict, hps: Hyperparameters) -> None:
     write_hyperparameters_file(
         save_dir, read_checkpoint_arrays_step(prefix), spec, flags, "write_model_params"
     )
-    dest = save_dir / _names.model_params_name(run["output_filename_stem"])
+    dest = save_dir / L.model_params_file_name(run["output_filename_stem"])
     dump_model_params(save_dir, checkpoint=prefix, dest=dest, spec=spec)
 
 
@@ -153,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"step {res.steps}.",
                 file=sys.stderr,
             )
-        elif kind in posterior.POSTERIOR_KINDS:
+        elif kind in POSTERIOR_KINDS:
             n = None if run["num_samples"] in (None, "") else int(run["num_samples"])
             posterior.sample_posterior(
                 data_dir,

@@ -17,23 +17,25 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import layout as L
 from .. import progress as _progress
-from ..exceptions import CheckpointError, ConfigError, DataError, LfadsRunsWarning
+from ..exceptions import ConfigError, DataError
 from ..hparams import Hyperparameters
+from ..io import checkpoints as _checkpoints
+from ..io.checkpoints import CheckpointChoice
+from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
+from ..io.tensorbundle import checkpoint_exists
 from ..model_spec import ModelSpec, hdf5_key
-from . import _names
 from ._ext import tune_allocator
 from ._rng import NoiseSource
 from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
 from .data import build_spec, load_datasets
-from .hps_file import RunFlags, write_hyperparameters_file
 from .model import LfadsModel, PassConfig, poisson_log_norm
 from .training import new_seed, resolve_device
 
@@ -47,53 +49,27 @@ __all__ = [
     "resolve_checkpoint",
 ]
 
-POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
+POSTERIOR_KINDS = L.POSTERIOR_KINDS  #: re-exported: the engine's public name
 #: Target number of rows per pass when several trials share a sample-and-average pass.
 _ROWS_PER_PASS = 2048
 
 
 # ---------------------------------------------------------------- weights
-def resolve_checkpoint(save_dir: str | os.PathLike, checkpoint: str | os.PathLike) -> Path:
-    """The checkpoint prefix or ``model_params`` file that ``checkpoint`` names.
+def resolve_checkpoint(save_dir: str | os.PathLike, checkpoint: CheckpointChoice = "lve") -> Path:
+    """The checkpoint prefix or ``model_params`` file that ``checkpoint`` names in ``save_dir``.
 
-    ``checkpoint`` is "lve" (or "checkpoint_lve"): the lowest-validation-error
-    checkpoint, falling back to the latest with a warning when there is none;
-    "latest" (or "checkpoint"); or a path to a checkpoint prefix or a
-    ``model_params`` file.
+    The rules are :mod:`lfads_runs.io.checkpoints`' (shared with dumping and inference).
 
     Raises
     ------
     CheckpointError
-        Nothing to load.
+        Nothing to load (the message names the folder and what it found).
     """
-    from ..io.checkpoint_state import read_checkpoint_state
-
-    save_dir = Path(save_dir)
-    name = str(checkpoint)
-    if name in ("lve", _names.CHECKPOINT_LVE_POINTER, "latest", _names.CHECKPOINT_POINTER):
-        want_lve = name in ("lve", _names.CHECKPOINT_LVE_POINTER)
-        pointers = [_names.CHECKPOINT_LVE_POINTER] if want_lve else []
-        pointers.append(_names.CHECKPOINT_POINTER)
-        for i, pointer in enumerate(pointers):
-            st = read_checkpoint_state(save_dir, pointer)
-            if st is not None and Path(f"{st.model_checkpoint_path}.index").is_file():
-                if want_lve and i > 0:
-                    warnings.warn(
-                        f"{save_dir} has no lowest-validation-error checkpoint; "
-                        f"using the latest checkpoint {st.model_checkpoint_path.name}",
-                        LfadsRunsWarning,
-                        stacklevel=3,
-                    )
-                return Path(st.model_checkpoint_path)
-        raise CheckpointError(f"no checkpoint ({' or '.join(pointers)}) in {save_dir}")
-    path = Path(checkpoint)
-    if Path(f"{path}.index").is_file() or path.is_file():
-        return path
-    raise CheckpointError(f"{path} is neither a checkpoint prefix nor a model_params file")
+    return _checkpoints.resolve_checkpoint(save_dir, checkpoint, files=True)
 
 
 def _load_source(spec: ModelSpec, source: Path) -> tuple[dict[str, np.ndarray], int]:
-    if Path(f"{source}.index").is_file():
+    if checkpoint_exists(source):
         arrays = read_checkpoint_arrays(source)
     else:
         arrays = weights_from_model_params(spec, source)
@@ -374,7 +350,7 @@ def sample_posterior(
     flags = RunFlags.make(
         data_dir=data_dir,
         lfads_save_dir=save_dir,
-        checkpoint_pb_load_name=_pointer_name(checkpoint),
+        checkpoint_pb_load_name=_checkpoints.pointer_name(checkpoint),
         output_filename_stem=output_filename_stem,
         data_filename_stem=data_filename_stem,
     )
@@ -400,20 +376,11 @@ def sample_posterior(
                 n_examples=cap,
                 on_trials=trials_bar.update,
             )
-            fname = _names.posterior_name(name, split, kind, output_filename_stem)
+            fname = L.posterior_file_name(name, split, kind, output_filename_stem)
             path = save_dir / fname
             write_posterior_file(path, arrays)
             written[fname] = path
     return written
-
-
-def _pointer_name(checkpoint) -> str:
-    c = str(checkpoint)
-    if c in ("lve", _names.CHECKPOINT_LVE_POINTER):
-        return _names.CHECKPOINT_LVE_POINTER
-    if c in ("latest", _names.CHECKPOINT_POINTER):
-        return _names.CHECKPOINT_POINTER
-    return c
 
 
 def prior_sample(
@@ -438,7 +405,7 @@ def prior_sample(
     flags = RunFlags.make(
         data_dir=data_dir,
         lfads_save_dir=save_dir,
-        checkpoint_pb_load_name=_pointer_name(checkpoint),
+        checkpoint_pb_load_name=_checkpoints.pointer_name(checkpoint),
         data_filename_stem=data_filename_stem,
     )
     write_hyperparameters_file(save_dir, step, spec, flags, "prior_sample")
@@ -460,6 +427,6 @@ def prior_sample(
         )
     out = {k: _to_np(v) for k, v in res.outputs.items()}
     out["costs"] = np.asarray([float(res.cost)], np.float32)
-    path = save_dir / _names.prior_sample_name()
+    path = save_dir / L.prior_sample_file_name()
     write_posterior_file(path, out)
     return path

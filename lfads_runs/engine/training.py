@@ -29,11 +29,14 @@ import attrs
 import numpy as np
 import torch
 
+from .. import layout as L
 from .. import progress as _progress
 from ..exceptions import CheckpointError, ConfigError, LfadsRunsWarning, RunFailedError
 from ..hparams import Hyperparameters
+from ..io.checkpoints import find_checkpoint, list_checkpoints
 from ..io.fitlog import FITLOG_VALUES
-from . import _names
+from ..io.hyperparameters_file import RunFlags, write_hyperparameters_file
+from ..io.tensorbundle import checkpoint_exists
 from ._ext import tune_allocator
 from ._rng import NoiseSource, stream_description
 from .ckpt import (
@@ -55,7 +58,6 @@ from .data import (
     jitter_spikes,
     load_datasets,
 )
-from .hps_file import RunFlags, write_hyperparameters_file
 from .masking import ElementMasks
 from .model import LfadsModel, PassConfig, poisson_log_norm
 from .optim import TFAdam, clip_by_global_norm
@@ -154,9 +156,9 @@ class _Trainer:
         self.lr = np.float32(hps.learning_rate_init)
         self.state = ResumeState(epoch=0, phase="end_of_epoch", seed=self.seed)
         self.resumed_from: Path | None = None
-        self.fitlog = self.save_dir / _names.fitlog_name(hps.csv_log)
-        self.regular = CheckpointSet(self.save_dir, _names.CHECKPOINT_POINTER, hps.max_ckpt_to_keep)
-        self.lve = CheckpointSet(self.save_dir, _names.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
+        self.fitlog = self.save_dir / L.fitlog_file_name(hps.csv_log)
+        self.regular = CheckpointSet(self.save_dir, L.CHECKPOINT_POINTER, hps.max_ckpt_to_keep)
+        self.lve = CheckpointSet(self.save_dir, L.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
         self.last_checkpoint: Path | None = None
         self.last_metrics: dict[str, float] = {}
         self._tensors = {
@@ -189,18 +191,7 @@ class _Trainer:
         The pointer files name the newest; the older ones kept are where a resume
         falls back to when the newest is corrupt.
         """
-        from ..layout import checkpoint_step
-
-        found = []
-        for idx in self.save_dir.glob("*.ckpt-*.index"):
-            prefix = idx.with_name(idx.name[: -len(".index")])
-            try:
-                step = checkpoint_step(prefix)
-            except ValueError:
-                continue
-            if sidecar_path(prefix).is_file():
-                found.append((step, "_lve.ckpt-" in prefix.name, prefix))
-        return [p for *_, p in sorted(found, key=lambda t: t[:2], reverse=True)]
+        return [p for p in reversed(list_checkpoints(self.save_dir)) if sidecar_path(p).is_file()]
 
     def _restore_newest_intact(self) -> bool:
         """Resume from the newest readable checkpoint of ours; False when there is none.
@@ -221,7 +212,7 @@ class _Trainer:
                 corrupt.append((prefix, exc))
                 continue
             state, rng = side
-            rank = 1 if "_lve.ckpt-" in prefix.name else 0
+            rank = 1 if L.is_lve_checkpoint(prefix) else 0
             readable.append(((step, _PHASES.index(state.phase), rank), prefix, state, rng))
         readable.sort(key=lambda t: t[0], reverse=True)
         for _, prefix, state, rng in readable:
@@ -247,13 +238,8 @@ class _Trainer:
         return False
 
     def _tf_checkpoint(self) -> Path | None:
-        from ..io.checkpoint_state import read_checkpoint_state
-
-        st = read_checkpoint_state(self.save_dir, self.load_name)
-        if st is None:
-            return None
-        prefix = Path(st.model_checkpoint_path)
-        return prefix if Path(f"{prefix}.index").is_file() else None
+        """The checkpoint ``--checkpoint_pb_load_name`` chooses, to start from (None: none)."""
+        return find_checkpoint(self.save_dir, self.load_name)[0]
 
     def _load_tensors(self, prefix: Path, arrays: dict[str, np.ndarray] | None = None) -> None:
         if arrays is None:
@@ -311,20 +297,14 @@ class _Trainer:
         self.log(f"Resuming from {prefix.name} (epoch {state.epoch}, {state.phase}).")
 
     def _discard_after(self, step: int, keep: Path) -> None:
-        from ..layout import checkpoint_step
-
-        for p in self.save_dir.glob("*.ckpt-*.index"):
-            prefix = p.with_suffix("")
+        for prefix in list_checkpoints(self.save_dir):
             if prefix == keep:
                 continue
-            try:
-                s = checkpoint_step(prefix)
-            except ValueError:
-                continue
-            if s > step and sidecar_path(prefix).is_file():  # ours, even if its sidecar is torn
+            # ours, even if its sidecar is torn
+            if L.checkpoint_step(prefix) > step and sidecar_path(prefix).is_file():
                 remove_checkpoint(prefix)
         for cs in (self.regular, self.lve):
-            cs.kept = [n for n in cs.kept if (self.save_dir / f"{n}.index").is_file()]
+            cs.kept = [n for n in cs.kept if checkpoint_exists(self.save_dir / n)]
 
     def _restore_tf(self, prefix: Path) -> None:
         self._load_tensors(prefix)
@@ -335,7 +315,7 @@ class _Trainer:
 
     # ----------------------------------------------------------------- save
     def _save(self, lve: bool, phase: str, epoch: int, values: dict[str, float]) -> Path:
-        name = _names.checkpoint_prefix(self.hps.checkpoint_name, self.step, lve=lve)
+        name = L.checkpoint_prefix(self.step, lve=lve, name=self.hps.checkpoint_name)
         prefix = self.save_dir / name
         cs = self.lve if lve else self.regular
         kept_after = [n for n in cs.kept if n != name] + [name]

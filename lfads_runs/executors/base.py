@@ -384,7 +384,9 @@ def _skip_reason(item: QueueItem) -> str | None:
         if not task.rerun and paths.done_marker.is_file():
             return "done already"
         return None
-    if not (paths.checkpoint_lve_pointer.is_file() or paths.checkpoint_pointer.is_file()):
+    from ..io.checkpoints import has_checkpoint
+
+    if not has_checkpoint(paths.path_lfads_output):
         return "not trained (no checkpoint)"
     if not task.rerun:
         files = item.run.posterior_files(task.posterior_kind)

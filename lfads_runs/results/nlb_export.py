@@ -55,7 +55,7 @@ def export_nlb_submission(
     from ..dump import spec_from_output_dir
     from ..engine.posterior import infer, load_model, resolve_checkpoint
     from ..io.nlb_files import write_nlb_submission
-    from ..model_spec import lfads_dataset_name
+    from ..layout import lfads_dataset_name
 
     out = Path(out)
     if out.exists():

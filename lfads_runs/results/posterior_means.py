@@ -28,7 +28,7 @@ import numpy as np
 
 from ..exceptions import ConfigError, DataError, LfadsRunsWarning, MissingOutputError
 from ..io.posterior_files import read_posterior_file
-from ..layout import LEGACY_POSTERIOR_KIND, posterior_file_name
+from ..layout import LEGACY_POSTERIOR_KIND, POSTERIOR_KINDS, posterior_file_name
 
 __all__ = [
     "OUTPUT_DISTS",
@@ -41,7 +41,6 @@ __all__ = [
     "read_posterior_means",
 ]
 
-POSTERIOR_KINDS = ("posterior_sample_and_average", "posterior_push_mean")
 OUTPUT_DISTS = ("poisson", "gaussian")
 
 #: LFADS file key -> PosteriorMeans field (``output_dist_params`` is split by output_dist).

@@ -321,6 +321,7 @@ def export_best(run: Run, member: str, device: str = "cpu") -> Path:
     from ..dump import dump_model_params
     from ..engine import sample_posterior
     from ..io.checkpoint_state import read_checkpoint_state
+    from ..io.checkpoints import checkpoint_files
 
     paths = run.paths.tuned_paths()
     final = paths.path
@@ -335,7 +336,7 @@ def export_best(run: Run, member: str, device: str = "cpu") -> Path:
         keep = {p.name for p in regular.all_model_checkpoint_paths} if regular else set()
         for prefix in lve.all_model_checkpoint_paths:
             if prefix.name not in keep:
-                for f in out.glob(f"{prefix.name}.*"):
+                for f in checkpoint_files(out / prefix.name):
                     f.unlink()
         (out / L.CHECKPOINT_LVE_POINTER).unlink()
     names = [n for ds in run.dataset_names for n in input_file_names(ds)]

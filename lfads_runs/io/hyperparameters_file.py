@@ -1,6 +1,7 @@
 """``hyperparameters-<step>.txt``: the JSON dump run_lfads.py writes on every graph build.
 
-Keys in run_lfads.py's order, booleans as the strings "true"/"false",
+The one reader and writer of these files (the engine writes them, dumping and
+``Run.model_spec`` read them). Keys in run_lfads.py's order, booleans as the strings "true"/"false",
 ``num_steps_for_gen_ic`` clamped to T, plus ``_clip_value``, ``kind``,
 ``dataset_names``, ``dataset_dims``, ``num_steps`` and ``ndatasets``
 (spec §7.8). One line, no trailing newline, as ``json.dump`` writes it.
@@ -13,11 +14,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import layout as L
 from .._atomic import atomic_write_text
+from ..exceptions import ConfigError, DataError, MissingOutputError
 from ..hparams import CLIP_VALUE, Hyperparameters
 from ..model_spec import ModelSpec
 
-__all__ = ["hyperparameters_dict", "write_hyperparameters_file", "RunFlags"]
+__all__ = [
+    "hyperparameters_dict",
+    "write_hyperparameters_file",
+    "RunFlags",
+    "hyperparameters_files",
+    "newest_hyperparameters_file",
+    "read_hyperparameters_file",
+    "read_hyperparameters",
+]
 
 # Flags of run_lfads.py in the order of its hyperparameter dict (allow_gpu_growth is not in it).
 _ORDER = (
@@ -64,7 +75,8 @@ class RunFlags(dict):
         )
 
 
-def _jsonable(v: Any) -> Any:
+def _tf_flag_value(v: Any) -> Any:
+    # The format spells booleans as TensorFlow wrote them: "true"/"false".
     if isinstance(v, bool):
         return "true" if v else "false"
     return v
@@ -76,7 +88,7 @@ def hyperparameters_dict(spec: ModelSpec, flags: RunFlags, kind: str) -> dict[st
     values = hps.as_dict()
     values.update(flags)
     values["num_steps_for_gen_ic"] = spec.num_steps_for_gen_ic
-    out: dict[str, Any] = {k: _jsonable(values[k]) for k in _ORDER}
+    out: dict[str, Any] = {k: _tf_flag_value(values[k]) for k in _ORDER}
     out["_clip_value"] = int(CLIP_VALUE)
     out["kind"] = kind
     out["dataset_names"] = list(spec.dataset_names)
@@ -99,8 +111,57 @@ def write_hyperparameters_file(
     save_dir: str | os.PathLike, step: int, spec: ModelSpec, flags: RunFlags, kind: str
 ) -> Path:
     """Write ``<save_dir>/hyperparameters-<step>.txt`` atomically; returns its path."""
-    from ._names import hyperparameters_name
 
-    path = Path(save_dir) / hyperparameters_name(step)
+    path = Path(save_dir) / L.hyperparameters_file_name(step)
     atomic_write_text(path, json.dumps(hyperparameters_dict(spec, flags, kind)))
     return path
+
+
+def hyperparameters_files(output_dir: str | os.PathLike) -> list[Path]:
+    """The ``hyperparameters-<step>.txt`` files of ``output_dir``, by step (oldest first)."""
+    found = []
+    for p in Path(output_dir).glob(L.HYPERPARAMETERS_GLOB):
+        step = L.hyperparameters_file_step(p.name)
+        if step is not None and p.is_file():
+            found.append((step, p))
+    return [p for _, p in sorted(found)]
+
+
+def newest_hyperparameters_file(output_dir: str | os.PathLike) -> Path | None:
+    """The file of the highest step in ``output_dir`` (None when there is none)."""
+    files = hyperparameters_files(output_dir)
+    return files[-1] if files else None
+
+
+def read_hyperparameters_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object of one ``hyperparameters-<step>.txt`` file, values as written.
+
+    Raises
+    ------
+    MissingOutputError
+        No such file.
+    DataError
+        Not UTF-8 JSON, or not a JSON object.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingOutputError(f"{path}: no such hyperparameters file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a hyperparameters file (JSON expected: {exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object of hyperparameters, got {data!r:.60}")
+    return data
+
+
+def read_hyperparameters(path: str | os.PathLike) -> Hyperparameters:
+    """The :class:`~lfads_runs.hparams.Hyperparameters` of a ``hyperparameters-<step>.txt``.
+
+    Keys that are not hyperparameters (``kind``, ``data_dir``, ``dataset_names``, ...)
+    are ignored; ``"true"``/``"false"`` are booleans, as TensorFlow wrote them.
+    """
+    try:
+        return Hyperparameters.from_mapping(read_hyperparameters_file(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
