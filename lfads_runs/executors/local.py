@@ -37,6 +37,7 @@ from ..pipeline import RunOutcome, RunTask
 from ..runstate import hostname
 from ._forkserver import ForkServer, openmp_env
 from .base import Executor, Job, outcome_from_exit
+from .options import ExecutorOption
 
 if TYPE_CHECKING:
     from ..collection import Run
@@ -180,6 +181,18 @@ class LocalExecutor(Executor):
     """
 
     name = "local"
+    summary = "subprocesses of this machine, GPUs shared out by slot (default)"
+    options = (
+        ExecutorOption(
+            "gpus", "any", None, "GPU ids, e.g. 0,1 ('none': CPU only)", validator=parse_gpus
+        ),
+        ExecutorOption("runs_per_gpu", "int", 1, "runs sharing one GPU", minimum=1),
+        ExecutorOption("max_parallel", "int", None, "at most this many runs at once", minimum=1),
+        ExecutorOption("threads", "int", None, "torch threads per run", minimum=1),
+        ExecutorOption("python", "str", None, "interpreter of the runs (default: this one)"),
+        ExecutorOption("device", "str", None, "engine device (default: CUDA when available)"),
+        ExecutorOption("start_method", "choice", None, "how runs start", choices=START_METHODS),
+    )
     poll_interval = 0.02
 
     def __init__(
