@@ -300,3 +300,25 @@ def test_library_keyword_calls_keep_working(tmp_path):
     assert res.count("planned") == 1
     res = rc.train(runs=rc.all_runs[:1], executor="local", max_parallel=1, dry_run=True, quiet=True)
     assert res.executor == "local" and res.count("planned") == 1
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ("train: {executor: sge}", "train: executor: unknown executor 'sge'"),
+        ("train: {engine: tf}", "train: engine must be one of torch, external, got 'tf'"),
+        ("train: {gpus: '0,0'}", "train: gpus: a GPU is listed twice"),
+        ("train: {device: 7}", "train: device: expected a non-empty string, got int 7"),
+    ],
+)
+def test_bad_train_section_names_the_file(tmp_path, section, message):
+    """Values of the YAML train: section are checked by the same record, the error names
+    the file; the CLI prints it as one error line and exits 2, nothing written."""
+    cfg = make_config(tmp_path, n_params=1, extra=section + "\n")
+    with pytest.raises(ConfigError) as info:
+        load(cfg).train(dry_run=True)
+    assert str(info.value).startswith(f"{cfg.resolve()}: ") and message in str(info.value)
+    proc = cli("train", str(cfg))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and message in proc.stderr
+    assert not (tmp_path / "runs").exists()

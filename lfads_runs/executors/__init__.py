@@ -101,12 +101,21 @@ def build_executor(rc: RunCollection, options: QueueOptions) -> Executor:
                 f"executor instance ({options.executor.name})"
             )
         return options.executor
-    options = options.with_defaults(rc.options.get("train"))
+    options = _with_yaml(rc, options)
     name = str(options.executor)
     cls = executor_class(name)
     settings = cls.settings(rc, options)
     settings.update(options.executor_options or {})
     return get_executor(name, **settings)
+
+
+def _with_yaml(rc: RunCollection, options: QueueOptions) -> QueueOptions:
+    """``options`` completed from ``rc``'s ``train:`` section; a bad value there is
+    an error naming the configuration file."""
+    try:
+        return options.with_defaults(rc.options.get("train"))
+    except ConfigError as exc:
+        raise ConfigError(f"{rc.source or rc.name}: train: {exc}") from None
 
 
 def _collection_of(runs: list[Run]):
@@ -130,7 +139,7 @@ def _queue(
     runs = list(runs)
     rc = _collection_of(runs)
     train = rc.options.get("train") or {}
-    options = options.with_defaults(train)
+    options = _with_yaml(rc, options)
     if n_samples is None:
         n_samples = train.get("posterior_samples")
     ex = build_executor(rc, options)
