@@ -31,8 +31,8 @@ def executor_flags() -> dict[str, tuple[str, ExecutorOption]]:
 
 
 def _executor_help() -> str:
-    names = ", ".join(EXECUTORS)
-    return f"Where runs execute: {names} (default: YAML train.executor, else local)."
+    each = "; ".join(f"{name}: {cls.summary}" for name, cls in executor_classes().items())
+    return f"Where runs execute (default: YAML train.executor, else local). {each}."
 
 
 def queue_options(f: Callable) -> Callable:
