@@ -127,6 +127,14 @@ def test_bad_queue_option_is_one_config_error(kw, message):
     assert message in str(info.value)
 
 
+def test_numpy_integers_become_ints():
+    """Sweeps often produce numpy integers; the task JSON needs plain ones."""
+    np = pytest.importorskip("numpy")
+    q = QueueOptions(seed=np.int64(3), threads=np.int32(2), max_parallel=np.uint8(1))
+    assert [type(v) for v in (q.seed, q.threads, q.max_parallel)] == [int, int, int]
+    assert json.dumps(attrs.asdict(q, filter=lambda a, v: v is not None))
+
+
 def test_unknown_keyword_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown queue option thread; valid options: executor"):
         QueueOptions.build(thread=2)

@@ -155,6 +155,11 @@ def _optional(kind: str, minimum: float | None = None) -> Callable[[Any, Any, An
     return check
 
 
+def _as_int(value: Any) -> Any:
+    """numpy integers become ints (task JSON holds plain ints); the rest is left to the check."""
+    return int(value) if _is_int(value) else value
+
+
 def _check_flag(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
     check_value("bool", value, attribute.name)
 
@@ -238,13 +243,19 @@ class QueueOptions:
 
     executor: str | Executor | None = attrs.field(default=None, validator=_check_executor)
     gpus: str | int | Sequence[int | str] | None = attrs.field(default=None, validator=_check_gpus)
-    runs_per_gpu: int | None = attrs.field(default=None, validator=_optional("int", 1))
-    max_parallel: int | None = attrs.field(default=None, validator=_optional("int", 1))
-    threads: int | None = attrs.field(default=None, validator=_optional("int", 1))
+    runs_per_gpu: int | None = attrs.field(
+        default=None, converter=_as_int, validator=_optional("int", 1)
+    )
+    max_parallel: int | None = attrs.field(
+        default=None, converter=_as_int, validator=_optional("int", 1)
+    )
+    threads: int | None = attrs.field(
+        default=None, converter=_as_int, validator=_optional("int", 1)
+    )
     rerun: bool = attrs.field(default=False, validator=_check_flag)
     engine: str | None = attrs.field(default=None, validator=_check_engine)
     device: str | None = attrs.field(default=None, validator=_optional("str"))
-    seed: int | None = attrs.field(default=None, validator=_optional("int", 0))
+    seed: int | None = attrs.field(default=None, converter=_as_int, validator=_optional("int", 0))
     dry_run: bool = attrs.field(default=False, validator=_check_flag)
     quiet: bool = attrs.field(default=False, validator=_check_flag)
     progress: bool | None = attrs.field(default=None, validator=_check_progress)
