@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..scripts import ScriptOptions
     from .base import Executor
 
-__all__ = ["ExecutorOption", "QueueOptions", "KINDS", "check_value"]
+__all__ = ["ExecutorOption", "QueueOptions", "KINDS", "check_posterior", "check_value"]
 
 #: Value kinds an option can declare.
 KINDS = ("int", "float", "str", "bool", "mapping", "path", "choice", "any")
