@@ -24,6 +24,7 @@ from ..exceptions import ConfigError
 from ..pipeline import RunTask
 from .base import Executor, Job, QueueResult, Reporter, run_queue
 from .options import ExecutorOption, QueueOptions, check_posterior
+from .registry import EXECUTORS
 
 if TYPE_CHECKING:
     from ..collection import Run, RunCollection
@@ -44,14 +45,6 @@ __all__ = [
     "train_runs",
     "sample_posteriors",
 ]
-
-#: name -> (module, class). Add a backend by adding a line (its class declares the rest).
-EXECUTORS: dict[str, tuple[str, str]] = {
-    "local": ("lfads_runs.executors.local", "LocalExecutor"),
-    "debug": ("lfads_runs.executors.debug", "DebugExecutor"),
-    "slurm": ("lfads_runs.executors.slurm", "SlurmExecutor"),
-    "ray": ("lfads_runs.executors.ray_", "RayExecutor"),
-}
 
 
 def executor_class(name: str) -> type[Executor]:

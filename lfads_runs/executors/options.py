@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from ..exceptions import ConfigError
+from .gpus import parse_gpus
+from .registry import EXECUTORS
 
 if TYPE_CHECKING:
     from ..scripts import ScriptOptions
@@ -170,12 +172,9 @@ def _check_progress(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 def _check_executor(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-    from . import EXECUTORS
-    from .base import Executor
-
-    if value is None or isinstance(value, Executor):
+    if value is None or callable(getattr(value, "submit", None)):  # an Executor instance
         return
-    if value not in EXECUTORS:
+    if not isinstance(value, str) or value not in EXECUTORS:
         raise ConfigError(
             f"executor: unknown executor {value!r}; choose one of: {', '.join(EXECUTORS)}"
         )
@@ -189,8 +188,6 @@ def _check_engine(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 def _check_gpus(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-    from .local import parse_gpus
-
     parse_gpus(value)
 
 
