@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,12 @@ from .names import check_name
 from .params import RunParams
 
 if TYPE_CHECKING:
+    from .executors import Executor, QueueResult
+    from .runstate import RunStatus
+    from .scripts import ScriptOptions
     from .status import CollectionStatus
+    from .tuning.driver import TuneOutcome
+    from .tuning.spec import TuneSpec
 
 __all__ = ["RunSpec", "Run", "RunCollection"]
 
@@ -817,17 +822,94 @@ class Run:
         return delete_files([self], "input", dry_run=dry_run)
 
     # ------------------------------------------------------------ training (lfads_runs.executors)
-    def train(self, **options: Any) -> Any:
-        """Train this run; options as :func:`lfads_runs.executors.train_runs`. Returns a QueueResult."""
-        from .executors import train_runs
+    def train(
+        self,
+        *,
+        executor: str | Executor | None = None,
+        gpus: str | int | Sequence[int | str] | None = None,
+        runs_per_gpu: int | None = None,
+        max_parallel: int | None = None,
+        threads: int | None = None,
+        rerun: bool = False,
+        engine: str | None = None,
+        device: str | None = None,
+        seed: int | None = None,
+        dry_run: bool = False,
+        quiet: bool = False,
+        progress: bool | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        script_options: ScriptOptions | None = None,
+    ) -> QueueResult:
+        """Train this run through a queue; the options are those of
+        :class:`~lfads_runs.executors.QueueOptions` (see ``rc.train``)."""
+        from .executors import QueueOptions, train_runs
 
-        return train_runs([self], **options)
+        options = QueueOptions(
+            executor=executor,
+            gpus=gpus,
+            runs_per_gpu=runs_per_gpu,
+            max_parallel=max_parallel,
+            threads=threads,
+            rerun=rerun,
+            engine=engine,
+            device=device,
+            seed=seed,
+            dry_run=dry_run,
+            quiet=quiet,
+            progress=progress,
+            executor_options=executor_options,
+            script_options=script_options,
+        )
+        return train_runs([self], options)
 
-    def sample_posterior(self, kind: str | None = None, **options: Any) -> Any:
-        """Posterior sampling (and model_params) for this trained run; see ``sample_posteriors``."""
-        from .executors import sample_posteriors
+    def sample_posterior(
+        self,
+        kind: str | None = None,
+        *,
+        n_samples: int | None = None,
+        checkpoint: str = "lve",
+        executor: str | Executor | None = None,
+        gpus: str | int | Sequence[int | str] | None = None,
+        runs_per_gpu: int | None = None,
+        max_parallel: int | None = None,
+        threads: int | None = None,
+        rerun: bool = False,
+        engine: str | None = None,
+        device: str | None = None,
+        seed: int | None = None,
+        dry_run: bool = False,
+        quiet: bool = False,
+        progress: bool | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        script_options: ScriptOptions | None = None,
+    ) -> QueueResult:
+        """Posterior sampling (and model_params) for this trained run.
 
-        return sample_posteriors([self], kind=kind, **options)
+        ``kind``, ``n_samples`` and ``checkpoint`` as in
+        :func:`lfads_runs.executors.sample_posteriors`; the other options are those of
+        :class:`~lfads_runs.executors.QueueOptions`.
+        """
+        from .executors import QueueOptions, sample_posteriors
+
+        options = QueueOptions(
+            executor=executor,
+            gpus=gpus,
+            runs_per_gpu=runs_per_gpu,
+            max_parallel=max_parallel,
+            threads=threads,
+            rerun=rerun,
+            engine=engine,
+            device=device,
+            seed=seed,
+            dry_run=dry_run,
+            quiet=quiet,
+            progress=progress,
+            executor_options=executor_options,
+            script_options=script_options,
+        )
+        return sample_posteriors(
+            [self], options, kind=kind, n_samples=n_samples, checkpoint=checkpoint
+        )
 
     def tuned(self) -> Run:
         """The best model of this run's PBT search (``tune/best/``, see ``rc.tune``) as a Run.
@@ -848,7 +930,7 @@ class Run:
         tuned._cache = FileCache()
         return tuned
 
-    def state(self) -> Any:
+    def state(self) -> RunStatus:
         """Status row from files: state, stage, epochs, best valid cost, failure reason."""
         from .runstate import collection_run_status
 
@@ -1335,28 +1417,117 @@ class RunCollection:
 
         return collection_status(self)
 
-    def tune(self, runs: Iterable[Run] | None = None, **options: Any) -> Any:
-        """PBT searches (the YAML ``tune:`` section) on Ray Tune; options as
-        :func:`lfads_runs.tuning.driver.tune_collection`. Returns their outcomes."""
+    def tune(
+        self,
+        runs: Iterable[Run] | None = None,
+        *,
+        spec: TuneSpec | None = None,
+        address: str | None = None,
+        resume: bool = False,
+        init: Mapping[str, Any] | None = None,
+        echo: Callable[[str], Any] = print,
+    ) -> list[TuneOutcome]:
+        """PBT searches (the YAML ``tune:`` section, or ``spec``) on Ray Tune, one per run.
+
+        ``address``: a Ray cluster (``"auto"``, ``"ray://host:10001"``; default the
+        section's, else a local Ray started for the searches with ``init`` as extra
+        ``ray.init`` arguments); ``resume`` continues searches from their last
+        generation; ``echo`` receives progress lines. See
+        :func:`lfads_runs.tuning.driver.tune_collection`.
+        """
         from .tuning.driver import tune_collection
 
-        return tune_collection(self, runs, **options)
+        return tune_collection(
+            self, runs, spec=spec, address=address, resume=resume, init=init, echo=echo
+        )
 
-    def train(self, runs: Iterable[Run] | None = None, **options: Any) -> Any:
-        """Train ``runs`` (default all) through a queue; see :func:`lfads_runs.executors.train_runs`.
+    def train(
+        self,
+        runs: Iterable[Run] | None = None,
+        *,
+        executor: str | Executor | None = None,
+        gpus: str | int | Sequence[int | str] | None = None,
+        runs_per_gpu: int | None = None,
+        max_parallel: int | None = None,
+        threads: int | None = None,
+        rerun: bool = False,
+        engine: str | None = None,
+        device: str | None = None,
+        seed: int | None = None,
+        dry_run: bool = False,
+        quiet: bool = False,
+        progress: bool | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        script_options: ScriptOptions | None = None,
+    ) -> QueueResult:
+        """Train ``runs`` (default all) through a queue: prepare, train, posterior means,
+        model_params, done marker.
 
-        Options: ``executor="local"``, ``gpus``, ``runs_per_gpu``, ``max_parallel``,
-        ``rerun``, ``engine``, ``device``... Returns a QueueResult.
+        Parameters
+        ----------
+        executor
+            ``local`` (default), ``debug`` (in this process), ``slurm``, ``ray``, or
+            an executor instance.
+        gpus, runs_per_gpu, max_parallel, threads
+            Slots of the local executor (``threads`` and ``runs_per_gpu`` also size
+            Slurm jobs and Ray tasks).
+        rerun
+            Ignore done markers (training still resumes from the latest checkpoint).
+        engine, device, seed
+            ``torch`` (default) or ``external``; the engine's device and seed.
+        dry_run, quiet, progress
+            Only say what would run; no progress lines; a progress bar (None: on a terminal).
+        executor_options
+            The executor's own options (e.g. Slurm ``partition``).
+        script_options
+            :class:`~lfads_runs.scripts.ScriptOptions` for the external engine.
+
+        Options left at None come from the YAML ``train:`` section (see
+        :class:`~lfads_runs.executors.QueueOptions`).
+
+        Returns
+        -------
+        QueueResult
+            ``.summary()`` reads "N done, M skipped, K failed"; ``.exit_code`` 0, 1 or 130.
         """
-        from .executors import train_runs
+        from .executors import QueueOptions, train_runs
 
-        return train_runs(self.all_runs if runs is None else runs, **options)
+        options = QueueOptions(
+            executor=executor,
+            gpus=gpus,
+            runs_per_gpu=runs_per_gpu,
+            max_parallel=max_parallel,
+            threads=threads,
+            rerun=rerun,
+            engine=engine,
+            device=device,
+            seed=seed,
+            dry_run=dry_run,
+            quiet=quiet,
+            progress=progress,
+            executor_options=executor_options,
+            script_options=script_options,
+        )
+        return train_runs(self.all_runs if runs is None else runs, options)
 
-    def write_scripts(self, runs: Iterable[Run] | None = None, **options: Any) -> dict[str, Any]:
-        """Shell scripts for the original TensorFlow LFADS; see :func:`lfads_runs.scripts.write_scripts`."""
+    def write_scripts(
+        self,
+        runs: Iterable[Run] | None = None,
+        options: ScriptOptions | None = None,
+        *,
+        kind: str | None = None,
+        n_samples: int | None = None,
+    ) -> dict[str, Any]:
+        """Shell scripts for the original TensorFlow LFADS (default: every run).
+
+        ``options`` default to the YAML ``scripts:`` section; ``kind`` and
+        ``n_samples`` set the posterior script (default: each run's parameters).
+        Returns ``{"tensorboard": path, "runs": {run path: {stage: script path}}}``;
+        see :func:`lfads_runs.scripts.write_scripts`.
+        """
         from .scripts import write_scripts
 
-        return write_scripts(self, runs, **options)
+        return write_scripts(self, runs, options, kind=kind, n_samples=n_samples)
 
 
 @attrs.frozen

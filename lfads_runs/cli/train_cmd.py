@@ -7,20 +7,42 @@ from typing import Any
 
 import click
 
+from ..executors import EXECUTORS, ExecutorOption, executor_classes
 from ..pipeline import ENGINES
 from ._app import cli, config_argument, echo_json, load_collection, run_selection, selected_runs
 
-EXECUTOR_NAMES = ("local", "debug", "slurm", "ray")
+
+def executor_flags() -> dict[str, tuple[str, ExecutorOption]]:
+    """Parameter name -> (executor, option) for every executor option with a flag.
+
+    Two executors declaring the same flag is a programming error (raised at import).
+    """
+    out: dict[str, tuple[str, ExecutorOption]] = {}
+    seen: dict[str, str] = {}
+    for name, cls in executor_classes().items():
+        for opt in cls.options:
+            if opt.flag is None:
+                continue
+            if opt.flag in seen:
+                raise RuntimeError(f"executors {seen[opt.flag]} and {name} both declare {opt.flag}")
+            seen[opt.flag] = name
+            out[f"{name}__{opt.name}"] = (name, opt)
+    return out
+
+
+def _executor_help() -> str:
+    each = "; ".join(f"{name}: {cls.summary}" for name, cls in executor_classes().items())
+    return f"Where runs execute (default: YAML train.executor, else local). {each}."
 
 
 def queue_options(f: Callable) -> Callable:
-    """Options shared by ``train`` and ``posterior`` (executor, resources, output)."""
+    """Options shared by ``train`` and ``posterior`` (executor, resources, output).
+
+    The executor's choices and its own flags (``--partition``, ``--ray-address``,
+    ...) come from the executor registry.
+    """
     options = [
-        click.option(
-            "--executor",
-            type=click.Choice(EXECUTOR_NAMES),
-            help="Where runs execute (default: YAML train.executor, else local).",
-        ),
+        click.option("--executor", type=click.Choice(list(EXECUTORS)), help=_executor_help()),
         click.option("--gpus", help="GPU ids, e.g. 0,1 ('none': CPU only; default: detected)."),
         click.option("--runs-per-gpu", type=click.IntRange(min=1), help="Runs sharing one GPU."),
         click.option(
@@ -36,16 +58,11 @@ def queue_options(f: Callable) -> Callable:
         click.option("--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
         click.option("--seed", type=int, help="Random seed of the engine."),
         click.option("--rerun", is_flag=True, help="Ignore done markers (training still resumes)."),
-        click.option("--partition", help="Slurm partition."),
-        click.option("--time", "time_min", type=click.IntRange(min=1), help="Slurm minutes."),
-        click.option("--gpus-per-node", type=click.IntRange(min=0), help="Slurm GPUs per job."),
-        click.option("--mem-gb", type=click.FloatRange(min=0), help="Slurm memory per job (GB)."),
-        click.option("--cpus-per-task", type=click.IntRange(min=1), help="Slurm CPUs per job."),
-        click.option(
-            "--slurm-cluster",
-            type=click.Choice(["slurm", "local", "debug"]),
-            help="submitit cluster (local/debug: run the Slurm path on this machine).",
-        ),
+    ]
+    for param, (name, opt) in executor_flags().items():
+        text = f"{name}: {opt.help}."
+        options.append(click.option(opt.flag, param, type=opt.click_type(), help=text))
+    options += [
         click.option("--dry-run", is_flag=True, help="Only show what would run."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON results on stdout."),
         click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr."),
@@ -61,21 +78,31 @@ def queue_options(f: Callable) -> Callable:
 
 
 def queue_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
-    """Library keyword arguments from the shared CLI options."""
-    slurm = {
-        "partition": kw.pop("partition"),
-        "time": kw.pop("time_min"),
-        "gpus_per_node": kw.pop("gpus_per_node"),
-        "mem_gb": kw.pop("mem_gb"),
-        "cpus_per_task": kw.pop("cpus_per_task"),
-        "cluster": kw.pop("slurm_cluster"),
-    }
+    """Library keyword arguments from the shared CLI options.
+
+    An executor's own flag implies that executor; flags of another executor than
+    ``--executor`` (or of two executors) are a usage error.
+    """
+    given: dict[str, dict[str, Any]] = {}
+    flags: dict[str, list[str]] = {}
+    for param, (name, opt) in executor_flags().items():
+        value = kw.pop(param)
+        if value is not None:
+            given.setdefault(name, {})[opt.name] = value
+            flags.setdefault(name, []).append(str(opt.flag))
+    if len(given) > 1:
+        parts = "; ".join(f"{', '.join(f)} of the {n} executor" for n, f in flags.items())
+        raise click.UsageError(f"options of different executors cannot be combined ({parts})")
     executor = kw.get("executor")
-    if any(v is not None for v in slurm.values()):
-        if executor not in (None, "slurm"):
-            raise click.UsageError("Slurm options (--partition, ...) need --executor slurm")
-        kw["executor"] = "slurm"
-    kw["executor_options"] = {k: v for k, v in slurm.items() if v is not None} or None
+    for name, options in given.items():
+        if executor not in (None, name):
+            raise click.UsageError(
+                f"{', '.join(flags[name])}: options of the {name} executor; "
+                f"they need --executor {name}, not --executor {executor}"
+            )
+        kw["executor"] = name
+        kw["executor_options"] = options
+    kw.setdefault("executor_options", None)
     kw["script_options"] = kw.pop("run_lfads_py")  # resolved with the YAML by _script_options
     return kw
 

@@ -44,10 +44,14 @@ from ..runstate import (
     read_state,
     write_state,
 )
+from .options import ExecutorOption, QueueOptions
 from .queuefile import update_queue
 
 if TYPE_CHECKING:
-    from ..collection import Run
+    from ..collection import Run, RunCollection
+
+#: Queue options an executor may share by name (see :meth:`Executor.settings`).
+QUEUE_FIELDS = frozenset(attrs.fields_dict(QueueOptions))
 
 __all__ = [
     "Executor",
@@ -87,9 +91,16 @@ class Job(abc.ABC):
 
 
 class Executor(abc.ABC):
-    """Starts runs somewhere. Subclasses set :attr:`name` and implement :meth:`submit`."""
+    """Starts runs somewhere. Subclasses set :attr:`name`, declare :attr:`options`
+    (their constructor's keyword arguments) and implement :meth:`submit`."""
 
     name: ClassVar[str] = ""
+    #: One line for ``--executor`` help.
+    summary: ClassVar[str] = ""
+    #: Every keyword option of the constructor: checks, defaults, help, CLI flags.
+    options: ClassVar[tuple[ExecutorOption, ...]] = ()
+    #: The YAML section of this executor's options (e.g. ``slurm``), if any.
+    section: ClassVar[str | None] = None
     #: Seconds between polls of running jobs.
     poll_interval: float = 0.05
     #: Seconds a stopped job may take before it is killed.
@@ -103,6 +114,26 @@ class Executor(abc.ABC):
     def available(cls) -> bool:
         """Whether this executor can run here (its optional dependency is installed)."""
         return True
+
+    @classmethod
+    def option(cls, name: str) -> ExecutorOption | None:
+        """The declared option ``name`` (None: this executor does not take it)."""
+        return next((o for o in cls.options if o.name == name), None)
+
+    @classmethod
+    def settings(cls, rc: RunCollection, queue: QueueOptions) -> dict[str, Any]:
+        """Constructor options for a queue of ``rc``'s runs, before ``executor_options``.
+
+        By default: the executor's YAML :attr:`section`, then every queue option set
+        with the name of one of its options (``gpus``, ``threads``, ``device``, ...).
+        Executors that map queue options onto their own (Slurm ``cpus_per_task``
+        from ``threads``) override this.
+        """
+        out = dict(rc.options.get(cls.section) or {}) if cls.section else {}
+        for opt in cls.options:
+            if opt.name in QUEUE_FIELDS and getattr(queue, opt.name) is not None:
+                out[opt.name] = getattr(queue, opt.name)
+        return out
 
     def capacity(self) -> int | None:
         """How many more runs can start now (None: no limit)."""

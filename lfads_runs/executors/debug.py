@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..pipeline import RunOutcome, RunTask, execute
 from ..runstate import hostname
 from .base import Executor, Job
+from .options import ExecutorOption
 
 if TYPE_CHECKING:
     from ..collection import Run
@@ -43,6 +44,12 @@ class DebugExecutor(Executor):
     """
 
     name = "debug"
+    summary = "one run at a time in this process (breakpoints work)"
+    options = (
+        ExecutorOption("threads", "int", None, "torch threads", minimum=1),
+        ExecutorOption("device", "str", None, "engine device (default: CUDA when available)"),
+        ExecutorOption("echo", "bool", True, "print each run's log lines on stderr too"),
+    )
     poll_interval = 0.0
     interrupt_stops_queue = True  # Ctrl-C lands in the run (this process): stop the queue too
 

@@ -23,7 +23,6 @@ run (``python -m lfads_runs.pipeline``).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -37,6 +36,8 @@ from ..pipeline import RunOutcome, RunTask
 from ..runstate import hostname
 from ._forkserver import ForkServer, openmp_env
 from .base import Executor, Job, outcome_from_exit
+from .gpus import detect_gpus, parse_gpus
+from .options import ExecutorOption
 
 if TYPE_CHECKING:
     from ..collection import Run
@@ -61,49 +62,6 @@ class Slot:
     index: int
     gpu: str | None
     threads: int
-
-
-def parse_gpus(value: str | int | Sequence[str | int] | None) -> list[str] | None:
-    """``"0,1"``, ``[0, 1]`` or ``0`` -> ``["0", "1"]``; ``""``/``"none"``/``[]`` -> ``[]``."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigError(f"gpus: expected GPU ids like 0,1, got {value!r}")
-    if isinstance(value, int):
-        items: list[str] = [str(value)]
-    elif isinstance(value, str):
-        if value.strip().lower() in ("", "none", "cpu"):
-            return []
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    else:
-        items = [str(v).strip() for v in value]
-    for g in items:
-        if not g or any(c.isspace() or c == "," for c in g):
-            raise ConfigError(f"gpus: invalid GPU id {g!r}")
-    if len(set(items)) != len(items):
-        raise ConfigError(f"gpus: a GPU is listed twice: {items}")
-    return items
-
-
-def detect_gpus() -> list[str]:
-    """GPU ids visible here: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``, else none."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return parse_gpus(env) or []
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 class LocalJob(Job):
@@ -180,6 +138,18 @@ class LocalExecutor(Executor):
     """
 
     name = "local"
+    summary = "subprocesses of this machine, GPUs shared out by slot (default)"
+    options = (
+        ExecutorOption(
+            "gpus", "any", None, "GPU ids, e.g. 0,1 ('none': CPU only)", validator=parse_gpus
+        ),
+        ExecutorOption("runs_per_gpu", "int", 1, "runs sharing one GPU", minimum=1),
+        ExecutorOption("max_parallel", "int", None, "at most this many runs at once", minimum=1),
+        ExecutorOption("threads", "int", None, "torch threads per run", minimum=1),
+        ExecutorOption("python", "str", None, "interpreter of the runs (default: this one)"),
+        ExecutorOption("device", "str", None, "engine device (default: CUDA when available)"),
+        ExecutorOption("start_method", "choice", None, "how runs start", choices=START_METHODS),
+    )
     poll_interval = 0.02
 
     def __init__(

@@ -24,9 +24,10 @@ from .._optional import has_module, require
 from ..pipeline import RunOutcome, RunTask, execute
 from ..runstate import break_stale_claim, log_tail, now_iso, read_state, write_state
 from .base import Executor, Job
+from .options import ExecutorOption, QueueOptions
 
 if TYPE_CHECKING:
-    from ..collection import Run
+    from ..collection import Run, RunCollection
 
 __all__ = ["RayExecutor", "RayJob", "run_task"]
 
@@ -137,6 +138,29 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    summary = "one Ray task per run, fractional GPUs allowed (extra ray)"
+    section = "ray"
+    options = (
+        ExecutorOption(
+            "address",
+            "str",
+            None,
+            "Ray cluster: 'auto' or 'ray://host:10001' (default: a local Ray for the queue)",
+            flag="--ray-address",
+        ),
+        ExecutorOption(
+            "num_gpus", "float", 0.0, "GPUs per run (default 1/runs_per_gpu)", minimum=0
+        ),
+        ExecutorOption("num_cpus", "float", 1.0, "CPUs per run (default: threads)", minimum=0),
+        ExecutorOption(
+            "device",
+            "str",
+            None,
+            "engine device (default: cuda when the run has GPUs)",
+            in_yaml=False,
+        ),
+        ExecutorOption("init", "mapping", None, "extra ray.init arguments for a local instance"),
+    )
     poll_interval = 0.1
 
     def __init__(
@@ -164,6 +188,16 @@ class RayExecutor(Executor):
     @classmethod
     def available(cls) -> bool:
         return has_module("ray")
+
+    @classmethod
+    def settings(cls, rc: RunCollection, queue: QueueOptions) -> dict[str, Any]:
+        """The ``ray:`` section; ``runs_per_gpu`` and ``threads`` size each task."""
+        out = super().settings(rc, queue)
+        if queue.runs_per_gpu is not None:
+            out.setdefault("num_gpus", 1.0 / queue.runs_per_gpu)
+        if queue.threads is not None:
+            out.setdefault("num_cpus", queue.threads)
+        return out
 
     def describe(self) -> str:
         where = self.address or "a local Ray instance"

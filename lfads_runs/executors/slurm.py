@@ -30,9 +30,10 @@ from ..pipeline import RunOutcome, RunTask, execute
 from ..runstate import break_stale_claim, hostname, log_tail, now_iso, read_claim, read_state
 from ..runstate import write_state as _write_state
 from .base import Executor, Job
+from .options import ExecutorOption, QueueOptions
 
 if TYPE_CHECKING:
-    from ..collection import Run
+    from ..collection import Run, RunCollection
 
 __all__ = ["SlurmExecutor", "SlurmJob", "run_job"]
 
@@ -173,6 +174,48 @@ class SlurmExecutor(Executor):
     """
 
     name = "slurm"
+    summary = "one Slurm job per run, through submitit (extra slurm)"
+    section = "slurm"
+    options = (
+        ExecutorOption(
+            "folder", "path", None, "submitit log folder (default <collection>/slurm_logs)"
+        ),
+        ExecutorOption("partition", "str", None, "Slurm partition", flag="--partition"),
+        ExecutorOption("time", "int", 24 * 60, "time limit in minutes", minimum=1, flag="--time"),
+        ExecutorOption(
+            "gpus_per_node", "int", None, "GPUs per job", minimum=0, flag="--gpus-per-node"
+        ),
+        ExecutorOption("mem_gb", "float", None, "memory per job in GB", minimum=0, flag="--mem-gb"),
+        ExecutorOption(
+            "cpus_per_task",
+            "int",
+            None,
+            "CPUs per job (default: threads)",
+            minimum=1,
+            flag="--cpus-per-task",
+        ),
+        ExecutorOption("account", "str", None, "Slurm account", flag="--account"),
+        ExecutorOption("qos", "str", None, "quality of service", flag="--qos"),
+        ExecutorOption("constraint", "str", None, "node constraint", flag="--constraint"),
+        ExecutorOption("additional", "mapping", None, "extra sbatch parameters (mapping)"),
+        ExecutorOption(
+            "cluster",
+            "choice",
+            "slurm",
+            "submitit cluster (local/debug: run the Slurm path on this machine)",
+            choices=_CLUSTERS,
+            flag="--slurm-cluster",
+        ),
+        ExecutorOption("wait", "bool", True, "wait for the jobs and report their outcomes"),
+        ExecutorOption("requeue", "bool", True, "requeue jobs that time out or are preempted"),
+        ExecutorOption(
+            "device",
+            "str",
+            None,
+            "engine device (default: cuda when the job has GPUs)",
+            in_yaml=False,
+        ),
+    )
     detach_on_interrupt = True
 
     def __init__(
@@ -232,6 +275,15 @@ class SlurmExecutor(Executor):
     @classmethod
     def available(cls) -> bool:
         return has_module("submitit")
+
+    @classmethod
+    def settings(cls, rc: RunCollection, queue: QueueOptions) -> dict[str, Any]:
+        """The ``slurm:`` section; the log folder in the collection; ``threads`` CPUs per job."""
+        out = super().settings(rc, queue)
+        out.setdefault("folder", str(rc.layout.slurm_log_dir))
+        if queue.threads is not None:
+            out.setdefault("cpus_per_task", queue.threads)
+        return out
 
     def describe(self) -> str:
         res = ", ".join(f"{k}={v}" for k, v in self.params.items())
