@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import h5py
 import numpy as np
 
 from ._atomic import atomic_write_json, atomic_write_text
 from ._optional import require
 from .exceptions import ConfigError, DataError, RunFailedError
+from .io.h5arrays import read_arrays
 
 __all__ = [
     "DemoSettings",
@@ -454,8 +454,7 @@ def run_demo(
     with clock.stage("r2", "scoring: linear map factors -> true latents, held-out trials"):
         r2 = {}
         for name, pm in pms.items():
-            with h5py.File(data_files[name], "r") as f:
-                latents = f["latents"][()]
+            latents = read_arrays(data_files[name], ["latents"])["latents"]
             r2[name] = round(heldout_r2(pm.factors, latents, pm.train_inds - 1,
                                         pm.valid_inds - 1), 4)  # fmt: skip
 
