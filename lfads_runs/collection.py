@@ -19,6 +19,7 @@ import numpy as np
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
+from ._jsonable import jsonable
 from ._rollback import undo_created
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
@@ -1377,14 +1378,10 @@ def params_record(params: RunParams) -> dict[str, Any]:
         "param_hash": params.param_hash,
         "data_hash": params.data_hash,
         "class": f"{type(params).__module__}.{type(params).__qualname__}",
-        "differences": _jsonable(params.differences()),
-        "params": _jsonable(params.as_dict()),
+        "differences": jsonable(params.differences()),
+        "params": jsonable(params.as_dict()),
         "lfads_runs_version": lfads_runs.__version__,
     }
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def _is_scalar(q: Any) -> bool:

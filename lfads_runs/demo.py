@@ -37,6 +37,7 @@ import attrs
 import numpy as np
 
 from ._atomic import atomic_write_json, atomic_write_text
+from ._jsonable import jsonable
 from ._optional import require
 from .exceptions import ConfigError, DataError, RunFailedError
 from .io.h5arrays import read_arrays
@@ -521,7 +522,7 @@ def run_demo(
         "lfads_runs_version": __version__,
         "python": sys.version.split()[0],
     }
-    atomic_write_json(out / SUMMARY_NAME, _jsonable(summary))
+    atomic_write_json(out / SUMMARY_NAME, jsonable(summary))
     table = repr(trained)
     _print_summary(say, summary, table)
     return DemoResult(
@@ -533,18 +534,6 @@ def run_demo(
         summary=summary,
         model_params_table=table,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _print_summary(say: Callable[[str], None], summary: dict[str, Any], table: str) -> None:
