@@ -157,6 +157,20 @@ class Run:
         return len(self.run_spec.datasets)
 
     @property
+    def uses_alignment(self) -> bool:
+        """Whether ``prepare`` writes alignment matrices for this run: several datasets
+        with ``useAlignmentMatrix``, or one with ``useSingleDatasetAlignmentMatrix``
+        (ignored in legacy collections, as in MATLAB)."""
+        from .data.alignment import uses_alignment
+
+        return uses_alignment(
+            self.n_datasets,
+            use_alignment_matrix=self.params.use_alignment_matrix,
+            use_single_dataset_alignment_matrix=self.params.use_single_dataset_alignment_matrix,
+            legacy=self.collection.layout.legacy,
+        )
+
+    @property
     def param_hash(self) -> str:
         return self.params.param_hash
 
@@ -359,15 +373,9 @@ class Run:
         from .data import prepare_datasets
 
         p = self.params
-        # MATLAB disables single-dataset alignment in the legacy layout.
-        multi = p.use_alignment_matrix and self.n_datasets > 1
-        single = (
-            p.use_single_dataset_alignment_matrix
-            and self.n_datasets == 1
-            and not self.collection.layout.legacy
-        )
+        aligned = self.uses_alignment
         alignment_data = None
-        if self.uses_different_data_for_alignment and (multi or single):
+        if self.uses_different_data_for_alignment and aligned:
             alignment_data = [(d.name, self._sequence_data(d, "alignment")) for d in self.datasets]
         extras = {
             name: self._extra_inputs(self.collection.datasets[name], dd)
@@ -382,8 +390,9 @@ class Run:
             batch_size=p.c_batch_size,
             output_dist=p.c_output_dist,
             factors_dim=p.c_factors_dim,
-            use_alignment_matrix=multi,
-            use_single_dataset_alignment_matrix=single,
+            # the run has decided for its number of datasets: one flag serves both cases
+            use_alignment_matrix=aligned,
+            use_single_dataset_alignment_matrix=aligned,
             alignment_approach=p.alignment_approach,
             alignment_extra_args=p.alignment_extra_args,
             data_hash=self.data_hash,

@@ -222,13 +222,7 @@ def run_alignment(run: Run) -> AlignmentResult:
     from .data import compute_alignment, rebin_dataset
 
     p = run.params
-    multi = run.n_datasets > 1 and p.use_alignment_matrix
-    single = (
-        run.n_datasets == 1
-        and p.use_single_dataset_alignment_matrix
-        and not run.collection.layout.legacy
-    )
-    if not (multi or single):
+    if not run.uses_alignment:
         raise ConfigError(
             f"run {run.name} ({run.param_hash}) uses no alignment matrices "
             "(useAlignmentMatrix with several datasets, or useSingleDatasetAlignmentMatrix)"
