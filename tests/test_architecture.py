@@ -79,9 +79,14 @@ def _imports(tree: ast.Module, importer: str, is_package: bool):
             for child in node.orelse:
                 yield from visit(child, eager)
             return
-        inner = eager and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            # decorators and default values run when the function is defined, the body later
+            body = node.body if isinstance(node.body, list) else [node.body]
+            for child in ast.iter_child_nodes(node):
+                yield from visit(child, eager and child not in body)
+            return
         for child in ast.iter_child_nodes(node):
-            yield from visit(child, inner)
+            yield from visit(child, eager)
 
     yield from visit(tree, True)
 
@@ -162,6 +167,8 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ("def f():\n    import torch\n", False),
         ("async def f():\n    from .engine import train\n", False),
         ("f = lambda: __import__('torch')\n", False),
+        ("import functools\n@functools.lru_cache(__import__('torch'))\ndef f():\n    pass\n", True),
+        ("def f(x=__import__('matplotlib')):\n    pass\n", True),
         ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n", False),
         ("import typing\nif typing.TYPE_CHECKING:\n    from .plots import x\n", False),
         ("from .engineering import x\nimport torchvision_like\n", False),
