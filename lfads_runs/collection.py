@@ -19,6 +19,7 @@ import numpy as np
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
+from ._jsonable import jsonable
 from ._rollback import undo_created
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
@@ -159,6 +160,20 @@ class Run:
     @property
     def n_datasets(self) -> int:
         return len(self.run_spec.datasets)
+
+    @property
+    def uses_alignment(self) -> bool:
+        """Whether ``prepare`` writes alignment matrices for this run: several datasets
+        with ``useAlignmentMatrix``, or one with ``useSingleDatasetAlignmentMatrix``
+        (ignored in legacy collections, as in MATLAB)."""
+        from .data.alignment import uses_alignment
+
+        return uses_alignment(
+            self.n_datasets,
+            use_alignment_matrix=self.params.use_alignment_matrix,
+            use_single_dataset_alignment_matrix=self.params.use_single_dataset_alignment_matrix,
+            legacy=self.collection.layout.legacy,
+        )
 
     @property
     def param_hash(self) -> str:
@@ -363,15 +378,9 @@ class Run:
         from .data import prepare_datasets
 
         p = self.params
-        # MATLAB disables single-dataset alignment in the legacy layout.
-        multi = p.use_alignment_matrix and self.n_datasets > 1
-        single = (
-            p.use_single_dataset_alignment_matrix
-            and self.n_datasets == 1
-            and not self.collection.layout.legacy
-        )
+        aligned = self.uses_alignment
         alignment_data = None
-        if self.uses_different_data_for_alignment and (multi or single):
+        if self.uses_different_data_for_alignment and aligned:
             alignment_data = [(d.name, self._sequence_data(d, "alignment")) for d in self.datasets]
         extras = {
             name: self._extra_inputs(self.collection.datasets[name], dd)
@@ -386,8 +395,9 @@ class Run:
             batch_size=p.c_batch_size,
             output_dist=p.c_output_dist,
             factors_dim=p.c_factors_dim,
-            use_alignment_matrix=multi,
-            use_single_dataset_alignment_matrix=single,
+            # the run has decided for its number of datasets: one flag serves both cases
+            use_alignment_matrix=aligned,
+            use_single_dataset_alignment_matrix=aligned,
             alignment_approach=p.alignment_approach,
             alignment_extra_args=p.alignment_extra_args,
             data_hash=self.data_hash,
@@ -1548,14 +1558,10 @@ def params_record(params: RunParams) -> dict[str, Any]:
         "param_hash": params.param_hash,
         "data_hash": params.data_hash,
         "class": f"{type(params).__module__}.{type(params).__qualname__}",
-        "differences": _jsonable(params.differences()),
-        "params": _jsonable(params.as_dict()),
+        "differences": jsonable(params.differences()),
+        "params": jsonable(params.as_dict()),
         "lfads_runs_version": lfads_runs.__version__,
     }
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def _is_scalar(q: Any) -> bool:

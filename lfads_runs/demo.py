@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import h5py
 import numpy as np
 
 from ._atomic import atomic_write_json, atomic_write_text
+from ._jsonable import jsonable
 from ._optional import require
 from .exceptions import ConfigError, DataError, RunFailedError
+from .io.h5arrays import read_arrays
 
 __all__ = [
     "DemoSettings",
@@ -454,8 +455,7 @@ def run_demo(
     with clock.stage("r2", "scoring: linear map factors -> true latents, held-out trials"):
         r2 = {}
         for name, pm in pms.items():
-            with h5py.File(data_files[name], "r") as f:
-                latents = f["latents"][()]
+            latents = read_arrays(data_files[name], ["latents"])["latents"]
             r2[name] = round(heldout_r2(pm.factors, latents, pm.train_inds - 1,
                                         pm.valid_inds - 1), 4)  # fmt: skip
 
@@ -522,7 +522,7 @@ def run_demo(
         "lfads_runs_version": __version__,
         "python": sys.version.split()[0],
     }
-    atomic_write_json(out / SUMMARY_NAME, _jsonable(summary))
+    atomic_write_json(out / SUMMARY_NAME, jsonable(summary))
     table = repr(trained)
     _print_summary(say, summary, table)
     return DemoResult(
@@ -534,18 +534,6 @@ def run_demo(
         summary=summary,
         model_params_table=table,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _print_summary(say: Callable[[str], None], summary: dict[str, Any], table: str) -> None:

@@ -28,7 +28,7 @@ __all__ = [
     "save_alignment_figure",
     "save_factor_figures",
     "save_fitlog_figure",
-    "save_param_figures",
+    "save_param_figures",  # noqa: F822 (plots.params' own, through __getattr__ below)
     "save_pca_figure",
     "save_rate_figures",
     "save_run_figures",
@@ -55,15 +55,6 @@ def _save(fig: Any, path: Path, dpi: int) -> Path:
     return path
 
 
-def _grid_axes(fig: Any, n: int, max_cols: int = 4) -> list[Any]:
-    cols = min(n, max_cols)
-    rows = -(-n // cols)
-    axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return axes[:n]
-
-
 def _datasets(run: Run, datasets: Sequence[str] | None) -> list[str]:
     if datasets is None:
         return list(run.dataset_names)
@@ -87,6 +78,7 @@ def save_factor_figures(
     dpi: int = 110,
 ) -> list[Path]:
     """``factors_<ds>.png``: factor traces per condition (single trials and means) per dataset."""
+    from .plots.grid import grid_axes, grid_shape
     from .plots.results import plot_factors_by_condition
 
     pms = run.load_posterior_means(kind)
@@ -95,14 +87,14 @@ def save_factor_figures(
         pm = pms[ds]
         ids = pm.condition_ids if pm.condition_ids is not None else np.full(pm.n_trials, "all")
         n = min(pm.n_factors, 8)
-        cols = min(n, 4)
-        fig = _figure(2.8 * cols + 0.8, 2.4 * -(-n // cols) + 0.6)
+        rows, cols = grid_shape(n)
+        fig = _figure(2.8 * cols + 0.8, 2.4 * rows + 0.6)
         plot_factors_by_condition(
             pm.factors,
             ids,
             time_ms=pm.time_ms,
             max_conditions=max_conditions,
-            axes=_grid_axes(fig, n),
+            axes=grid_axes(fig, n),
         )
         fig.suptitle(f"{run.name} {run.param_hash}: {ds} factors ({pm.kind})", fontsize="medium")
         fig.tight_layout()
@@ -161,6 +153,7 @@ def save_rate_figures(
     DataError
         A dataset has no true rates (only synthetic data have them).
     """
+    from .plots.grid import grid_axes, grid_shape
     from .plots.results import plot_rates_vs_truth
 
     pms = run.load_posterior_means(kind)
@@ -173,15 +166,15 @@ def save_rate_figures(
                 "input file) or no Poisson rates to compare"
             )
         which = list(range(min(pm.n_neurons or 0, 4))) if neurons is None else list(neurons)
-        cols = min(len(which), 4)
-        fig = _figure(3.0 * cols + 0.8, 2.6 * -(-len(which) // cols) + 0.6)
+        rows, cols = grid_shape(len(which))
+        fig = _figure(3.0 * cols + 0.8, 2.6 * rows + 0.6)
         plot_rates_vs_truth(
             pm.rates,
             pm.truth,
             time_ms=pm.time_ms,
             neurons=which,
             unit=f"counts per {pm.bin_width_ms:g} ms bin",
-            axes=_grid_axes(fig, len(which)),
+            axes=grid_axes(fig, len(which)),
         )
         fig.suptitle(f"{run.name} {run.param_hash}: {ds} rates", fontsize="medium")
         fig.tight_layout()
@@ -222,13 +215,7 @@ def run_alignment(run: Run) -> AlignmentResult:
     from .data import compute_alignment, rebin_dataset
 
     p = run.params
-    multi = run.n_datasets > 1 and p.use_alignment_matrix
-    single = (
-        run.n_datasets == 1
-        and p.use_single_dataset_alignment_matrix
-        and not run.collection.layout.legacy
-    )
-    if not (multi or single):
+    if not run.uses_alignment:
         raise ConfigError(
             f"run {run.name} ({run.param_hash}) uses no alignment matrices "
             "(useAlignmentMatrix with several datasets, or useSingleDatasetAlignmentMatrix)"
@@ -269,13 +256,6 @@ def save_alignment_figure(
     return [save_alignment_reconstruction(result, path, factors, conditions, dpi=dpi)]
 
 
-def save_param_figures(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
-    """``generator_W.png`` and ``readout_matrices.png`` from the trained weights."""
-    from .plots.params import save_param_figures as _save_params
-
-    return _save_params(run.load_model_trained_params(), out_dir, dpi=dpi)
-
-
 def save_run_figures(
     run: Run,
     out_dir: str | os.PathLike,
@@ -309,5 +289,16 @@ def save_run_figures(
             except ConfigError:
                 continue
         else:
-            out[name] = save_param_figures(run, out_dir)
+            from .plots.params import save_param_figures
+
+            out[name] = save_param_figures(run, out_dir, dpi=110)
     return out
+
+
+def __getattr__(name: str) -> Any:
+    # save_param_figures(run, out_dir) is plots.params' own, loaded with matplotlib on first use
+    if name == "save_param_figures":
+        from .plots.params import save_param_figures
+
+        return save_param_figures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,7 @@ import attrs
 
 from . import layout as L
 from ._atomic import LockTimeout, atomic_write_json, file_lock, fsync_dir
+from ._jsonable import jsonable
 from ._procs import pid_alive
 from ._tempfiles import make_temp, sweep_stale_temps
 
@@ -301,19 +302,7 @@ def read_state(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def write_state(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
     """Write a state record atomically (readers never see half a file)."""
-    atomic_write_json(path, _jsonable(dict(record)))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
-        return None
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    return str(obj)
+    atomic_write_json(path, jsonable(record, non_finite_as_none=True))
 
 
 def log_tail(

@@ -7,6 +7,11 @@ import sys
 import textwrap
 from collections.abc import Iterable
 
+#: Optional dependencies (the extras' import names): the management layer imports none
+#: of them when it is imported (test_core_import.py at run time, test_architecture.py
+#: in the source).
+OPTIONAL_MODULES = ("torch", "matplotlib", "submitit", "ray", "pynwb", "scipy")
+
 
 def block_imports(names: Iterable[str]) -> str:
     """Source that makes importing any of the top-level packages ``names`` raise ImportError."""

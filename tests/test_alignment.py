@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lfads_runs.data.alignment import RIDGE_LAMBDAS, compute_alignment, ridge_cv
+from lfads_runs.data.alignment import RIDGE_LAMBDAS, compute_alignment, ridge_cv, uses_alignment
 from lfads_runs.data.dataset import DatasetData
 from lfads_runs.exceptions import ConfigError, DataError
 from lfads_runs.io.lfads_input import read_lfads_input
@@ -321,3 +321,22 @@ def test_pca_falls_back_to_complete_columns():
     np.testing.assert_allclose(loadings, V, atol=1e-10)
     with pytest.raises(DataError, match="too few"):
         pca_loadings(np.where(np.arange(12) < 11, np.nan, Xc), 2)
+
+
+@pytest.mark.parametrize(
+    ("n", "multi", "single", "legacy", "expected"),
+    [
+        (2, True, False, False, True),
+        (2, True, False, True, True),  # legacy keeps stitching alignment
+        (3, False, True, False, False),  # the single-dataset flag does not stitch
+        (1, True, False, False, False),  # useAlignmentMatrix needs several datasets
+        (1, False, True, False, True),
+        (1, False, True, True, False),  # MATLAB: none for one dataset in legacy collections
+        (0, True, True, False, False),
+    ],
+)
+def test_uses_alignment(n, multi, single, legacy, expected):
+    got = uses_alignment(
+        n, use_alignment_matrix=multi, use_single_dataset_alignment_matrix=single, legacy=legacy
+    )
+    assert got is expected

@@ -98,6 +98,7 @@ def _cli(capsys, *args) -> tuple[int, object]:
         ("rates", ["rates_vs_truth_dataset001.png", "rates_vs_truth_dataset002.png"]),
         ("fitlog", ["training_curves.png"]),
         ("alignment", ["alignment_reconstruction.png"]),
+        ("params", ["generator_W.png", "readout_matrices.png"]),
     ],
 )
 def test_plot_commands_write_pngs_and_print_their_paths(trained, capsys, tmp_path, command, names):
@@ -127,6 +128,36 @@ def test_plot_options_and_errors(trained, capsys, tmp_path):
     assert code == 2 and "uses no alignment matrices" in capsys.readouterr().err
     code = main(["plot", "pca", str(config), "all", "-o", str(tmp_path)])
     assert code == 2
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_param_figures_have_one_owner_for_runs_and_weights(trained, tmp_path):
+    """run_figures.save_param_figures is plots.params' function: it takes the run or its
+    weights; save_run_figures draws it at the 110 dpi of the other run figures."""
+    from lfads_runs import run_figures
+    from lfads_runs.plots import params as plots_params
+
+    _, run = trained
+    assert run_figures.save_param_figures is plots_params.save_param_figures
+    from_run = run_figures.save_param_figures(run, tmp_path / "run")
+    from_weights = plots_params.save_param_figures(
+        run.load_model_trained_params(), tmp_path / "weights"
+    )
+    assert [p.name for p in from_run] == [p.name for p in from_weights]
+    assert _png_size(from_run[0]) == _png_size(from_weights[0]) == (624, 540)  # 5.2 x 4.5 in
+    grouped = run_figures.save_run_figures(run, tmp_path / "all", which=("params", "factors"))
+    assert [p.name for p in grouped["params"]] == ["generator_W.png", "readout_matrices.png"]
+    assert _png_size(grouped["params"][0]) == (572, 495)  # 110 dpi
+    assert [p.name for p in grouped["factors"]] == [
+        "factors_dataset001.png",
+        "factors_dataset002.png",
+    ]
+    with pytest.raises(AttributeError, match="no attribute 'save_nothing'"):
+        run_figures.save_nothing  # noqa: B018
 
 
 def test_plot_runs_headless_in_a_subprocess(trained, tmp_path):

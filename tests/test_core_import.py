@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from _import_blocker import block_imports, run_python
+from _import_blocker import OPTIONAL_MODULES, block_imports, run_python
 
-BLOCKER = block_imports(["torch", "matplotlib", "submitit", "ray", "pynwb", "scipy"])
+BLOCKER = block_imports(OPTIONAL_MODULES)
 
 
 def run(code: str):

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from lfads_runs.exceptions import DataError  # noqa: E402
 from lfads_runs.io.lfads_input import read_lfads_input  # noqa: E402
+from lfads_runs.plots.grid import grid_axes, grid_shape  # noqa: E402
 from lfads_runs.plots.results import (  # noqa: E402
     plot_factors_by_condition,
     plot_rates_vs_truth,
@@ -123,3 +124,22 @@ def test_training_curves(tf_fixtures, tmp_path):
     twin = fig.axes[2]
     np.testing.assert_array_equal(twin.lines[0].get_ydata(), log.kl_weight)
     _check_png(fig, tmp_path / "training.png")
+
+
+@pytest.mark.parametrize(
+    ("n", "max_cols", "shape"), [(1, 4, (1, 1)), (4, 4, (1, 4)), (5, 4, (2, 4)), (9, 3, (3, 3))]
+)
+def test_grid_shape_and_axes(n, max_cols, shape):
+    assert grid_shape(n, max_cols) == shape
+    fig = matplotlib.figure.Figure()
+    axes = grid_axes(fig, n, max_cols)
+    assert len(axes) == n and all(ax.get_visible() for ax in axes)
+    hidden = [ax for ax in fig.axes if not ax.get_visible()]
+    assert len(fig.axes) == shape[0] * shape[1] and len(hidden) == shape[0] * shape[1] - n
+
+
+def test_grid_of_nothing_is_one_error():
+    with pytest.raises(DataError, match="nothing to draw: 0 panels"):
+        grid_shape(0)
+    with pytest.raises(DataError, match="nothing to draw"):
+        plot_rates_vs_truth(np.ones((2, 3, 4)), np.ones((2, 3, 4)), neurons=[])

@@ -10,7 +10,7 @@ import sys
 import h5py
 import pytest
 
-from lfads_runs import DataError, RunCollection
+from lfads_runs import ConfigError, DataError, RunCollection
 from lfads_runs.data import lorenz, write_lorenz_datasets
 
 CONFIG = """\
@@ -100,6 +100,36 @@ def test_legacy_layout_shares_one_data_folder(config):
         os.readlink(single.input_files["dataset001"])
         == f"../../../{single.data_hash}/lfads_dataset001.h5"
     )
+
+
+@pytest.mark.parametrize(("version", "single_aligned"), [(20171107, True), (201801, False)])
+def test_which_runs_get_alignment_matrices(config, version, single_aligned):
+    """One rule for prepare, the property and the alignment figure: the single-dataset
+    matrix is off in legacy collections (version < 20171107) and without the flag."""
+    rc = RunCollection.from_yaml(config(version=version))
+    runs = {
+        (name, p): rc.find_runs(name, p) for name in ("all", "single_dataset001") for p in (1, 2)
+    }
+    expected = {
+        ("all", 1): True,
+        ("single_dataset001", 1): single_aligned,
+        ("all", 2): False,
+        ("single_dataset001", 2): False,
+    }
+    assert {k: r.uses_alignment for k, r in runs.items()} == expected
+    # the legacy layout shares dataset001's input file between the runs: the first
+    # to prepare it decides its content, so only the single run is checked there
+    for key in (("single_dataset001", 1), ("all", 1))[: 2 if single_aligned else 1]:
+        rc.prepare([runs[key]])
+        for f in runs[key].input_files.values():
+            with h5py.File(f) as h5:
+                assert ("alignment_matrix_cxf" in h5) == expected[key], (key, f)
+    single = runs[("single_dataset001", 1)]
+    if single_aligned:
+        assert single.do_multisession_alignment().matrices["dataset001"].shape == (12, 4)
+    else:
+        with pytest.raises(ConfigError, match="uses no alignment matrices"):
+            single.do_multisession_alignment()
 
 
 def test_bad_data_names_the_dataset_and_writes_nothing(config, tmp_path):

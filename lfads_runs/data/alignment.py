@@ -39,12 +39,31 @@ __all__ = [
     "pca_loadings",
     "ridge_cv",
     "RIDGE_LAMBDAS",
+    "uses_alignment",
 ]
 
 APPROACHES = ("regressGlobalPCs", "ridgeRegressGlobalPCs")
 
 #: The ridge penalty grid of lfads-run-manager's ``ridge_cv``.
 RIDGE_LAMBDAS = np.logspace(-5, 2, 15)
+
+
+def uses_alignment(
+    n_datasets: int,
+    *,
+    use_alignment_matrix: bool,
+    use_single_dataset_alignment_matrix: bool,
+    legacy: bool = False,
+) -> bool:
+    """Whether a run's inputs get alignment matrices (the one place that decides).
+
+    Several datasets need ``useAlignmentMatrix``, a single one
+    ``useSingleDatasetAlignmentMatrix``, which MATLAB ignores in ``legacy``
+    collections (version < 20171107).
+    """
+    if n_datasets > 1:
+        return bool(use_alignment_matrix)
+    return n_datasets == 1 and bool(use_single_dataset_alignment_matrix) and not legacy
 
 
 @attrs.frozen(eq=False)

@@ -7,7 +7,7 @@ Sources, picked by the file suffix or an explicit ``kind``:
 ``hdf5``
     ``.h5``/``.hdf5`` file with named datasets (``group/name`` paths allowed).
 ``mat``
-    MATLAB ``.mat``: v7.3 through h5py, older versions through scipy. 3-D
+    MATLAB ``.mat``: v7.3 as HDF5, older versions through scipy. 3-D
     arrays are read in MATLAB's ``generateCountsForDataset`` orientation,
     trials x neurons x time, unless ``orientation`` says otherwise. The
     lfads-run-manager demo files (``spikes``, ``timeMs``, ``conditionId``,
@@ -35,11 +35,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from .._optional import require
 from ..exceptions import ConfigError, DataError, MissingDependencyError
+from ..io.h5arrays import open_arrays
 from ..io.matfile import read_mat
 from .dataset import DatasetData
 
@@ -238,32 +238,9 @@ def load_hdf5(
 ) -> DatasetData:
     """Load an HDF5 file with named datasets."""
     resolved = _resolve_keys(keys)
-    source = str(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        msg = f"cannot read {path} as HDF5: {exc}"
-        raise DataError(msg) from exc
-    with f:
-        names: list[str] = []
-        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-
-        def get(key: str) -> Any:
-            obj = f.get(key)
-            if obj is None:
-                return None
-            if not isinstance(obj, h5py.Dataset):
-                msg = f"{source}: {key!r} is a group, not an array"
-                raise DataError(msg)
-            value = obj[()]
-            if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-                value = np.array(
-                    [v.decode() if isinstance(v, bytes) else v for v in value.ravel()], dtype=object
-                ).reshape(value.shape)
-            return value
-
-        found = _pick(get, resolved, keys, source, names)
-    return _make(_orient(found, orientation, source), source, bin_ms)
+    with open_arrays(path) as reader:
+        found = _pick(reader.get, resolved, keys, str(path), reader.names)
+    return _make(_orient(found, orientation, str(path)), str(path), bin_ms)
 
 
 def _mat_struct_fallback(

@@ -31,7 +31,7 @@ from ..io.lfads_input import (
     validate_lfads_input,
     write_lfads_input,
 )
-from .alignment import APPROACHES, AlignmentResult, compute_alignment
+from .alignment import APPROACHES, AlignmentResult, compute_alignment, uses_alignment
 from .binning import (
     OUTPUT_DISTS,
     check_split_sizes,
@@ -383,11 +383,12 @@ def _plan(
         msg = f"all datasets of a run must have the same number of external inputs; got {exts}"
         raise DataError(msg)
 
-    wants_alignment = (len(binned) > 1 and use_alignment_matrix) or (
-        len(binned) == 1 and use_single
-    )
     alignment = None
-    if wants_alignment:
+    if uses_alignment(
+        len(binned),
+        use_alignment_matrix=use_alignment_matrix,
+        use_single_dataset_alignment_matrix=use_single,
+    ):
         source = binned
         if alignment_data is not None:
             source = _alignment_source(alignment_data, dict(binned), spike_bin_ms, output_dist)

@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
-import h5py
 import numpy as np
 
-from .._atomic import atomic_path
 from ..exceptions import ConfigError
+from ..io.h5arrays import H5Array, H5Group, write_arrays
 from .dataset import DatasetData
 
 __all__ = [
@@ -281,21 +280,22 @@ def write_lorenz_datasets(data: LorenzData, out_dir: str | os.PathLike) -> dict[
     paths = {}
     for ds in data.datasets:
         path = out_dir / f"{ds.name}.h5"
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            gz = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-            f.create_dataset("counts", data=ds.counts, **gz)
-            f.create_dataset("true_rates", data=ds.true_rates, **gz)
-            f.create_dataset("latents", data=ds.latents, **gz)
-            f["time_ms"] = ds.time_ms
-            f["condition_id"] = ds.condition_id
-            f["bin_ms"] = ds.bin_ms
-            f["readout_W"] = ds.readout_W
-            f["readout_b"] = ds.readout_b
-            f["condition_latents"] = data.condition_latents
-            f.attrs["description"] = (
-                "synthetic Lorenz dataset (lfads_runs.data.synthetic.lorenz); "
-                "counts are trials x time x neurons"
-            )
+        members = {
+            "counts": H5Array(ds.counts, compress=True),
+            "true_rates": H5Array(ds.true_rates, compress=True),
+            "latents": H5Array(ds.latents, compress=True),
+            "time_ms": H5Array(ds.time_ms),
+            "condition_id": H5Array(ds.condition_id),
+            "bin_ms": H5Array(ds.bin_ms),
+            "readout_W": H5Array(ds.readout_W),
+            "readout_b": H5Array(ds.readout_b),
+            "condition_latents": H5Array(data.condition_latents),
+        }
+        description = (
+            "synthetic Lorenz dataset (lfads_runs.data.synthetic.lorenz); "
+            "counts are trials x time x neurons"
+        )
+        write_arrays(path, H5Group({"description": description}, members))
         paths[ds.name] = path
     return paths
 

@@ -1,15 +1,19 @@
 """The LFADS forward model and its cost, equation by equation (spec §3, §4).
 
 Tensors are time-major inside (``[T, B, ...]``). Every random draw of a pass
-comes from one ``torch.Generator`` in a fixed order, so a seeded run is
-reproducible and an interrupted run can be resumed exactly.
+(dropout masks, posterior and prior samples) comes, in a fixed order, from the
+pass's :class:`~lfads_runs.engine._rng.NoiseSource`: the native kernels'
+counter-based stream, or a seeded ``torch.Generator`` without them. Its state is
+saved with each checkpoint, so a seeded run is reproducible and an interrupted
+run resumes exactly. The initial weights come from a separate seeded
+``torch.Generator`` (:meth:`LfadsModel.initialize`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+import attrs
 import torch
 
 from ..hparams import CLIP_VALUE
@@ -29,7 +33,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 KINDS = ("train", "posterior_sample_and_average", "posterior_push_mean", "prior_sample")
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class PassConfig:
     """How one forward pass samples: keep probability and means vs samples."""
 
@@ -51,7 +55,7 @@ class PassConfig:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
 
 
-@dataclass
+@attrs.define(eq=False)  # tensors: no meaningful ==
 class PassResult:
     """Costs (batch scalars) and, when requested, the model outputs (batch-major)."""
 
@@ -63,7 +67,7 @@ class PassResult:
     l2_weight: float
     nll_bound_vae: torch.Tensor
     nll_bound_iwae: torch.Tensor
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    outputs: dict[str, torch.Tensor] = attrs.field(factory=dict)
     log_p_b: torch.Tensor | None = None  #: log p(x | z) per trial
     kl_b: torch.Tensor | None = None  #: weighted KL per trial (kl_ic_weight, kl_co_weight)
     corr: torch.Tensor | None = None  #: correlation cost of the batch

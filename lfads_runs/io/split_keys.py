@@ -1,7 +1,8 @@
 """Key names of the co-smoothing split in ``lfads_<ds>.h5`` and a cheap reader of it.
 
 :mod:`lfads_runs.data.cosmoothing` explains and validates the split; this module
-only names the keys and reads the held-in list without loading the data.
+only names the keys and reads the held-in list (or counts the held-out
+neurons) without loading the data.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import h5py
 import numpy as np
 
-__all__ = ["HELDIN_KEY", "HELDOUT_KEY", "FORWARD_KEY", "read_heldin"]
+__all__ = ["HELDIN_KEY", "HELDOUT_KEY", "FORWARD_KEY", "read_heldin", "read_heldout_count"]
 
 HELDIN_KEY = "heldin_neurons"
 HELDOUT_KEY = "heldout_neurons"
@@ -24,3 +25,9 @@ def read_heldin(path: str | os.PathLike) -> tuple[int, ...] | None:
         if HELDIN_KEY not in f:
             return None
         return tuple(int(i) for i in np.asarray(f[HELDIN_KEY][()]).reshape(-1))
+
+
+def read_heldout_count(path: str | os.PathLike) -> int:
+    """How many held-out neurons an input file names (0 when it has no split)."""
+    with h5py.File(path, "r") as f:
+        return int(f[HELDOUT_KEY].size) if HELDOUT_KEY in f else 0

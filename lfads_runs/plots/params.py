@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from ..collection import Run
     from ..trained_params import ModelTrainedParameters
 
 __all__ = [
@@ -114,12 +115,13 @@ def plot_readout_matrices(params: ModelTrainedParameters, axes: Any | None = Non
 
 
 def save_param_figures(
-    params: ModelTrainedParameters, out_dir: str | os.PathLike, *, dpi: int = 120
+    params: ModelTrainedParameters | Run, out_dir: str | os.PathLike, *, dpi: int = 120
 ) -> list[Path]:
     """Write ``generator_W.png`` and ``readout_matrices.png`` into ``out_dir`` (headless).
 
-    The read-out figure is skipped when the model has none (identity read-out).
-    Files are written atomically.
+    ``params`` is the trained weights, or a run whose weights are loaded
+    (:meth:`~lfads_runs.Run.load_model_trained_params`). The read-out figure is
+    skipped when the model has none (identity read-out). Files are written atomically.
 
     Returns
     -------
@@ -127,6 +129,8 @@ def save_param_figures(
         The files written.
     """
     mfig = require("matplotlib.figure", "plotting trained parameters")
+    if hasattr(params, "load_model_trained_params"):  # a Run (duck-typed: plots sit above it)
+        params = params.load_model_trained_params()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -18,6 +18,7 @@ from .._atomic import atomic_path
 from .._optional import require
 from ..exceptions import DataError
 from ..results.analysis import shared_pca
+from .grid import grid_axes, grid_shape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,11 +58,6 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
-    cols = min(n, max_cols)
-    return -(-n // cols), cols
-
-
 def _axes_grid(n: int, axes: Sequence[Axes] | None, size: float = 2.6) -> tuple[Figure, list[Axes]]:
     if axes is not None:
         axes = list(np.ravel(axes))
@@ -69,14 +65,9 @@ def _axes_grid(n: int, axes: Sequence[Axes] | None, size: float = 2.6) -> tuple[
             msg = f"need {n} axes, got {len(axes)}"
             raise DataError(msg)
         return axes[0].figure, axes[:n]
-    rows, cols = _grid(n)
-    fig, grid = _pyplot().subplots(
-        rows, cols, figsize=(size * cols + 0.8, size * rows + 0.4), squeeze=False
-    )
-    flat = list(grid.ravel())
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
+    rows, cols = grid_shape(n)
+    fig = _pyplot().figure(figsize=(size * cols + 0.8, size * rows + 0.4))
+    return fig, grid_axes(fig, n)
 
 
 def plot_factors_by_condition(

@@ -20,12 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from .._atomic import atomic_path
+from .._jsonable import jsonable
 from .._optional import require
 from ..exceptions import DataError
+from ..io.h5arrays import H5Array, H5Group, write_arrays
 from .fitlog import FitLog
 from .posterior_means import FIELD_UNITS, PosteriorMeans
 
@@ -33,31 +34,12 @@ __all__ = ["EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "export_run", "export_run_n
 
 EXPORT_FORMAT = "lfads_runs.run_export"
 EXPORT_FORMAT_VERSION = 1
-_STR = h5py.string_dtype()
 
 
 def _version() -> str:
     from .. import __version__
 
     return __version__
-
-
-def _jsonable(value: Any) -> Any:
-    """Parameters as plain JSON (numpy scalars/arrays, paths, tuples, sets converted)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return [_jsonable(v) for v in items]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def _scalar_attr(value: Any) -> Any | None:
@@ -71,47 +53,52 @@ def _scalar_attr(value: Any) -> Any | None:
     return None
 
 
-def _array_for_hdf5(value: Any, where: str) -> np.ndarray:
+def _array(value: Any, where: str, attrs: Mapping[str, Any] | None = None) -> H5Array:
+    """One exported array: strings as text, booleans as uint8, numbers compressed."""
     arr = np.asarray(value)
     if arr.dtype.kind in "US" or arr.dtype.kind == "O":
-        return np.asarray([str(x) for x in arr.reshape(-1)], dtype=object).reshape(arr.shape)
-    if arr.dtype.kind == "b":
-        return arr.astype(np.uint8)
-    if arr.dtype.kind not in "iuf":
+        arr = np.asarray([str(x) for x in arr.reshape(-1)], dtype=object).reshape(arr.shape)
+    elif arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    elif arr.dtype.kind not in "iuf":
         msg = f"cannot export {where}: unsupported dtype {arr.dtype}"
         raise DataError(msg)
-    return arr
+    return H5Array(arr, attrs=attrs or {}, compress=True)
 
 
-def _write_array(group: h5py.Group, name: str, value: Any, where: str) -> h5py.Dataset:
-    arr = _array_for_hdf5(value, where)
-    if arr.dtype == object:
-        return group.create_dataset(name, data=arr, dtype=_STR)
-    if arr.ndim == 0 or arr.size == 0:
-        return group.create_dataset(name, data=arr)
-    return group.create_dataset(name, data=arr, compression="gzip", shuffle=True)
-
-
-def _write_params_attrs(f: h5py.File, params_attrs: Mapping[str, Any]) -> None:
-    data = _jsonable(dict(params_attrs))
-    f.attrs["run_params_json"] = json.dumps(data, sort_keys=True, allow_nan=True)
+def _root_attrs(params_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "lfads_runs_version": _version(),
+        "orientation": "[trials, time, dim]",
+    }
+    data = jsonable(dict(params_attrs))
+    out["run_params_json"] = json.dumps(data, sort_keys=True, allow_nan=True)
     for key, value in data.items():
         scalar = _scalar_attr(value)
-        if scalar is not None and key not in f.attrs:
-            f.attrs[key] = scalar
+        if scalar is not None and key not in out:
+            out[key] = scalar
+    return out
 
 
-def _write_posterior_means(group: h5py.Group, pm: PosteriorMeans) -> None:
+def _posterior_means_group(pm: PosteriorMeans) -> H5Group:
+    attrs: dict[str, Any] = {}
     for key, value in pm.metadata().items():
         if value is None:
             continue
         scalar = _scalar_attr(value)
-        group.attrs[key] = scalar if scalar is not None else json.dumps(_jsonable(value))
-    group.attrs["counts_to_hz"] = pm.counts_to_hz
-    for name, value in pm.as_dict().items():
-        ds = _write_array(group, name, value, f"posterior means {pm.dataset}/{name}")
-        if name in FIELD_UNITS:
-            ds.attrs["units"] = FIELD_UNITS[name]
+        attrs[key] = scalar if scalar is not None else json.dumps(jsonable(value))
+    attrs["counts_to_hz"] = pm.counts_to_hz
+    members = {
+        name: _array(
+            value,
+            f"posterior means {pm.dataset}/{name}",
+            {"units": FIELD_UNITS[name]} if name in FIELD_UNITS else None,
+        )
+        for name, value in pm.as_dict().items()
+    }
+    return H5Group(attrs, members)
 
 
 def _trained_params_dict(trained_params: Any) -> Mapping[str, Any]:
@@ -127,30 +114,36 @@ def _trained_params_dict(trained_params: Any) -> Mapping[str, Any]:
     return as_dict()
 
 
-def _write_model_params(group: h5py.Group, params: Mapping[str, Any]) -> None:
+def _model_params_group(params: Mapping[str, Any]) -> H5Group:
+    attrs: dict[str, Any] = {}
+    members: dict[str, H5Array | H5Group] = {}
     for name, value in params.items():
         if value is None:
             continue
         if isinstance(value, Mapping):  # per-dataset values
-            sub = group.create_group(str(name))
-            for ds, v in value.items():
-                if v is not None:
-                    _write_array(sub, str(ds), v, f"model_params {name}/{ds}")
+            members[str(name)] = H5Group(
+                members={
+                    str(ds): _array(v, f"model_params {name}/{ds}")
+                    for ds, v in value.items()
+                    if v is not None
+                }
+            )
         elif isinstance(value, str | int | float | bool | np.generic):
-            group.attrs[str(name)] = _scalar_attr(value)
+            attrs[str(name)] = _scalar_attr(value)
         else:
-            _write_array(group, str(name), value, f"model_params {name}")
+            members[str(name)] = _array(value, f"model_params {name}")
+    return H5Group(attrs, members)
 
 
-def _write_fit_log(group: h5py.Group, fit_log: FitLog) -> None:
-    for name, value in fit_log.as_dict().items():
-        _write_array(group, name, value, f"fitlog {name}")
-    group.attrs["n_epochs"] = fit_log.n_epochs
+def _fit_log_group(fit_log: FitLog) -> H5Group:
+    members = {name: _array(v, f"fitlog {name}") for name, v in fit_log.as_dict().items()}
+    attrs: dict[str, Any] = {"n_epochs": fit_log.n_epochs}
     if fit_log.lve_index is not None:
-        group.attrs["lve_index"] = fit_log.lve_index
-        group.attrs["step_lve"] = fit_log.step_lve
+        attrs["lve_index"] = fit_log.lve_index
+        attrs["step_lve"] = fit_log.step_lve
     if fit_log.path is not None:
-        group.attrs["source_file"] = os.fspath(fit_log.path)
+        attrs["source_file"] = os.fspath(fit_log.path)
+    return H5Group(attrs, members)
 
 
 def export_run(
@@ -191,22 +184,16 @@ def export_run(
         A value cannot be stored (e.g. an unsupported dtype); nothing is written.
     """
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = EXPORT_FORMAT
-        f.attrs["format_version"] = EXPORT_FORMAT_VERSION
-        f.attrs["lfads_runs_version"] = _version()
-        f.attrs["orientation"] = "[trials, time, dim]"
-        _write_params_attrs(f, params_attrs or {})
-        if posterior_means:
-            group = f.create_group("posterior_means")
-            for ds, pm in posterior_means.items():
-                _write_posterior_means(group.create_group(str(ds)), pm)
-        if trained_params is not None:
-            _write_model_params(
-                f.create_group("model_params"), _trained_params_dict(trained_params)
-            )
-        if fit_log is not None:
-            _write_fit_log(f.create_group("fitlog"), fit_log)
+    members: dict[str, H5Group] = {}
+    if posterior_means:
+        members["posterior_means"] = H5Group(
+            members={str(ds): _posterior_means_group(pm) for ds, pm in posterior_means.items()}
+        )
+    if trained_params is not None:
+        members["model_params"] = _model_params_group(_trained_params_dict(trained_params))
+    if fit_log is not None:
+        members["fitlog"] = _fit_log_group(fit_log)
+    write_arrays(path, H5Group(_root_attrs(params_attrs or {}), members))
     return path
 
 
@@ -260,7 +247,7 @@ def export_run_nwb(
         identifier=identifier or f"lfads_runs-{start.isoformat()}",
         session_start_time=start,
     )
-    params_json = json.dumps(_jsonable(dict(params_attrs or {})), sort_keys=True)
+    params_json = json.dumps(jsonable(dict(params_attrs or {})), sort_keys=True)
     module = nwb.create_processing_module(
         name="lfads", description=f"LFADS results; run parameters: {params_json}"
     )

@@ -26,6 +26,7 @@ from .. import layout as L
 from .._atomic import LockTimeout, atomic_write_json, file_lock
 from .._optional import require
 from ..exceptions import ConfigError, LfadsRunsError, RunBusyError
+from ..io.split_keys import read_heldout_count
 from .member import member_main
 from .results import best_member, read_members
 from .spec import TuneSpec
@@ -137,15 +138,12 @@ def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
 
 def _check_metric(run: Run, spec: TuneSpec) -> None:
     """The ranking metric must exist for this run, or every member would fail."""
-    import h5py
-
     hps = run.hparams()
     need = None
     if spec.metric in ("valid_cobps", "valid_nll_heldout"):
         for ds, f in run.input_files.items():
-            with h5py.File(f, "r") as h5:
-                if "heldout_neurons" not in h5 or h5["heldout_neurons"].size == 0:
-                    need = f"held-out neurons (dataset {ds!r} has no heldout_neurons)"
+            if read_heldout_count(f) == 0:
+                need = f"held-out neurons (dataset {ds!r} has no heldout_neurons)"
     elif spec.metric == "valid_nll_sv" and hps.sv_rate <= 0:
         need = "sample validation (c_sv_rate > 0)"
     elif spec.metric in ("valid_fpbps", "valid_nll_fp") and hps.fp_len <= 0:
