@@ -35,7 +35,7 @@ from .names import check_name
 from .params import RunParams
 
 if TYPE_CHECKING:
-    from .status import CollectionStatus
+    from .actions.inventory import CollectionStatus
 
 __all__ = ["RunSpec", "Run", "RunCollection"]
 
@@ -444,12 +444,12 @@ class Run:
         }
 
     def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
-        from .run_hooks import sequence_data
+        from .actions.hooks import sequence_data
 
         return sequence_data(self, dataset, mode)
 
     def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
-        from .run_hooks import extra_inputs
+        from .actions.hooks import extra_inputs
 
         return extra_inputs(self, dataset, data)
 
@@ -461,7 +461,7 @@ class Run:
         :func:`lfads_runs.plots.alignment.plot_alignment_reconstruction` (MATLAB
         ``tool.plotAlignmentReconstruction``). ConfigError when the run uses none.
         """
-        from .run_figures import run_alignment
+        from .actions.figures import run_alignment
 
         return run_alignment(self)
 
@@ -718,10 +718,10 @@ class Run:
         ("posterior_push_mean" default, or "posterior_sample_and_average"),
         ``n_samples``, ``ext_inputs``, ``checkpoint`` ("lve", "latest",
         "model_params" or a path), ``bin_ms``, ``condition_ids``, ``seed``,
-        ``device``; see :func:`lfads_runs.inference.infer_run`. Returns a
+        ``device``; see :func:`lfads_runs.actions.inference.infer_run`. Returns a
         :class:`~lfads_runs.results.PosteriorMeans`.
         """
-        from .inference import infer_run
+        from .actions.inference import infer_run
 
         return infer_run(self, counts, dataset=dataset, **options)
 
@@ -730,9 +730,9 @@ class Run:
 
         Posterior means by dataset, trained weights (dumped from the checkpoint
         when needed), fit log, and the parameters as attributes; see
-        :func:`lfads_runs.run_export.export_run_results`. Returns the HDF5 path.
+        :func:`lfads_runs.actions.export.export_run_results`. Returns the HDF5 path.
         """
-        from .run_export import export_run_results
+        from .actions.export import export_run_results
 
         return export_run_results(self, path, **options)
 
@@ -744,7 +744,7 @@ class Run:
         :meth:`ModelTrainedParameters.to_hdf5` files; options: ``kind``,
         ``model_params=False`` to leave the weights out. Returns the files written.
         """
-        from .run_export import export_run_folder
+        from .actions.export import export_run_folder
 
         return export_run_folder(self, folder, **options)
 
@@ -803,7 +803,7 @@ class Run:
         :class:`~lfads_runs.exceptions.RunBusyError`, deleting nothing, while a live
         process (a queue) holds the run.
         """
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files([self], "output", dry_run=dry_run)
 
@@ -812,7 +812,7 @@ class Run:
         ``lfads_<ds>.h5`` in ``data_<D>/`` and the ``lfadsInput/`` links; ``prepare()``
         writes them again. Refused (RunBusyError) while any run reading the same files
         is held by a live process."""
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files([self], "input", dry_run=dry_run)
 
@@ -1291,7 +1291,7 @@ class RunCollection:
         not given, runs without results are skipped, and runs with some datasets missing
         are skipped with a warning.
         """
-        from .run_export import export_file_name
+        from .actions.export import export_file_name
 
         chosen = list(runs) if runs is not None else None
         out: dict[Run, list[Path]] = {}
@@ -1317,7 +1317,7 @@ class RunCollection:
     ) -> list[Path]:
         """:meth:`Run.delete_lfads_output` for ``runs`` (default all); nothing is deleted
         when any of them is held by a live process."""
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files(self.all_runs if runs is None else runs, "output", dry_run=dry_run)
 
@@ -1325,13 +1325,13 @@ class RunCollection:
         self, runs: Iterable[Run] | None = None, dry_run: bool = False
     ) -> list[Path]:
         """:meth:`Run.delete_lfads_input_files` for ``runs`` (default all)."""
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files(self.all_runs if runs is None else runs, "input", dry_run=dry_run)
 
     def status(self) -> CollectionStatus:
         """What exists on disk for every run, and ``param_*`` folders the config does not name."""
-        from .status import collection_status
+        from .actions.inventory import collection_status
 
         return collection_status(self)
 

@@ -461,7 +461,7 @@ def run_demo(
 
     fig_paths: dict[str, list[str]] = {}
     if figures:
-        from .run_figures import save_run_figures
+        from .actions.figures import save_run_figures
 
         with clock.stage("figures", f"writing figures to {out / 'figures'}"):
             written = save_run_figures(

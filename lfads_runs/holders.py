@@ -1,7 +1,7 @@
 """Which live processes hold runs, and which runs use a prepared data folder.
 
 The one place that reads run claims to refuse a change: ``delete_lfads_output`` /
-``delete_lfads_input_files`` (:mod:`lfads_runs.cleanup`) and rewriting prepared
+``delete_lfads_input_files`` (:mod:`lfads_runs.actions.cleanup`) and rewriting prepared
 inputs (``prepare --regenerate``, or a source file whose content changed) both
 ask here, and both refuse with :class:`~lfads_runs.exceptions.RunBusyError`.
 

@@ -416,7 +416,7 @@ def test_delete_output_and_inputs_with_dry_run_and_claims(trained, monkeypatch):
     finally:
         handle.release()
     # a deletion cut short (here: rmtree fails) leaves a run that no longer looks done
-    import lfads_runs.cleanup as cleanup
+    import lfads_runs.actions.cleanup as cleanup
 
     def crash(path):
         raise OSError("disk gone")

@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavailable
+from ..exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavailable
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .trained_params import ModelTrainedParameters
+    from ..collection import Run
+    from ..trained_params import ModelTrainedParameters
 
 __all__ = ["export_run_results", "export_run_folder", "export_file_name", "run_attributes"]
 
@@ -81,7 +81,7 @@ def export_run_results(
     MissingOutputError
         The run has no posterior means (train it, or sample them first).
     """
-    from .results.export import export_run, export_run_nwb
+    from ..results.export import export_run, export_run_nwb
 
     path = Path(path)
     posterior = run.load_posterior_means(kind)

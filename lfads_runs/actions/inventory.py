@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import layout as L
+from .. import layout as L
 
 if TYPE_CHECKING:
-    from .collection import Run, RunCollection
+    from ..collection import Run, RunCollection
 
 __all__ = ["RunFiles", "UnknownParamFolder", "CollectionStatus", "run_files", "collection_status"]
 

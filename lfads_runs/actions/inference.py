@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from .data.binning import rebin_factor, rebin_sum, warn_implausible_counts
-from .exceptions import CheckpointError, ConfigError, DataError
-from .results.posterior_means import POSTERIOR_KINDS, PosteriorMeans, posterior_means_from_arrays
+from ..data.binning import rebin_factor, rebin_sum, warn_implausible_counts
+from ..exceptions import CheckpointError, ConfigError, DataError
+from ..results.posterior_means import POSTERIOR_KINDS, PosteriorMeans, posterior_means_from_arrays
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .model_spec import ModelSpec
+    from ..collection import Run
+    from ..model_spec import ModelSpec
 
 __all__ = ["infer_run", "resolve_weights"]
 
@@ -63,7 +63,7 @@ def resolve_weights(run: Run, checkpoint: str | os.PathLike = "lve") -> Path:
     CheckpointError
         Nothing to load (the message lists where it looked).
     """
-    from .dump import find_checkpoint
+    from ..dump import find_checkpoint
 
     out = run.path_lfads_output
     params_file = run.file_model_params
@@ -217,8 +217,8 @@ def _as_array(x: Any, what: str, dtype: Any = None) -> np.ndarray:
 
 def _load_model(run: Run, source: Path, spec: ModelSpec, device: str) -> Any:
     """The engine model for ``source``, cached on the run while the file is unchanged."""
-    from . import engine
-    from .io.tensorbundle import data_path, index_path
+    from .. import engine
+    from ..io.tensorbundle import data_path, index_path
 
     index = index_path(source)
     files = [index, data_path(source)] if index.is_file() else [source]
@@ -298,7 +298,7 @@ def infer_run(
     CheckpointError
         No weights to load.
     """
-    from . import engine
+    from .. import engine
 
     if kind not in POSTERIOR_KINDS:
         raise ConfigError(f"kind must be one of {', '.join(POSTERIOR_KINDS)}, got {kind!r}")

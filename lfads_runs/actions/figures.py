@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._optional import require
-from .exceptions import ConfigError, DataError, MissingOutputError
+from .._optional import require
+from ..exceptions import ConfigError, DataError, MissingOutputError
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .data.alignment import AlignmentResult
+    from ..collection import Run
+    from ..data.alignment import AlignmentResult
 
 __all__ = [
     "FIGURES",
@@ -48,7 +48,7 @@ def _figure(width: float, height: float):
 
 
 def _save(fig: Any, path: Path, dpi: int) -> Path:
-    from .plots.results import save_figure
+    from ..plots.results import save_figure
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path, dpi=dpi)
@@ -87,7 +87,7 @@ def save_factor_figures(
     dpi: int = 110,
 ) -> list[Path]:
     """``factors_<ds>.png``: factor traces per condition (single trials and means) per dataset."""
-    from .plots.results import plot_factors_by_condition
+    from ..plots.results import plot_factors_by_condition
 
     pms = run.load_posterior_means(kind)
     written = []
@@ -124,7 +124,7 @@ def save_pca_figure(
     Only conditions present in every dataset are drawn (the first
     ``max_conditions`` of them when given).
     """
-    from .plots.results import plot_stitching_pca
+    from ..plots.results import plot_stitching_pca
 
     pms = run.load_posterior_means(kind)
     names = _datasets(run, datasets)
@@ -161,7 +161,7 @@ def save_rate_figures(
     DataError
         A dataset has no true rates (only synthetic data have them).
     """
-    from .plots.results import plot_rates_vs_truth
+    from ..plots.results import plot_rates_vs_truth
 
     pms = run.load_posterior_means(kind)
     written = []
@@ -191,7 +191,7 @@ def save_rate_figures(
 
 def save_fitlog_figure(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
     """``training_curves.png``: costs and ramp weights by step from ``fitlog.csv``."""
-    from .plots.results import plot_training_curves
+    from ..plots.results import plot_training_curves
 
     fig = _figure(7.0, 6.0)
     plot_training_curves(run.load_fit_log(), axes=fig.subplots(2, 1, sharex=True))
@@ -200,8 +200,8 @@ def save_fitlog_figure(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) 
 
 def save_pbt_figure(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
     """``pbt.png``: the search's metric and hyperparameters by generation, per member."""
-    from .plots.pbt import plot_pbt
-    from .tuning.results import read_members, search_log_scale
+    from ..plots.pbt import plot_pbt
+    from ..tuning.results import read_members, search_log_scale
 
     tune_dir = run.paths.tune_dir
     members = read_members(tune_dir)
@@ -219,7 +219,7 @@ def run_alignment(run: Run) -> AlignmentResult:
     ConfigError
         The run uses no alignment matrices.
     """
-    from .data import compute_alignment, rebin_dataset
+    from ..data import compute_alignment, rebin_dataset
 
     p = run.params
     multi = run.n_datasets > 1 and p.use_alignment_matrix
@@ -261,7 +261,7 @@ def save_alignment_figure(
     ``alignment`` (e.g. ``PreparedData.alignment`` from ``run.prepare()``) saves
     recomputing it from the data.
     """
-    from .plots.alignment import save_alignment_reconstruction
+    from ..plots.alignment import save_alignment_reconstruction
 
     result = alignment if alignment is not None else run_alignment(run)
     path = Path(out_dir) / ALIGNMENT_FIGURE
@@ -271,7 +271,7 @@ def save_alignment_figure(
 
 def save_param_figures(run: Run, out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
     """``generator_W.png`` and ``readout_matrices.png`` from the trained weights."""
-    from .plots.params import save_param_figures as _save_params
+    from ..plots.params import save_param_figures as _save_params
 
     return _save_params(run.load_model_trained_params(), out_dir, dpi=dpi)
 

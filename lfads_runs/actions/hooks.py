@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data.dataset import DatasetData
-from .data.loaders import check_loader_result
-from .exceptions import DataError, LfadsRunsError
-from .io.lfads_input import KNOWN_KEYS
-from .io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
+from ..data.dataset import DatasetData
+from ..data.loaders import check_loader_result
+from ..exceptions import DataError, LfadsRunsError
+from ..io.lfads_input import KNOWN_KEYS
+from ..io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .datasets import Dataset
+    from ..collection import Run
+    from ..datasets import Dataset
 
 __all__ = ["sequence_data", "extra_inputs", "call_hook"]
 
