@@ -334,7 +334,7 @@ class Run:
     def _refuse_rewrite(self, *, running_only: bool, why: str) -> None:
         """Refuse to rewrite the shared inputs while a run uses them (RunBusyError) or,
         unless ``running_only``, trained on them (DataError)."""
-        from .holders import input_users
+        from .claims import input_users
 
         users = input_users(self.collection.layout, self.name, self.path_common_data)
         live = [u for u in users if u.live_claim]

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..claims import live_claim
 from ..exceptions import RunBusyError
-from ..holders import live_claim
 from ..runstate import Claim, ClaimHandle, acquire_claim
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 import attrs
 
 from .. import progress as _progress
-from ..holders import live_claim
+from ..claims import live_claim
 from ..pipeline import (
     EXIT_CLAIMED,
     EXIT_DONE,
