@@ -850,7 +850,7 @@ class Run:
 
     def state(self) -> Any:
         """Status row from files: state, stage, epochs, best valid cost, failure reason."""
-        from .runstate import collection_run_status
+        from .executors.state import collection_run_status
 
         return collection_run_status(self.collection, [self])[0]
 

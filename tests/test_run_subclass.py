@@ -398,7 +398,7 @@ def test_posterior_means_back_onto_the_data_and_export(trained, tmp_path):
 
 @pytest.mark.slow
 def test_delete_output_and_inputs_with_dry_run_and_claims(trained, monkeypatch):
-    from lfads_runs.runstate import acquire_claim
+    from lfads_runs.claims import acquire_claim
 
     rc = trained
     run, single = rc.find_runs("all", 1), rc.find_runs("s1", 1)

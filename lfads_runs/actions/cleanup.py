@@ -17,9 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..claims import live_claim
+from ..claims import Claim, ClaimHandle, acquire_claim, live_claim
 from ..exceptions import RunBusyError
-from ..runstate import Claim, ClaimHandle, acquire_claim
 
 if TYPE_CHECKING:
     from ..collection import Run
