@@ -11,8 +11,7 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from .collection import Run, RunCollection, RunSpec
-from .config import load_config
+from .collection import Run, RunCollection, load_config
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     CheckpointError,
@@ -34,6 +33,7 @@ from .model_spec import DatasetSpec, ModelSpec
 from .params import RunParams, param_field
 from .results.fitlog import FitLog
 from .results.posterior_means import PosteriorMeans
+from .runspec import RunSpec
 from .trained_params import ModelTrainedParameters
 
 try:

@@ -20,6 +20,7 @@ from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
 from ._rollback import undo_created
+from .config import read_config
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     ConfigError,
@@ -33,80 +34,12 @@ from .exceptions import (
 )
 from .names import check_name
 from .params import RunParams
+from .runspec import RunSpec
 
 if TYPE_CHECKING:
     from .actions.inventory import CollectionStatus
 
-__all__ = ["RunSpec", "Run", "RunCollection"]
-
-
-def _dataset_refs(ds: Any) -> tuple[str | int, ...]:
-    if isinstance(ds, str | Dataset) or _is_integer(ds):
-        ds = [ds]
-    out: list[str | int] = []
-    for d in ds:
-        if isinstance(d, Dataset):
-            out.append(d.name)
-        elif _is_integer(d):
-            out.append(int(d))
-        elif isinstance(d, str):
-            out.append(d)
-        else:
-            raise ConfigError(
-                f"a run spec's datasets are names, Dataset objects or 1-based indices, got {d!r}"
-            )
-    return tuple(out)
-
-
-@attrs.frozen
-class RunSpec:
-    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``).
-
-    ``datasets`` holds names, :class:`Dataset` objects or **1-based** indices into
-    the collection's datasets (MATLAB ``RunSpec(name, dc, datasetIdx)``); indices
-    are turned into names when the spec is added to a collection (or by
-    :meth:`resolve`).
-    """
-
-    name: str = attrs.field(converter=lambda n: check_name(n, "run spec name"))
-    datasets: tuple[str, ...] = attrs.field(converter=_dataset_refs)
-
-    def __attrs_post_init__(self) -> None:
-        if not self.datasets:
-            raise ConfigError(f"run spec {self.name!r} has no datasets")
-        if len(set(self.datasets)) != len(self.datasets):
-            raise ConfigError(f"run spec {self.name!r} lists a dataset twice: {self.datasets}")
-
-    def resolve(self, datasets: DatasetCollection) -> RunSpec:
-        """This spec with every dataset given by name, checked against ``datasets``."""
-        names = []
-        for d in self.datasets:
-            if isinstance(d, int):
-                if not 1 <= d <= len(datasets):
-                    raise ConfigError(
-                        f"run spec {self.name!r}: dataset index {d} is out of range; the "
-                        f"collection has {len(datasets)} datasets (indices are 1-based)"
-                    )
-                names.append(datasets[d - 1].name)
-            elif d not in datasets:
-                raise ConfigError(
-                    f"run spec {self.name!r} names unknown dataset {d!r}; "
-                    f"datasets are: {', '.join(datasets.names)}"
-                )
-            else:
-                names.append(d)
-        return RunSpec(self.name, names)
-
-    def select_datasets_by_name(self, names: str | Iterable[str]) -> RunSpec:
-        """A spec of the same name with ``names`` as its datasets (MATLAB ``selectDatasetsByName``)."""
-        return RunSpec(self.name, [names] if isinstance(names, str) else list(names))
-
-    def select_datasets_by_index(self, indices: Any) -> RunSpec:
-        """A spec with the collection's datasets at 1-based ``indices`` (``selectDatasetsByIndex``)."""
-        idx = np.atleast_1d(np.asarray(indices))
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx) + 1
-        return RunSpec(self.name, [int(i) for i in idx])
+__all__ = ["RunSpec", "Run", "RunCollection", "load_config"]
 
 
 def _load_dataset(d: Dataset, base: Path | None) -> Any:
@@ -981,8 +914,6 @@ class RunCollection:
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunCollection:
         """Build a collection from a YAML file (see :mod:`lfads_runs.config`)."""
-        from .config import load_config
-
         return load_config(path)
 
     def _add_run_spec(self, spec: RunSpec, replace: bool) -> None:
@@ -1359,6 +1290,26 @@ class RunCollection:
         return write_scripts(self, runs, **options)
 
 
+def load_config(path: str | Path) -> RunCollection:
+    """Read a YAML configuration into a :class:`RunCollection` (nothing is written)."""
+    cfg = read_config(path, run_base=Run)
+    try:
+        return RunCollection(
+            cfg.root,
+            cfg.name,
+            cfg.datasets,
+            cfg.run_specs,
+            cfg.params,
+            version=cfg.version,
+            comment=cfg.comment,
+            options=cfg.options,
+            source=cfg.source,
+            run_class=cfg.run_class,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+
+
 @attrs.frozen
 class CollectionResults:
     """Results over a collection: ``loaded[(run_spec, param_index)]``, the runs ``missing``
@@ -1396,10 +1347,6 @@ def _is_scalar(q: Any) -> bool:
 def _is_empty(x: Any) -> bool:
     """An empty selection (for filters: keep nothing; for find_runs ``[]`` means all)."""
     return isinstance(x, list | tuple | np.ndarray) and len(x) == 0
-
-
-def _is_integer(x: Any) -> bool:
-    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
 
 
 def _flatten(items: Iterable[Any], scalar: Any) -> list[Any]:

@@ -395,7 +395,7 @@ class _Pipeline:
             return
         run = self.run
         if run is None and self.task.config:
-            from .config import load_config
+            from .collection import load_config
 
             run = load_config(self.task.config).run(self.task.run_spec, self.task.param_hash)
         if run is None:
