@@ -8,9 +8,9 @@ on first use.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ._version import __version__
 from .collection import Run, RunCollection, load_config
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
@@ -35,11 +35,6 @@ from .results.fitlog import FitLog
 from .results.posterior_means import PosteriorMeans
 from .runspec import RunSpec
 from .trained_params import ModelTrainedParameters
-
-try:
-    __version__ = version("lfads_runs")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
 
 _LAZY_SUBMODULES = {"engine", "plots"}
 

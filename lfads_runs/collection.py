@@ -20,6 +20,8 @@ from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
 from ._rollback import undo_created
+from ._run_loader import set_run_loader
+from ._version import __version__
 from .config import read_config
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
@@ -1310,6 +1312,14 @@ def load_config(path: str | Path) -> RunCollection:
         raise ConfigError(f"{cfg.source}: {exc}") from None
 
 
+def _load_run(config: str, run_spec: str, param_hash: str) -> Run:
+    """One run of a YAML file's collection (for workers, see :mod:`lfads_runs._run_loader`)."""
+    return load_config(config).run(run_spec, param_hash)
+
+
+set_run_loader(_load_run)
+
+
 @attrs.frozen
 class CollectionResults:
     """Results over a collection: ``loaded[(run_spec, param_index)]``, the runs ``missing``
@@ -1322,15 +1332,13 @@ class CollectionResults:
 
 def params_record(params: RunParams) -> dict[str, Any]:
     """The content of ``params.json``: full parameters and both hashes."""
-    import lfads_runs
-
     return {
         "param_hash": params.param_hash,
         "data_hash": params.data_hash,
         "class": f"{type(params).__module__}.{type(params).__qualname__}",
         "differences": _jsonable(params.differences()),
         "params": _jsonable(params.as_dict()),
-        "lfads_runs_version": lfads_runs.__version__,
+        "lfads_runs_version": __version__,
     }
 
 

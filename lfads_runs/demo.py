@@ -382,7 +382,7 @@ def run_demo(
     RunFailedError
         Training failed (the message holds the end of the run's log).
     """
-    from . import __version__
+    from ._version import __version__
     from .collection import RunCollection
     from .data.synthetic import lorenz, write_lorenz_datasets
 

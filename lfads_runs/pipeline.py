@@ -41,6 +41,7 @@ import attrs
 from . import layout as L
 from ._atomic import atomic_write_text
 from ._procs import pid_alive
+from ._run_loader import load_run
 from .claims import ClaimHandle, acquire_claim, hostname, now_iso
 from .exceptions import ConfigError, DataError, RunFailedError
 from .runstate import log_tail, read_state, write_state
@@ -395,9 +396,7 @@ class _Pipeline:
             return
         run = self.run
         if run is None and self.task.config:
-            from .collection import load_config
-
-            run = load_config(self.task.config).run(self.task.run_spec, self.task.param_hash)
+            run = load_run(self.task.config, self.task.run_spec, self.task.param_hash)
         if run is None:
             missing = [str(self.paths.input_file(ds)) for ds in self.task.datasets]
             raise DataError(

@@ -37,7 +37,7 @@ _STR = h5py.string_dtype()
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 
