@@ -39,7 +39,7 @@ from .params import RunParams
 from .runspec import RunSpec
 
 if TYPE_CHECKING:
-    from .actions.inventory import CollectionStatus
+    from .actions.inventory import CollectionInventory
 
 __all__ = ["RunSpec", "Run", "RunCollection", "load_config"]
 
@@ -1262,11 +1262,21 @@ class RunCollection:
 
         return delete_files(self.all_runs if runs is None else runs, "input", dry_run=dry_run)
 
-    def status(self) -> CollectionStatus:
-        """What exists on disk for every run, and ``param_*`` folders the config does not name."""
-        from .actions.inventory import collection_status
+    def inventory(self) -> CollectionInventory:
+        """Which files of every run exist on disk, and ``param_*`` folders the configuration
+        does not name (``lfads-runs list``). A run's lifecycle state is :meth:`Run.state`."""
+        from .actions.inventory import collection_inventory
 
-        return collection_status(self)
+        return collection_inventory(self)
+
+    def status(self) -> CollectionInventory:
+        """Deprecated name of :meth:`inventory` (the file inventory, not the runs' state)."""
+        warnings.warn(
+            "RunCollection.status() is now inventory(); a run's state is Run.state()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.inventory()
 
     def tune(self, runs: Iterable[Run] | None = None, **options: Any) -> Any:
         """PBT searches (the YAML ``tune:`` section) on Ray Tune; options as
