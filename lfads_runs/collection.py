@@ -19,7 +19,6 @@ import numpy as np
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
-from ._rollback import undo_created
 from ._run_loader import set_run_loader
 from ._version import __version__
 from .config import read_config
@@ -30,8 +29,6 @@ from .exceptions import (
     LfadsRunsError,
     LfadsRunsWarning,
     MissingOutputError,
-    OutputError,
-    RunBusyError,
     RunNotFoundError,
 )
 from .names import check_name
@@ -40,6 +37,7 @@ from .runspec import RunSpec
 
 if TYPE_CHECKING:
     from .actions.inventory import CollectionInventory
+    from .data import PreparedData
 
 __all__ = ["RunSpec", "Run", "RunCollection", "load_config"]
 
@@ -183,7 +181,7 @@ class Run:
         return self.paths.done_marker.exists()
 
     # ------------------------------------------------------------ preparation
-    def prepare(self, regenerate: bool = False) -> Any:
+    def prepare(self, regenerate: bool = False) -> PreparedData | None:
         """Write this run's LFADS input files and link them into ``lfadsInput/``.
 
         The files live in the shared ``data_<D>/<runSpec>/`` folder (legacy layout:
@@ -196,136 +194,9 @@ class Run:
         process trains a run on them, and DataError when a source changed but a run
         already trained on the old inputs.
         """
-        from .data import input_file_names
+        from .actions.prepare import prepare_run
 
-        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
-        with undo_created(self._prepare_writes(names)):
-            try:
-                result = self._prepare(regenerate, names)
-            except OutputError:
-                raise
-            except OSError as exc:  # root is a file, a read-only folder, a full disk
-                raise OutputError(
-                    f"cannot write the inputs of run {self.name!r} under {self.collection.path}: "
-                    f"{exc.strerror or exc}: {exc.filename or ''}"
-                ) from exc
-        self._cache.clear()
-        return result
-
-    def _prepare_writes(self, names: list[str]) -> list[Path]:
-        """Every path a first ``prepare`` of this run creates (removed again if it fails)."""
-        common = self.path_common_data
-        param_folder = self.collection.layout.param_folder(self.params.param_hash)
-        return [
-            self.collection.path.parent,  # the configured root
-            self.collection.path,
-            param_folder,
-            param_folder / L.PARAMS_JSON,
-            self.path,
-            self.path_lfads_input,
-            *(self.path_lfads_input / n for n in names),
-            common.parent,  # data_<D> (the collection folder in the legacy layout)
-            common,
-            common / L.PREPARE_LOCK,
-            *(common / n for n in names),
-            common / L.SOURCES_JSON,
-        ]
-
-    def _prepare(self, regenerate: bool, names: list[str]) -> Any:
-        from .data import link_inputs, prepared_status, split_changed
-        from .data.fingerprint import changed_sources, content_hash, read_sources, write_sources
-
-        p = self.params
-        common = self.path_common_data
-        if regenerate:
-            self._refuse_rewrite(running_only=True, why="--regenerate")
-        self.collection.require_param_folder(p)
-        status = prepared_status(common, self.dataset_names, self.data_hash)
-        heldout = {d.name: d.heldout_neurons for d in self.datasets}
-        sources = {d.name: d.path for d in self.datasets}
-        recorded = read_sources(common)
-        touched = [] if regenerate else changed_sources(common, sources.items())
-        # An up-to-date file may still hold another held-out split than the YAML asks for.
-        incomplete = any(s.state != "ok" for s in status.values()) or any(
-            split_changed(s.lfads_input, heldout[n], n) for n, s in status.items()
-        )
-        result = None
-        if regenerate or incomplete or touched or any(n not in recorded for n in sources):
-            loaded = {d.name: self._sequence_data(d, "export") for d in self.datasets}
-            changed = [n for n in touched if recorded[n].get("content") != content_hash(loaded[n])]
-            if changed:
-                files = ", ".join(f"{n} ({sources[n]})" for n in changed)
-                self._refuse_rewrite(
-                    running_only=False,
-                    why=f"dataset file(s) {files} changed since {common} was prepared",
-                )
-            redo = regenerate or bool(changed)
-            if redo or incomplete:
-                result = self._write_inputs(loaded, redo, heldout)
-            write_sources(common, sources, loaded)
-        link_inputs(common, self.path_lfads_input, names, regenerate=regenerate)
-        return result
-
-    def _refuse_rewrite(self, *, running_only: bool, why: str) -> None:
-        """Refuse to rewrite the shared inputs while a run uses them (RunBusyError) or,
-        unless ``running_only``, trained on them (DataError)."""
-        from .claims import input_users
-
-        users = input_users(self.collection.layout, self.name, self.path_common_data)
-        live = [u for u in users if u.live_claim]
-        if live:
-            listing = "; ".join(u.describe() for u in live)
-            raise RunBusyError(
-                f"{why}: refused, run(s) {listing} are training on the inputs in "
-                f"{self.path_common_data} now; wait for them or stop them first"
-            )
-        trained = [u for u in users if u.trained]
-        if running_only or not trained:
-            return
-        listing = "; ".join(u.describe() for u in trained)
-        raise DataError(
-            f"{why}, but run(s) {listing} already trained on the old inputs; rewriting them "
-            "would leave those results without their inputs. Restore the file, or re-prepare "
-            "on purpose with lfads-runs prepare --regenerate (and retrain those runs)"
-        )
-
-    def _write_inputs(self, loaded: dict[str, Any], regenerate: bool, heldout: dict) -> Any:
-        from .data import prepare_datasets
-
-        p = self.params
-        # MATLAB disables single-dataset alignment in the legacy layout.
-        multi = p.use_alignment_matrix and self.n_datasets > 1
-        single = (
-            p.use_single_dataset_alignment_matrix
-            and self.n_datasets == 1
-            and not self.collection.layout.legacy
-        )
-        alignment_data = None
-        if self.uses_different_data_for_alignment and (multi or single):
-            alignment_data = [(d.name, self._sequence_data(d, "alignment")) for d in self.datasets]
-        extras = {
-            name: self._extra_inputs(self.collection.datasets[name], dd)
-            for name, dd in loaded.items()
-        }
-        return prepare_datasets(
-            list(loaded.items()),
-            alignment_data=alignment_data,
-            extra_inputs=extras,
-            spike_bin_ms=p.spike_bin_ms,
-            train_to_test_ratio=p.train_to_test_ratio,
-            batch_size=p.c_batch_size,
-            output_dist=p.c_output_dist,
-            factors_dim=p.c_factors_dim,
-            use_alignment_matrix=multi,
-            use_single_dataset_alignment_matrix=single,
-            alignment_approach=p.alignment_approach,
-            alignment_extra_args=p.alignment_extra_args,
-            data_hash=self.data_hash,
-            out_dir=self.path_common_data,
-            regenerate=regenerate,
-            ext_input_dim=p.c_ext_input_dim,
-            heldout=heldout,
-        )
+        return prepare_run(self, regenerate)
 
     # ------------------------------------------------------------ data hooks (subclass these)
     def generate_counts_for_dataset(self, dataset: Dataset, mode: str) -> Any:
