@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import numpy as np
 
 from . import layout as L
@@ -26,7 +25,6 @@ from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     ConfigError,
     DataError,
-    LfadsRunsError,
     LfadsRunsWarning,
     MissingOutputError,
     RunNotFoundError,
@@ -37,7 +35,13 @@ from .runspec import RunSpec
 
 if TYPE_CHECKING:
     from .actions.inventory import CollectionInventory
+    from .actions.load import CollectionResults
     from .data import PreparedData
+    from .io.input_info import InputInfo
+    from .model_spec import ModelSpec
+    from .results.fitlog import FitLog
+    from .results.posterior_means import PosteriorMeans
+    from .trained_params import ModelTrainedParameters
 
 __all__ = ["RunSpec", "Run", "RunCollection", "load_config"]
 
@@ -279,31 +283,14 @@ class Run:
         )
 
     # ------------------------------------------------------------ results
-    def load_input_info(self, reload: bool = False) -> dict[str, Any]:
+    def load_input_info(self, reload: bool = False) -> dict[str, InputInfo]:
         """``inputInfo_<ds>.mat`` of every dataset: split, data hash, time base, raw counts.
 
         Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
         """
-        return {ds: self._input_info_of(ds, reload) for ds in self.dataset_names}
+        from .actions.load import load_input_info
 
-    def _read_input_info(self, ds: str) -> Any:
-        from .io.input_info import read_input_info
-
-        path = self.paths.input_info_file(ds)
-        if not path.exists():
-            raise MissingOutputError(
-                f"{path} does not exist: prepare the run first (run.prepare() or "
-                f"lfads-runs prepare)"
-            )
-        info = read_input_info(path)
-        if info.data_hash and info.data_hash != self.data_hash.removeprefix(L.DATA_PREFIX):
-            warnings.warn(
-                f"{path} was prepared for data hash {info.data_hash}, but this run's "
-                f"is {self.data_hash}",
-                LfadsRunsWarning,
-                stacklevel=3,
-            )
-        return info
+        return load_input_info(self, reload)
 
     def load_posterior_means(
         self,
@@ -311,7 +298,7 @@ class Run:
         reload: bool = False,
         datasets: Any = None,
         with_valid: bool = False,
-    ) -> Any:
+    ) -> dict[str, PosteriorMeans] | tuple[dict[str, PosteriorMeans], dict[str, bool]]:
         """Posterior means of the run's datasets, trials in original order.
 
         Returns ``{dataset: PosteriorMeans}``; ``rates`` are expected counts per
@@ -324,65 +311,9 @@ class Run:
         never raises for a dataset: it returns ``(pms, valid)`` where ``valid`` maps
         every requested dataset to True/False and ``pms`` holds the valid ones only.
         """
-        kind = kind or self.params.posterior_mean_kind
-        pms, errors = self._load_posterior_means_each(kind, reload, datasets)
-        if datasets is None and not errors:  # one object while no file changes
-            files = self.posterior_files(kind)
-            pms = self._cache.get(
-                f"posterior_means/{kind}",
-                lambda: [f for ds in pms for f in self._posterior_sources(files, ds)],
-                lambda: pms,
-                reload=reload,
-            )
-        if with_valid:
-            return pms, {ds: ds not in errors for ds in (*pms, *errors)}
-        if errors:
-            raise next(iter(errors.values()))
-        return pms
+        from .actions.load import load_posterior_means
 
-    def _load_posterior_means_each(
-        self, kind: str | None, reload: bool, datasets: Any
-    ) -> tuple[dict[str, Any], dict[str, Exception]]:
-        """Every requested dataset's posterior means, or the error that stopped it."""
-        from .io.lfads_input import read_lfads_input
-        from .results.posterior_means import read_posterior_means
-
-        kind = kind or self.params.posterior_mean_kind
-        files = self.posterior_files(kind)
-        out: dict[str, Any] = {}
-        errors: dict[str, Exception] = {}
-        for ds in self.select_dataset_names(datasets):
-            key = f"posterior_means/{kind}/{ds}"
-
-            def load(ds: str = ds) -> Any:
-                return read_posterior_means(
-                    files[ds]["train"],
-                    files[ds]["valid"],
-                    dataset=ds,
-                    kind=kind,
-                    spike_bin_ms=self.params.spike_bin_ms,
-                    output_dist=self.params.c_output_dist,
-                    input_info=self._input_info_of(ds, reload),
-                    lfads_input=read_lfads_input(self.paths.input_file(ds)),
-                    strict=True,  # every trial of the run's inputs, finite rates
-                )
-
-            try:
-                out[ds] = self._cache.get(
-                    key, lambda ds=ds: self._posterior_sources(files, ds), load, reload=reload
-                )
-            except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
-                self._cache.pop(key)  # never serve what was there before
-                errors[ds] = (
-                    exc
-                    if isinstance(exc, LfadsRunsError)
-                    else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
-                )
-        return out, errors
-
-    def _posterior_sources(self, files: dict[str, Any], ds: str) -> list[Path]:
-        """The files one dataset's posterior means are read from (their cache's identity)."""
-        return [*files[ds].values(), self.paths.input_info_file(ds), self.paths.input_file(ds)]
+        return load_posterior_means(self, kind, reload, datasets, with_valid)
 
     def select_dataset_names(self, datasets: Any = None) -> tuple[str, ...]:
         """The run's datasets selected by name, 1-based index (Python or numpy) or boolean
@@ -409,40 +340,20 @@ class Run:
                 )
         return tuple(dict.fromkeys(out))
 
-    def _input_info_of(self, ds: str, reload: bool = False) -> Any:
-        path = self.paths.input_info_file(ds)
-        return self._cache.get(
-            f"input_info/{ds}", lambda: [path], lambda: self._read_input_info(ds), reload=reload
-        )
-
     def hparams(self, **overrides: Any) -> Any:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
         return self.params.to_hparams(self.n_datasets, **overrides)
 
-    def model_spec(self) -> Any:
+    def model_spec(self) -> ModelSpec:
         """The run's :class:`~lfads_runs.ModelSpec`: variables and shapes of its LFADS model.
 
         Derived from the parameters and the prepared input files (neuron counts,
         alignment matrices); for runs made elsewhere without inputs, from the
         ``hyperparameters-<step>.txt`` file LFADS wrote.
         """
-        from .dump import spec_from_inputs, spec_from_output_dir
+        from .actions.load import model_spec
 
-        def load() -> Any:
-            if self.is_prepared:
-                return spec_from_inputs(
-                    self.hparams(),
-                    {L.lfads_dataset_name(ds): f for ds, f in self.input_files.items()},
-                )
-            return spec_from_output_dir(
-                self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
-            )
-
-        def files() -> list[Path]:
-            hps = sorted(self.path_lfads_output.glob(L.HYPERPARAMETERS_GLOB))
-            return [*self.input_files.values(), *hps]
-
-        return self._cache.get("model_spec", files, load)
+        return model_spec(self)
 
     def dump_command(self) -> list[str] | None:
         """The collection's external ``dump_command`` as an argument list with ``{input_dir}``,
@@ -467,7 +378,7 @@ class Run:
 
     def load_model_trained_params(
         self, dump: str = "auto", checkpoint: str = "lve", reload: bool = False
-    ) -> Any:
+    ) -> ModelTrainedParameters:
         """The trained weights as a validated :class:`~lfads_runs.ModelTrainedParameters`.
 
         Reads ``lfadsOutput/model_params``; when it is missing (or ``dump="force"``)
@@ -478,43 +389,15 @@ class Run:
         is nothing to read or dump from, :class:`~lfads_runs.ModelParamsError`
         when the file does not match the run's model.
         """
-        from .dump import load_trained_params
+        from .actions.load import load_model_trained_params
 
-        def load() -> Any:
-            try:
-                spec = self.model_spec()
-            except MissingOutputError:
-                # Neither inputs nor LFADS's hyperparameters file: if there is also nothing to
-                # read or dump, the listing of what was looked for says more than the spec.
-                if self.file_model_params.exists() or any(
-                    self.path_lfads_output.glob("*.ckpt-*.index")
-                ):
-                    raise
-                spec = None
-            return load_trained_params(
-                self.path_lfads_output,
-                self.dataset_names,
-                spec,
-                dump=dump,
-                checkpoint=checkpoint,
-                dump_command=self.dump_command(),
-                log_path=self.paths.log_file if self.path.is_dir() else None,
-            )
+        return load_model_trained_params(self, dump, checkpoint, reload)
 
-        # Keyed by the checkpoint asked for; reread when model_params changes on disk
-        # (deleted: the auto-dump runs again; re-dumped or retrained: the new weights).
-        return self._cache.get(
-            f"trained_params/{checkpoint}",
-            lambda: [self.file_model_params],
-            load,
-            reload=reload or dump == "force",
-        )
-
-    def load_fit_log(self) -> Any:
+    def load_fit_log(self) -> FitLog:
         """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""
-        from .results.fitlog import read_fit_log
+        from .actions.load import load_fit_log
 
-        return read_fit_log(self.file_fitlog)
+        return load_fit_log(self)
 
     def infer(self, counts: Any, dataset: str | None = None, **options: Any) -> Any:
         """Posterior means of NEW trials of ``dataset`` through the trained model (torch extra).
@@ -567,38 +450,9 @@ class Run:
         ``generator_ics`` and ``controller_outputs`` (at ``spike_bin_ms``). A
         single-dataset run needs no ``dataset``.
         """
-        if dataset is None:
-            if self.n_datasets != 1:
-                raise ConfigError(
-                    f"run {self.name!r} has {self.n_datasets} datasets: name one "
-                    f"({', '.join(self.dataset_names)})"
-                )
-            dataset = 1
-        (name,) = self.select_dataset_names([dataset])
-        pm = self.load_posterior_means(kind, datasets=[name])[name]
-        data = self._sequence_data(self.collection.datasets[name], "export")
-        if data.n_trials != pm.n_trials:
-            raise DataError(
-                f"dataset {name!r} now has {data.n_trials} trials, but the posterior means of "
-                f"run {self.name!r} cover {pm.n_trials}: the data changed after the run was "
-                "prepared"
-            )
-        out: dict[str, Any] = {
-            "counts": data.counts,
-            "time_ms": data.time_vector_ms,
-            "bin_ms": data.bin_ms,
-            "condition_id": data.condition_id,
-            "true_rates": data.true_rates,
-            "external_inputs": data.external_inputs,
-            "lfads_time_ms": pm.time_ms,
-            "lfads_bin_ms": pm.bin_width_ms,
-        }
-        for field in ("rates", "means", "variances", "factors", "generator_states",
-                      "generator_ics", "controller_outputs"):  # fmt: skip
-            value = getattr(pm, field)
-            if value is not None:
-                out[f"lfads_{field}"] = value
-        return out
+        from .actions.load import add_posterior_means_to_data
+
+        return add_posterior_means_to_data(self, dataset, kind)
 
     # ------------------------------------------------------------ cleaning up
     def delete_lfads_output(self, dry_run: bool = False) -> list[Path]:
@@ -1072,17 +926,9 @@ class RunCollection:
         ``missing_datasets`` ``(run, dataset, reason)`` for every dataset that could not
         be read. ``datasets`` and ``reload``: as :meth:`Run.load_posterior_means`.
         """
-        loaded: dict[tuple[str, int], dict[str, Any]] = {}
-        missing: list[tuple[Run, str]] = []
-        missing_datasets: list[tuple[Run, str, str]] = []
-        for run in runs if runs is not None else self.all_runs:
-            pms, errors = run._load_posterior_means_each(kind, reload, datasets)
-            if pms:
-                loaded[(run.name, run.param_index)] = pms
-            else:
-                missing.append((run, "; ".join(str(e) for e in errors.values())))
-            missing_datasets += [(run, ds, str(e)) for ds, e in errors.items()]
-        return CollectionResults(loaded, missing, missing_datasets)
+        from .actions.load import collection_posterior_means
+
+        return collection_posterior_means(self, kind, runs, datasets, reload)
 
     def export_results_to_h5(
         self, folder: str | Path | None = None, runs: Iterable[Run] | None = None, **options: Any
@@ -1199,16 +1045,6 @@ def _load_run(config: str, run_spec: str, param_hash: str) -> Run:
 
 
 set_run_loader(_load_run)
-
-
-@attrs.frozen
-class CollectionResults:
-    """Results over a collection: ``loaded[(run_spec, param_index)]``, the runs ``missing``
-    (nothing readable) and every unreadable dataset in ``missing_datasets``."""
-
-    loaded: dict[tuple[str, int], dict[str, Any]]
-    missing: list[tuple[Run, str]]
-    missing_datasets: list[tuple[Run, str, str]] = attrs.Factory(list)  #: (run, dataset, reason)
 
 
 def params_record(params: RunParams) -> dict[str, Any]:
