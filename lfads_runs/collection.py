@@ -8,6 +8,7 @@ follows MATLAB ``findRuns`` (1-based indices, column-major order).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,7 +26,6 @@ from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     ConfigError,
     DataError,
-    LfadsRunsWarning,
     MissingOutputError,
     RunNotFoundError,
 )
@@ -36,7 +36,8 @@ from .runspec import RunSpec
 if TYPE_CHECKING:
     from .actions.inventory import CollectionInventory
     from .actions.load import CollectionResults
-    from .data import PreparedData
+    from .data import AlignmentResult, DatasetData, PreparedData
+    from .hparams import Hyperparameters
     from .io.input_info import InputInfo
     from .model_spec import ModelSpec
     from .results.fitlog import FitLog
@@ -203,7 +204,9 @@ class Run:
         return prepare_run(self, regenerate)
 
     # ------------------------------------------------------------ data hooks (subclass these)
-    def generate_counts_for_dataset(self, dataset: Dataset, mode: str) -> Any:
+    def generate_counts_for_dataset(
+        self, dataset: Dataset, mode: str
+    ) -> DatasetData | Mapping[str, Any]:
         """The trials of ``dataset`` for this run (MATLAB ``generateCountsForDataset``).
 
         ``mode`` is ``"export"`` (the data LFADS trains on) or ``"alignment"`` (the
@@ -221,7 +224,7 @@ class Run:
     #: computed from ``generate_counts_for_dataset(ds, "alignment")``.
     uses_different_data_for_alignment: bool = False
 
-    def modify_sequence_data_post_loading(self, dataset: Dataset, data: Any) -> Any:
+    def modify_sequence_data_post_loading(self, dataset: Dataset, data: DatasetData) -> DatasetData:
         """Change the loaded trials before export (MATLAB ``modifySequenceDataPostLoading``).
 
         Called for both modes with the checked :class:`~lfads_runs.data.DatasetData`;
@@ -230,7 +233,7 @@ class Run:
         return data
 
     def generate_extra_lfads_inputs_by_dataset(
-        self, dataset: Dataset, data: Any
+        self, dataset: Dataset, data: DatasetData
     ) -> Mapping[str, Any]:
         """Extra arrays written into ``lfads_<ds>.h5`` under their own keys
         (MATLAB ``generateExtraLFADSInputsByDataset``); default none.
@@ -242,28 +245,27 @@ class Run:
         """
         return {}
 
-    def load_sequence_data(self, datasets: Any = None, mode: str = "export") -> dict[str, Any]:
+    def load_sequence_data(
+        self, datasets: Any = None, mode: str = "export"
+    ) -> dict[str, DatasetData]:
         """The trials this run exports (MATLAB ``run.loadSequenceData``): ``{dataset:
         DatasetData}`` through the hooks, at the data's own bin width; nothing is cached
         or written. ``datasets``: names, 1-based indices or a mask (default all)."""
-        if mode not in ("export", "alignment"):
-            raise ConfigError(f"mode must be 'export' or 'alignment', got {mode!r}")
-        return {
-            ds: self._sequence_data(self.collection.datasets[ds], mode)
-            for ds in self.select_dataset_names(datasets)
-        }
+        from .actions.hooks import load_sequence_data
 
-    def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
+        return load_sequence_data(self, datasets, mode)
+
+    def _sequence_data(self, dataset: Dataset, mode: str) -> DatasetData:
         from .actions.hooks import sequence_data
 
         return sequence_data(self, dataset, mode)
 
-    def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
+    def _extra_inputs(self, dataset: Dataset, data: DatasetData) -> dict[str, np.ndarray]:
         from .actions.hooks import extra_inputs
 
         return extra_inputs(self, dataset, data)
 
-    def do_multisession_alignment(self) -> Any:
+    def do_multisession_alignment(self) -> AlignmentResult:
         """The alignment matrices of this run, computed from its data without writing
         anything (MATLAB ``run.doMultisessionAlignment``; ``prepare`` computes the same).
 
@@ -340,7 +342,7 @@ class Run:
                 )
         return tuple(dict.fromkeys(out))
 
-    def hparams(self, **overrides: Any) -> Any:
+    def hparams(self, **overrides: Any) -> Hyperparameters:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
         return self.params.to_hparams(self.n_datasets, **overrides)
 
@@ -399,22 +401,56 @@ class Run:
 
         return load_fit_log(self)
 
-    def infer(self, counts: Any, dataset: str | None = None, **options: Any) -> Any:
+    def infer(
+        self,
+        counts: Any,
+        dataset: str | None = None,
+        *,
+        kind: str = "posterior_push_mean",
+        n_samples: int | None = None,
+        ext_inputs: Any = None,
+        checkpoint: str | os.PathLike = "lve",
+        bin_ms: float | None = None,
+        condition_ids: Any = None,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        device: str = "cpu",
+    ) -> PosteriorMeans:
         """Posterior means of NEW trials of ``dataset`` through the trained model (torch extra).
 
         ``counts`` are trials x time x neurons, at ``spike_bin_ms`` or at the
-        original data's bin (rebinned like ``prepare``). Options: ``kind``
-        ("posterior_push_mean" default, or "posterior_sample_and_average"),
-        ``n_samples``, ``ext_inputs``, ``checkpoint`` ("lve", "latest",
-        "model_params" or a path), ``bin_ms``, ``condition_ids``, ``seed``,
-        ``device``; see :func:`lfads_runs.actions.inference.infer_run`. Returns a
+        original data's bin (rebinned like ``prepare``). ``kind``:
+        "posterior_push_mean" (default) or "posterior_sample_and_average";
+        ``checkpoint``: "lve", "latest", "model_params" or a path; the other
+        arguments as :func:`lfads_runs.actions.inference.infer_run`. Returns a
         :class:`~lfads_runs.results.PosteriorMeans`.
         """
         from .actions.inference import infer_run
 
-        return infer_run(self, counts, dataset=dataset, **options)
+        return infer_run(
+            self,
+            counts,
+            dataset=dataset,
+            kind=kind,
+            n_samples=n_samples,
+            ext_inputs=ext_inputs,
+            checkpoint=checkpoint,
+            bin_ms=bin_ms,
+            condition_ids=condition_ids,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+        )
 
-    def export(self, path: str | Path, **options: Any) -> Path:
+    def export(
+        self,
+        path: str | os.PathLike,
+        *,
+        kind: str | None = None,
+        model_params: bool = True,
+        checkpoint: str = "lve",
+        nwb: bool | str | os.PathLike = False,
+    ) -> Path:
         """Write this run's results to one HDF5 file (``nwb=True``: also an NWB file).
 
         Posterior means by dataset, trained weights (dumped from the checkpoint
@@ -423,9 +459,18 @@ class Run:
         """
         from .actions.export import export_run_results
 
-        return export_run_results(self, path, **options)
+        return export_run_results(
+            self, path, kind=kind, model_params=model_params, checkpoint=checkpoint, nwb=nwb
+        )
 
-    def export_results_to_h5(self, folder: str | Path | None = None, **options: Any) -> list[Path]:
+    def export_results_to_h5(
+        self,
+        folder: str | os.PathLike | None = None,
+        *,
+        kind: str | None = None,
+        model_params: bool = True,
+        checkpoint: str = "lve",
+    ) -> list[Path]:
         """One HDF5 file per dataset, ``posteriorMeans_<ds>.h5``, and ``modelTrainedParams.h5``
         (MATLAB ``run.exportResultsToH5``) in the run's ``export/`` folder or ``folder``.
 
@@ -435,7 +480,9 @@ class Run:
         """
         from .actions.export import export_run_folder
 
-        return export_run_folder(self, folder, **options)
+        return export_run_folder(
+            self, folder, kind=kind, model_params=model_params, checkpoint=checkpoint
+        )
 
     def add_posterior_means_to_data(
         self, dataset: str | int | None = None, kind: str | None = None
@@ -931,7 +978,13 @@ class RunCollection:
         return collection_posterior_means(self, kind, runs, datasets, reload)
 
     def export_results_to_h5(
-        self, folder: str | Path | None = None, runs: Iterable[Run] | None = None, **options: Any
+        self,
+        folder: str | os.PathLike | None = None,
+        runs: Iterable[Run] | None = None,
+        *,
+        kind: str | None = None,
+        model_params: bool = True,
+        checkpoint: str = "lve",
     ) -> dict[Run, list[Path]]:
         """:meth:`Run.export_results_to_h5` for ``runs`` (default all that have posterior means).
 
@@ -941,26 +994,11 @@ class RunCollection:
         not given, runs without results are skipped, and runs with some datasets missing
         are skipped with a warning.
         """
-        from .actions.export import export_file_name
+        from .actions.export import export_collection_folders
 
-        chosen = list(runs) if runs is not None else None
-        out: dict[Run, list[Path]] = {}
-        for run in chosen if chosen is not None else self.all_runs:
-            if chosen is None:
-                pms, valid = run.load_posterior_means(options.get("kind"), with_valid=True)
-                missing = [ds for ds, ok in valid.items() if not ok]
-                if missing and pms:  # some datasets only: say so rather than skip silently
-                    warnings.warn(
-                        f"not exporting {run.name} {run.param_hash}: no posterior means for "
-                        f"{', '.join(missing)}",
-                        LfadsRunsWarning,
-                        stacklevel=2,
-                    )
-                if missing:
-                    continue
-            sub = None if folder is None else Path(folder) / export_file_name(run, "")
-            out[run] = run.export_results_to_h5(sub, **options)
-        return out
+        return export_collection_folders(
+            self, folder, runs, kind=kind, model_params=model_params, checkpoint=checkpoint
+        )
 
     def delete_lfads_output(
         self, runs: Iterable[Run] | None = None, dry_run: bool = False
