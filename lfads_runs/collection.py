@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["RunSpec", "Run", "RunCollection", "load_config"]
 
 
-def _load_dataset(d: Dataset, base: Path | None) -> Any:
+def _load_dataset(d: Dataset, base: Path | None) -> DatasetData:
     """Load one dataset of a run; a data problem names the dataset as well as the file."""
     from .data import load_from_options
 
@@ -811,7 +811,7 @@ class RunCollection:
         *,
         return_indices: bool = False,
         tuned: bool = False,
-    ) -> Any:
+    ) -> Run | list[Run] | tuple[Run | list[Run], list[int], list[int]]:
         """Find runs like MATLAB ``rc.findRuns(runSpecSearch, paramSearch)``.
 
         ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index
