@@ -156,3 +156,18 @@ def test_the_checker_finds_deferred_cycles_and_skips_type_checking(tmp_path: Pat
     assert describe(cycle, edges) == (
         "a -> sub -> a\n  a -> sub: pkg/a.py:6\n  sub -> a: pkg/sub/helper.py:3"
     )
+
+
+def test_the_old_figures_path_still_imports_with_a_warning():
+    import importlib
+    import sys
+
+    import pytest
+
+    from lfads_runs.actions import figures
+
+    sys.modules.pop("lfads_runs.run_figures", None)
+    with pytest.warns(DeprecationWarning, match="lfads_runs.actions.figures"):
+        old = importlib.import_module("lfads_runs.run_figures")
+    assert old.save_alignment_figure is figures.save_alignment_figure
+    assert set(old.__all__) == set(figures.__all__)
