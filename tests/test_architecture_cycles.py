@@ -171,3 +171,17 @@ def test_the_old_figures_path_still_imports_with_a_warning():
         old = importlib.import_module("lfads_runs.run_figures")
     assert old.save_alignment_figure is figures.save_alignment_figure
     assert set(old.__all__) == set(figures.__all__)
+
+
+def test_the_collection_hands_its_yaml_loader_to_the_workers(monkeypatch):
+    """The pipeline (below the collection) rebuilds a worker's run through _run_loader;
+    test_run_subclass.test_yaml_run_class_is_imported_in_the_worker runs it end to end."""
+    import pytest
+
+    from lfads_runs import _run_loader, collection
+    from lfads_runs.exceptions import LfadsRunsError
+
+    assert _run_loader._loader is collection._load_run
+    monkeypatch.setattr(_run_loader, "_loader", None)
+    with pytest.raises(LfadsRunsError, match="registered no run loader"):
+        _run_loader.load_run("x.yaml", "all", "param_abcdef")
