@@ -22,13 +22,13 @@ import argparse
 from pathlib import Path
 
 from lfads_runs import Dataset, DatasetCollection, RunCollection, RunParams, RunSpec
-from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
-from lfads_runs.run_figures import (
+from lfads_runs.actions.figures import (
     save_factor_figures,
     save_fitlog_figure,
     save_param_figures,
     save_rate_figures,
 )
+from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lfads_runs import Dataset, DatasetCollection, RunCollection, RunParams, RunSpec
-from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
-from lfads_runs.run_figures import (
+from lfads_runs.actions.figures import (
     save_alignment_figure,
     save_factor_figures,
     save_fitlog_figure,
@@ -37,6 +36,7 @@ from lfads_runs.run_figures import (
     save_pca_figure,
     save_rate_figures,
 )
+from lfads_runs.data.synthetic import lorenz, write_lorenz_datasets
 
 
 def compare_factor1(runs, out: Path) -> Path:

@@ -8,11 +8,10 @@ on first use.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from .collection import Run, RunCollection, RunSpec
-from .config import load_config
+from ._version import __version__
+from .collection import Run, RunCollection, load_config
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     CheckpointError,
@@ -34,12 +33,8 @@ from .model_spec import DatasetSpec, ModelSpec
 from .params import RunParams, param_field
 from .results.fitlog import FitLog
 from .results.posterior_means import PosteriorMeans
+from .runspec import RunSpec
 from .trained_params import ModelTrainedParameters
-
-try:
-    __version__ = version("lfads_runs")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
 
 _LAZY_SUBMODULES = {"engine", "plots"}
 

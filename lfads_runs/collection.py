@@ -8,114 +8,52 @@ follows MATLAB ``findRuns`` (1-based indices, column-major order).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import numpy as np
 
 from . import layout as L
 from ._atomic import atomic_write_json, atomic_write_text
 from ._filecache import FileCache
 from ._jsonable import jsonable
-from ._rollback import undo_created
+from ._run_loader import set_run_loader
+from ._version import __version__
+from .config import read_config
 from .datasets import Dataset, DatasetCollection
 from .exceptions import (
     ConfigError,
     DataError,
-    LfadsRunsError,
-    LfadsRunsWarning,
     MissingOutputError,
-    OutputError,
-    RunBusyError,
     RunNotFoundError,
 )
 from .names import check_name
 from .params import RunParams
+from .runspec import RunSpec
 
 if TYPE_CHECKING:
+    from .actions.inventory import CollectionInventory
+    from .actions.load import CollectionResults
+    from .data import AlignmentResult, DatasetData, PreparedData
     from .executors import Executor, QueueResult
-    from .runstate import RunStatus
+    from .executors.state import RunStatus
+    from .hparams import Hyperparameters
+    from .io.input_info import InputInfo
+    from .model_spec import ModelSpec
+    from .results.fitlog import FitLog
+    from .results.posterior_means import PosteriorMeans
     from .scripts import ScriptOptions
-    from .status import CollectionStatus
+    from .trained_params import ModelTrainedParameters
     from .tuning.driver import TuneOutcome
     from .tuning.spec import TuneSpec
 
-__all__ = ["RunSpec", "Run", "RunCollection"]
+__all__ = ["RunSpec", "Run", "RunCollection", "load_config"]
 
 
-def _dataset_refs(ds: Any) -> tuple[str | int, ...]:
-    if isinstance(ds, str | Dataset) or _is_integer(ds):
-        ds = [ds]
-    out: list[str | int] = []
-    for d in ds:
-        if isinstance(d, Dataset):
-            out.append(d.name)
-        elif _is_integer(d):
-            out.append(int(d))
-        elif isinstance(d, str):
-            out.append(d)
-        else:
-            raise ConfigError(
-                f"a run spec's datasets are names, Dataset objects or 1-based indices, got {d!r}"
-            )
-    return tuple(out)
-
-
-@attrs.frozen
-class RunSpec:
-    """A named subset of the collection's datasets (MATLAB ``LFADS.RunSpec``).
-
-    ``datasets`` holds names, :class:`Dataset` objects or **1-based** indices into
-    the collection's datasets (MATLAB ``RunSpec(name, dc, datasetIdx)``); indices
-    are turned into names when the spec is added to a collection (or by
-    :meth:`resolve`).
-    """
-
-    name: str = attrs.field(converter=lambda n: check_name(n, "run spec name"))
-    datasets: tuple[str, ...] = attrs.field(converter=_dataset_refs)
-
-    def __attrs_post_init__(self) -> None:
-        if not self.datasets:
-            raise ConfigError(f"run spec {self.name!r} has no datasets")
-        if len(set(self.datasets)) != len(self.datasets):
-            raise ConfigError(f"run spec {self.name!r} lists a dataset twice: {self.datasets}")
-
-    def resolve(self, datasets: DatasetCollection) -> RunSpec:
-        """This spec with every dataset given by name, checked against ``datasets``."""
-        names = []
-        for d in self.datasets:
-            if isinstance(d, int):
-                if not 1 <= d <= len(datasets):
-                    raise ConfigError(
-                        f"run spec {self.name!r}: dataset index {d} is out of range; the "
-                        f"collection has {len(datasets)} datasets (indices are 1-based)"
-                    )
-                names.append(datasets[d - 1].name)
-            elif d not in datasets:
-                raise ConfigError(
-                    f"run spec {self.name!r} names unknown dataset {d!r}; "
-                    f"datasets are: {', '.join(datasets.names)}"
-                )
-            else:
-                names.append(d)
-        return RunSpec(self.name, names)
-
-    def select_datasets_by_name(self, names: str | Iterable[str]) -> RunSpec:
-        """A spec of the same name with ``names`` as its datasets (MATLAB ``selectDatasetsByName``)."""
-        return RunSpec(self.name, [names] if isinstance(names, str) else list(names))
-
-    def select_datasets_by_index(self, indices: Any) -> RunSpec:
-        """A spec with the collection's datasets at 1-based ``indices`` (``selectDatasetsByIndex``)."""
-        idx = np.atleast_1d(np.asarray(indices))
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx) + 1
-        return RunSpec(self.name, [int(i) for i in idx])
-
-
-def _load_dataset(d: Dataset, base: Path | None) -> Any:
+def _load_dataset(d: Dataset, base: Path | None) -> DatasetData:
     """Load one dataset of a run; a data problem names the dataset as well as the file."""
     from .data import load_from_options
 
@@ -268,7 +206,7 @@ class Run:
         return self.paths.done_marker.exists()
 
     # ------------------------------------------------------------ preparation
-    def prepare(self, regenerate: bool = False) -> Any:
+    def prepare(self, regenerate: bool = False) -> PreparedData | None:
         """Write this run's LFADS input files and link them into ``lfadsInput/``.
 
         The files live in the shared ``data_<D>/<runSpec>/`` folder (legacy layout:
@@ -281,134 +219,14 @@ class Run:
         process trains a run on them, and DataError when a source changed but a run
         already trained on the old inputs.
         """
-        from .data import input_file_names
+        from .actions.prepare import prepare_run
 
-        names = [n for ds in self.dataset_names for n in input_file_names(ds)]
-        with undo_created(self._prepare_writes(names)):
-            try:
-                result = self._prepare(regenerate, names)
-            except OutputError:
-                raise
-            except OSError as exc:  # root is a file, a read-only folder, a full disk
-                raise OutputError(
-                    f"cannot write the inputs of run {self.name!r} under {self.collection.path}: "
-                    f"{exc.strerror or exc}: {exc.filename or ''}"
-                ) from exc
-        self._cache.clear()
-        return result
-
-    def _prepare_writes(self, names: list[str]) -> list[Path]:
-        """Every path a first ``prepare`` of this run creates (removed again if it fails)."""
-        common = self.path_common_data
-        param_folder = self.collection.layout.param_folder(self.params.param_hash)
-        return [
-            self.collection.path.parent,  # the configured root
-            self.collection.path,
-            param_folder,
-            param_folder / L.PARAMS_JSON,
-            self.path,
-            self.path_lfads_input,
-            *(self.path_lfads_input / n for n in names),
-            common.parent,  # data_<D> (the collection folder in the legacy layout)
-            common,
-            common / L.PREPARE_LOCK,
-            *(common / n for n in names),
-            common / L.SOURCES_JSON,
-        ]
-
-    def _prepare(self, regenerate: bool, names: list[str]) -> Any:
-        from .data import link_inputs, prepared_status, split_changed
-        from .data.fingerprint import changed_sources, content_hash, read_sources, write_sources
-
-        p = self.params
-        common = self.path_common_data
-        if regenerate:
-            self._refuse_rewrite(running_only=True, why="--regenerate")
-        self.collection.require_param_folder(p)
-        status = prepared_status(common, self.dataset_names, self.data_hash)
-        heldout = {d.name: d.heldout_neurons for d in self.datasets}
-        sources = {d.name: d.path for d in self.datasets}
-        recorded = read_sources(common)
-        touched = [] if regenerate else changed_sources(common, sources.items())
-        # An up-to-date file may still hold another held-out split than the YAML asks for.
-        incomplete = any(s.state != "ok" for s in status.values()) or any(
-            split_changed(s.lfads_input, heldout[n], n) for n, s in status.items()
-        )
-        result = None
-        if regenerate or incomplete or touched or any(n not in recorded for n in sources):
-            loaded = {d.name: self._sequence_data(d, "export") for d in self.datasets}
-            changed = [n for n in touched if recorded[n].get("content") != content_hash(loaded[n])]
-            if changed:
-                files = ", ".join(f"{n} ({sources[n]})" for n in changed)
-                self._refuse_rewrite(
-                    running_only=False,
-                    why=f"dataset file(s) {files} changed since {common} was prepared",
-                )
-            redo = regenerate or bool(changed)
-            if redo or incomplete:
-                result = self._write_inputs(loaded, redo, heldout)
-            write_sources(common, sources, loaded)
-        link_inputs(common, self.path_lfads_input, names, regenerate=regenerate)
-        return result
-
-    def _refuse_rewrite(self, *, running_only: bool, why: str) -> None:
-        """Refuse to rewrite the shared inputs while a run uses them (RunBusyError) or,
-        unless ``running_only``, trained on them (DataError)."""
-        from .holders import input_users
-
-        users = input_users(self.collection.layout, self.name, self.path_common_data)
-        live = [u for u in users if u.live_claim]
-        if live:
-            listing = "; ".join(u.describe() for u in live)
-            raise RunBusyError(
-                f"{why}: refused, run(s) {listing} are training on the inputs in "
-                f"{self.path_common_data} now; wait for them or stop them first"
-            )
-        trained = [u for u in users if u.trained]
-        if running_only or not trained:
-            return
-        listing = "; ".join(u.describe() for u in trained)
-        raise DataError(
-            f"{why}, but run(s) {listing} already trained on the old inputs; rewriting them "
-            "would leave those results without their inputs. Restore the file, or re-prepare "
-            "on purpose with lfads-runs prepare --regenerate (and retrain those runs)"
-        )
-
-    def _write_inputs(self, loaded: dict[str, Any], regenerate: bool, heldout: dict) -> Any:
-        from .data import prepare_datasets
-
-        p = self.params
-        aligned = self.uses_alignment
-        alignment_data = None
-        if self.uses_different_data_for_alignment and aligned:
-            alignment_data = [(d.name, self._sequence_data(d, "alignment")) for d in self.datasets]
-        extras = {
-            name: self._extra_inputs(self.collection.datasets[name], dd)
-            for name, dd in loaded.items()
-        }
-        return prepare_datasets(
-            list(loaded.items()),
-            alignment_data=alignment_data,
-            extra_inputs=extras,
-            spike_bin_ms=p.spike_bin_ms,
-            train_to_test_ratio=p.train_to_test_ratio,
-            batch_size=p.c_batch_size,
-            output_dist=p.c_output_dist,
-            factors_dim=p.c_factors_dim,
-            # the run has decided for its number of datasets: one flag serves both cases
-            use_alignment_matrix=aligned,
-            use_single_dataset_alignment_matrix=aligned,
-            alignment_approach=p.alignment_approach,
-            alignment_extra_args=p.alignment_extra_args,
-            data_hash=self.data_hash,
-            out_dir=self.path_common_data,
-            regenerate=regenerate,
-            ext_input_dim=p.c_ext_input_dim,
-            heldout=heldout,
-        )
+        return prepare_run(self, regenerate)
 
     # ------------------------------------------------------------ data hooks (subclass these)
-    def generate_counts_for_dataset(self, dataset: Dataset, mode: str) -> Any:
+    def generate_counts_for_dataset(
+        self, dataset: Dataset, mode: str
+    ) -> DatasetData | Mapping[str, Any]:
         """The trials of ``dataset`` for this run (MATLAB ``generateCountsForDataset``).
 
         ``mode`` is ``"export"`` (the data LFADS trains on) or ``"alignment"`` (the
@@ -426,7 +244,7 @@ class Run:
     #: computed from ``generate_counts_for_dataset(ds, "alignment")``.
     uses_different_data_for_alignment: bool = False
 
-    def modify_sequence_data_post_loading(self, dataset: Dataset, data: Any) -> Any:
+    def modify_sequence_data_post_loading(self, dataset: Dataset, data: DatasetData) -> DatasetData:
         """Change the loaded trials before export (MATLAB ``modifySequenceDataPostLoading``).
 
         Called for both modes with the checked :class:`~lfads_runs.data.DatasetData`;
@@ -435,7 +253,7 @@ class Run:
         return data
 
     def generate_extra_lfads_inputs_by_dataset(
-        self, dataset: Dataset, data: Any
+        self, dataset: Dataset, data: DatasetData
     ) -> Mapping[str, Any]:
         """Extra arrays written into ``lfads_<ds>.h5`` under their own keys
         (MATLAB ``generateExtraLFADSInputsByDataset``); default none.
@@ -447,28 +265,27 @@ class Run:
         """
         return {}
 
-    def load_sequence_data(self, datasets: Any = None, mode: str = "export") -> dict[str, Any]:
+    def load_sequence_data(
+        self, datasets: Any = None, mode: str = "export"
+    ) -> dict[str, DatasetData]:
         """The trials this run exports (MATLAB ``run.loadSequenceData``): ``{dataset:
         DatasetData}`` through the hooks, at the data's own bin width; nothing is cached
         or written. ``datasets``: names, 1-based indices or a mask (default all)."""
-        if mode not in ("export", "alignment"):
-            raise ConfigError(f"mode must be 'export' or 'alignment', got {mode!r}")
-        return {
-            ds: self._sequence_data(self.collection.datasets[ds], mode)
-            for ds in self.select_dataset_names(datasets)
-        }
+        from .actions.hooks import load_sequence_data
 
-    def _sequence_data(self, dataset: Dataset, mode: str) -> Any:
-        from .run_hooks import sequence_data
+        return load_sequence_data(self, datasets, mode)
+
+    def _sequence_data(self, dataset: Dataset, mode: str) -> DatasetData:
+        from .actions.hooks import sequence_data
 
         return sequence_data(self, dataset, mode)
 
-    def _extra_inputs(self, dataset: Dataset, data: Any) -> dict[str, np.ndarray]:
-        from .run_hooks import extra_inputs
+    def _extra_inputs(self, dataset: Dataset, data: DatasetData) -> dict[str, np.ndarray]:
+        from .actions.hooks import extra_inputs
 
         return extra_inputs(self, dataset, data)
 
-    def do_multisession_alignment(self) -> Any:
+    def do_multisession_alignment(self) -> AlignmentResult:
         """The alignment matrices of this run, computed from its data without writing
         anything (MATLAB ``run.doMultisessionAlignment``; ``prepare`` computes the same).
 
@@ -476,7 +293,7 @@ class Run:
         :func:`lfads_runs.plots.alignment.plot_alignment_reconstruction` (MATLAB
         ``tool.plotAlignmentReconstruction``). ConfigError when the run uses none.
         """
-        from .run_figures import run_alignment
+        from .actions.figures import run_alignment
 
         return run_alignment(self)
 
@@ -488,31 +305,14 @@ class Run:
         )
 
     # ------------------------------------------------------------ results
-    def load_input_info(self, reload: bool = False) -> dict[str, Any]:
+    def load_input_info(self, reload: bool = False) -> dict[str, InputInfo]:
         """``inputInfo_<ds>.mat`` of every dataset: split, data hash, time base, raw counts.
 
         Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
         """
-        return {ds: self._input_info_of(ds, reload) for ds in self.dataset_names}
+        from .actions.load import load_input_info
 
-    def _read_input_info(self, ds: str) -> Any:
-        from .io.input_info import read_input_info
-
-        path = self.paths.input_info_file(ds)
-        if not path.exists():
-            raise MissingOutputError(
-                f"{path} does not exist: prepare the run first (run.prepare() or "
-                f"lfads-runs prepare)"
-            )
-        info = read_input_info(path)
-        if info.data_hash and info.data_hash != self.data_hash.removeprefix(L.DATA_PREFIX):
-            warnings.warn(
-                f"{path} was prepared for data hash {info.data_hash}, but this run's "
-                f"is {self.data_hash}",
-                LfadsRunsWarning,
-                stacklevel=3,
-            )
-        return info
+        return load_input_info(self, reload)
 
     def load_posterior_means(
         self,
@@ -520,7 +320,7 @@ class Run:
         reload: bool = False,
         datasets: Any = None,
         with_valid: bool = False,
-    ) -> Any:
+    ) -> dict[str, PosteriorMeans] | tuple[dict[str, PosteriorMeans], dict[str, bool]]:
         """Posterior means of the run's datasets, trials in original order.
 
         Returns ``{dataset: PosteriorMeans}``; ``rates`` are expected counts per
@@ -533,65 +333,9 @@ class Run:
         never raises for a dataset: it returns ``(pms, valid)`` where ``valid`` maps
         every requested dataset to True/False and ``pms`` holds the valid ones only.
         """
-        kind = kind or self.params.posterior_mean_kind
-        pms, errors = self._load_posterior_means_each(kind, reload, datasets)
-        if datasets is None and not errors:  # one object while no file changes
-            files = self.posterior_files(kind)
-            pms = self._cache.get(
-                f"posterior_means/{kind}",
-                lambda: [f for ds in pms for f in self._posterior_sources(files, ds)],
-                lambda: pms,
-                reload=reload,
-            )
-        if with_valid:
-            return pms, {ds: ds not in errors for ds in (*pms, *errors)}
-        if errors:
-            raise next(iter(errors.values()))
-        return pms
+        from .actions.load import load_posterior_means
 
-    def _load_posterior_means_each(
-        self, kind: str | None, reload: bool, datasets: Any
-    ) -> tuple[dict[str, Any], dict[str, Exception]]:
-        """Every requested dataset's posterior means, or the error that stopped it."""
-        from .io.lfads_input import read_lfads_input
-        from .results.posterior_means import read_posterior_means
-
-        kind = kind or self.params.posterior_mean_kind
-        files = self.posterior_files(kind)
-        out: dict[str, Any] = {}
-        errors: dict[str, Exception] = {}
-        for ds in self.select_dataset_names(datasets):
-            key = f"posterior_means/{kind}/{ds}"
-
-            def load(ds: str = ds) -> Any:
-                return read_posterior_means(
-                    files[ds]["train"],
-                    files[ds]["valid"],
-                    dataset=ds,
-                    kind=kind,
-                    spike_bin_ms=self.params.spike_bin_ms,
-                    output_dist=self.params.c_output_dist,
-                    input_info=self._input_info_of(ds, reload),
-                    lfads_input=read_lfads_input(self.paths.input_file(ds)),
-                    strict=True,  # every trial of the run's inputs, finite rates
-                )
-
-            try:
-                out[ds] = self._cache.get(
-                    key, lambda ds=ds: self._posterior_sources(files, ds), load, reload=reload
-                )
-            except (LfadsRunsError, OSError) as exc:  # one bad dataset: report, go on
-                self._cache.pop(key)  # never serve what was there before
-                errors[ds] = (
-                    exc
-                    if isinstance(exc, LfadsRunsError)
-                    else DataError(f"dataset {ds!r}: {type(exc).__name__}: {exc}")
-                )
-        return out, errors
-
-    def _posterior_sources(self, files: dict[str, Any], ds: str) -> list[Path]:
-        """The files one dataset's posterior means are read from (their cache's identity)."""
-        return [*files[ds].values(), self.paths.input_info_file(ds), self.paths.input_file(ds)]
+        return load_posterior_means(self, kind, reload, datasets, with_valid)
 
     def select_dataset_names(self, datasets: Any = None) -> tuple[str, ...]:
         """The run's datasets selected by name, 1-based index (Python or numpy) or boolean
@@ -618,41 +362,20 @@ class Run:
                 )
         return tuple(dict.fromkeys(out))
 
-    def _input_info_of(self, ds: str, reload: bool = False) -> Any:
-        path = self.paths.input_info_file(ds)
-        return self._cache.get(
-            f"input_info/{ds}", lambda: [path], lambda: self._read_input_info(ds), reload=reload
-        )
-
-    def hparams(self, **overrides: Any) -> Any:
+    def hparams(self, **overrides: Any) -> Hyperparameters:
         """The LFADS :class:`~lfads_runs.Hyperparameters` this run trains with."""
         return self.params.to_hparams(self.n_datasets, **overrides)
 
-    def model_spec(self) -> Any:
+    def model_spec(self) -> ModelSpec:
         """The run's :class:`~lfads_runs.ModelSpec`: variables and shapes of its LFADS model.
 
         Derived from the parameters and the prepared input files (neuron counts,
         alignment matrices); for runs made elsewhere without inputs, from the
         ``hyperparameters-<step>.txt`` file LFADS wrote.
         """
-        from .dump import spec_from_inputs, spec_from_output_dir
+        from .actions.load import model_spec
 
-        def load() -> Any:
-            if self.is_prepared:
-                return spec_from_inputs(
-                    self.hparams(),
-                    {L.lfads_dataset_name(ds): f for ds, f in self.input_files.items()},
-                )
-            return spec_from_output_dir(
-                self.path_lfads_output, self.hparams(), input_dir=self.path_lfads_input
-            )
-
-        def files() -> list[Path]:
-            from .io.hyperparameters_file import hyperparameters_files
-
-            return [*self.input_files.values(), *hyperparameters_files(self.path_lfads_output)]
-
-        return self._cache.get("model_spec", files, load)
+        return model_spec(self)
 
     def dump_command(self) -> list[str] | None:
         """The collection's external ``dump_command`` as an argument list with ``{input_dir}``,
@@ -677,7 +400,7 @@ class Run:
 
     def load_model_trained_params(
         self, dump: str = "auto", checkpoint: str = "lve", reload: bool = False
-    ) -> Any:
+    ) -> ModelTrainedParameters:
         """The trained weights as a validated :class:`~lfads_runs.ModelTrainedParameters`.
 
         Reads ``lfadsOutput/model_params``; when it is missing (or ``dump="force"``)
@@ -688,70 +411,86 @@ class Run:
         is nothing to read or dump from, :class:`~lfads_runs.ModelParamsError`
         when the file does not match the run's model.
         """
-        from .dump import load_trained_params
-        from .io.checkpoints import has_checkpoint
+        from .actions.load import load_model_trained_params
 
-        def load() -> Any:
-            try:
-                spec = self.model_spec()
-            except MissingOutputError:
-                # Neither inputs nor LFADS's hyperparameters file: if there is also nothing to
-                # read or dump, the listing of what was looked for says more than the spec.
-                if self.file_model_params.exists() or has_checkpoint(self.path_lfads_output):
-                    raise
-                spec = None
-            return load_trained_params(
-                self.path_lfads_output,
-                self.dataset_names,
-                spec,
-                dump=dump,
-                checkpoint=checkpoint,
-                dump_command=self.dump_command(),
-                log_path=self.paths.log_file if self.path.is_dir() else None,
-            )
+        return load_model_trained_params(self, dump, checkpoint, reload)
 
-        # Keyed by the checkpoint asked for; reread when model_params changes on disk
-        # (deleted: the auto-dump runs again; re-dumped or retrained: the new weights).
-        return self._cache.get(
-            f"trained_params/{checkpoint}",
-            lambda: [self.file_model_params],
-            load,
-            reload=reload or dump == "force",
-        )
-
-    def load_fit_log(self) -> Any:
+    def load_fit_log(self) -> FitLog:
         """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""
-        from .results.fitlog import read_fit_log
+        from .actions.load import load_fit_log
 
-        return read_fit_log(self.file_fitlog)
+        return load_fit_log(self)
 
-    def infer(self, counts: Any, dataset: str | None = None, **options: Any) -> Any:
+    def infer(
+        self,
+        counts: Any,
+        dataset: str | None = None,
+        *,
+        kind: str = "posterior_push_mean",
+        n_samples: int | None = None,
+        ext_inputs: Any = None,
+        checkpoint: str | os.PathLike = "lve",
+        bin_ms: float | None = None,
+        condition_ids: Any = None,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        device: str = "cpu",
+    ) -> PosteriorMeans:
         """Posterior means of NEW trials of ``dataset`` through the trained model (torch extra).
 
         ``counts`` are trials x time x neurons, at ``spike_bin_ms`` or at the
-        original data's bin (rebinned like ``prepare``). Options: ``kind``
-        ("posterior_push_mean" default, or "posterior_sample_and_average"),
-        ``n_samples``, ``ext_inputs``, ``checkpoint`` ("lve", "latest",
-        "model_params" or a path), ``bin_ms``, ``condition_ids``, ``seed``,
-        ``device``; see :func:`lfads_runs.inference.infer_run`. Returns a
+        original data's bin (rebinned like ``prepare``). ``kind``:
+        "posterior_push_mean" (default) or "posterior_sample_and_average";
+        ``checkpoint``: "lve", "latest", "model_params" or a path; the other
+        arguments as :func:`lfads_runs.actions.inference.infer_run`. Returns a
         :class:`~lfads_runs.results.PosteriorMeans`.
         """
-        from .inference import infer_run
+        from .actions.inference import infer_run
 
-        return infer_run(self, counts, dataset=dataset, **options)
+        return infer_run(
+            self,
+            counts,
+            dataset=dataset,
+            kind=kind,
+            n_samples=n_samples,
+            ext_inputs=ext_inputs,
+            checkpoint=checkpoint,
+            bin_ms=bin_ms,
+            condition_ids=condition_ids,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+        )
 
-    def export(self, path: str | Path, **options: Any) -> Path:
+    def export(
+        self,
+        path: str | os.PathLike,
+        *,
+        kind: str | None = None,
+        model_params: bool = True,
+        checkpoint: str = "lve",
+        nwb: bool | str | os.PathLike = False,
+    ) -> Path:
         """Write this run's results to one HDF5 file (``nwb=True``: also an NWB file).
 
         Posterior means by dataset, trained weights (dumped from the checkpoint
         when needed), fit log, and the parameters as attributes; see
-        :func:`lfads_runs.run_export.export_run_results`. Returns the HDF5 path.
+        :func:`lfads_runs.actions.export.export_run_results`. Returns the HDF5 path.
         """
-        from .run_export import export_run_results
+        from .actions.export import export_run_results
 
-        return export_run_results(self, path, **options)
+        return export_run_results(
+            self, path, kind=kind, model_params=model_params, checkpoint=checkpoint, nwb=nwb
+        )
 
-    def export_results_to_h5(self, folder: str | Path | None = None, **options: Any) -> list[Path]:
+    def export_results_to_h5(
+        self,
+        folder: str | os.PathLike | None = None,
+        *,
+        kind: str | None = None,
+        model_params: bool = True,
+        checkpoint: str = "lve",
+    ) -> list[Path]:
         """One HDF5 file per dataset, ``posteriorMeans_<ds>.h5``, and ``modelTrainedParams.h5``
         (MATLAB ``run.exportResultsToH5``) in the run's ``export/`` folder or ``folder``.
 
@@ -759,9 +498,11 @@ class Run:
         :meth:`ModelTrainedParameters.to_hdf5` files; options: ``kind``,
         ``model_params=False`` to leave the weights out. Returns the files written.
         """
-        from .run_export import export_run_folder
+        from .actions.export import export_run_folder
 
-        return export_run_folder(self, folder, **options)
+        return export_run_folder(
+            self, folder, kind=kind, model_params=model_params, checkpoint=checkpoint
+        )
 
     def add_posterior_means_to_data(
         self, dataset: str | int | None = None, kind: str | None = None
@@ -776,38 +517,9 @@ class Run:
         ``generator_ics`` and ``controller_outputs`` (at ``spike_bin_ms``). A
         single-dataset run needs no ``dataset``.
         """
-        if dataset is None:
-            if self.n_datasets != 1:
-                raise ConfigError(
-                    f"run {self.name!r} has {self.n_datasets} datasets: name one "
-                    f"({', '.join(self.dataset_names)})"
-                )
-            dataset = 1
-        (name,) = self.select_dataset_names([dataset])
-        pm = self.load_posterior_means(kind, datasets=[name])[name]
-        data = self._sequence_data(self.collection.datasets[name], "export")
-        if data.n_trials != pm.n_trials:
-            raise DataError(
-                f"dataset {name!r} now has {data.n_trials} trials, but the posterior means of "
-                f"run {self.name!r} cover {pm.n_trials}: the data changed after the run was "
-                "prepared"
-            )
-        out: dict[str, Any] = {
-            "counts": data.counts,
-            "time_ms": data.time_vector_ms,
-            "bin_ms": data.bin_ms,
-            "condition_id": data.condition_id,
-            "true_rates": data.true_rates,
-            "external_inputs": data.external_inputs,
-            "lfads_time_ms": pm.time_ms,
-            "lfads_bin_ms": pm.bin_width_ms,
-        }
-        for field in ("rates", "means", "variances", "factors", "generator_states",
-                      "generator_ics", "controller_outputs"):  # fmt: skip
-            value = getattr(pm, field)
-            if value is not None:
-                out[f"lfads_{field}"] = value
-        return out
+        from .actions.load import add_posterior_means_to_data
+
+        return add_posterior_means_to_data(self, dataset, kind)
 
     # ------------------------------------------------------------ cleaning up
     def delete_lfads_output(self, dry_run: bool = False) -> list[Path]:
@@ -818,7 +530,7 @@ class Run:
         :class:`~lfads_runs.exceptions.RunBusyError`, deleting nothing, while a live
         process (a queue) holds the run.
         """
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files([self], "output", dry_run=dry_run)
 
@@ -827,7 +539,7 @@ class Run:
         ``lfads_<ds>.h5`` in ``data_<D>/`` and the ``lfadsInput/`` links; ``prepare()``
         writes them again. Refused (RunBusyError) while any run reading the same files
         is held by a live process."""
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files([self], "input", dry_run=dry_run)
 
@@ -942,7 +654,7 @@ class Run:
 
     def state(self) -> RunStatus:
         """Status row from files: state, stage, epochs, best valid cost, failure reason."""
-        from .runstate import collection_run_status
+        from .executors.state import collection_run_status
 
         return collection_run_status(self.collection, [self])[0]
 
@@ -1073,8 +785,6 @@ class RunCollection:
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunCollection:
         """Build a collection from a YAML file (see :mod:`lfads_runs.config`)."""
-        from .config import load_config
-
         return load_config(path)
 
     def _add_run_spec(self, spec: RunSpec, replace: bool) -> None:
@@ -1198,7 +908,7 @@ class RunCollection:
         *,
         return_indices: bool = False,
         tuned: bool = False,
-    ) -> Any:
+    ) -> Run | list[Run] | tuple[Run | list[Run], list[int], list[int]]:
         """Find runs like MATLAB ``rc.findRuns(runSpecSearch, paramSearch)``.
 
         ``run_spec``: ``None``/``""`` (all), a name, a :class:`RunSpec`, a 1-based index
@@ -1360,20 +1070,18 @@ class RunCollection:
         ``missing_datasets`` ``(run, dataset, reason)`` for every dataset that could not
         be read. ``datasets`` and ``reload``: as :meth:`Run.load_posterior_means`.
         """
-        loaded: dict[tuple[str, int], dict[str, Any]] = {}
-        missing: list[tuple[Run, str]] = []
-        missing_datasets: list[tuple[Run, str, str]] = []
-        for run in runs if runs is not None else self.all_runs:
-            pms, errors = run._load_posterior_means_each(kind, reload, datasets)
-            if pms:
-                loaded[(run.name, run.param_index)] = pms
-            else:
-                missing.append((run, "; ".join(str(e) for e in errors.values())))
-            missing_datasets += [(run, ds, str(e)) for ds, e in errors.items()]
-        return CollectionResults(loaded, missing, missing_datasets)
+        from .actions.load import collection_posterior_means
+
+        return collection_posterior_means(self, kind, runs, datasets, reload)
 
     def export_results_to_h5(
-        self, folder: str | Path | None = None, runs: Iterable[Run] | None = None, **options: Any
+        self,
+        folder: str | os.PathLike | None = None,
+        runs: Iterable[Run] | None = None,
+        *,
+        kind: str | None = None,
+        model_params: bool = True,
+        checkpoint: str = "lve",
     ) -> dict[Run, list[Path]]:
         """:meth:`Run.export_results_to_h5` for ``runs`` (default all that have posterior means).
 
@@ -1383,33 +1091,18 @@ class RunCollection:
         not given, runs without results are skipped, and runs with some datasets missing
         are skipped with a warning.
         """
-        from .run_export import export_file_name
+        from .actions.export import export_collection_folders
 
-        chosen = list(runs) if runs is not None else None
-        out: dict[Run, list[Path]] = {}
-        for run in chosen if chosen is not None else self.all_runs:
-            if chosen is None:
-                pms, valid = run.load_posterior_means(options.get("kind"), with_valid=True)
-                missing = [ds for ds, ok in valid.items() if not ok]
-                if missing and pms:  # some datasets only: say so rather than skip silently
-                    warnings.warn(
-                        f"not exporting {run.name} {run.param_hash}: no posterior means for "
-                        f"{', '.join(missing)}",
-                        LfadsRunsWarning,
-                        stacklevel=2,
-                    )
-                if missing:
-                    continue
-            sub = None if folder is None else Path(folder) / export_file_name(run, "")
-            out[run] = run.export_results_to_h5(sub, **options)
-        return out
+        return export_collection_folders(
+            self, folder, runs, kind=kind, model_params=model_params, checkpoint=checkpoint
+        )
 
     def delete_lfads_output(
         self, runs: Iterable[Run] | None = None, dry_run: bool = False
     ) -> list[Path]:
         """:meth:`Run.delete_lfads_output` for ``runs`` (default all); nothing is deleted
         when any of them is held by a live process."""
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files(self.all_runs if runs is None else runs, "output", dry_run=dry_run)
 
@@ -1417,15 +1110,25 @@ class RunCollection:
         self, runs: Iterable[Run] | None = None, dry_run: bool = False
     ) -> list[Path]:
         """:meth:`Run.delete_lfads_input_files` for ``runs`` (default all)."""
-        from .cleanup import delete_files
+        from .actions.cleanup import delete_files
 
         return delete_files(self.all_runs if runs is None else runs, "input", dry_run=dry_run)
 
-    def status(self) -> CollectionStatus:
-        """What exists on disk for every run, and ``param_*`` folders the config does not name."""
-        from .status import collection_status
+    def inventory(self) -> CollectionInventory:
+        """Which files of every run exist on disk, and ``param_*`` folders the configuration
+        does not name (``lfads-runs list``). A run's lifecycle state is :meth:`Run.state`."""
+        from .actions.inventory import collection_inventory
 
-        return collection_status(self)
+        return collection_inventory(self)
+
+    def status(self) -> CollectionInventory:
+        """Deprecated name of :meth:`inventory` (the file inventory, not the runs' state)."""
+        warnings.warn(
+            "RunCollection.status() is now inventory(); a run's state is Run.state()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.inventory()
 
     def tune(
         self,
@@ -1540,27 +1243,43 @@ class RunCollection:
         return write_scripts(self, runs, options, kind=kind, n_samples=n_samples)
 
 
-@attrs.frozen
-class CollectionResults:
-    """Results over a collection: ``loaded[(run_spec, param_index)]``, the runs ``missing``
-    (nothing readable) and every unreadable dataset in ``missing_datasets``."""
+def load_config(path: str | Path) -> RunCollection:
+    """Read a YAML configuration into a :class:`RunCollection` (nothing is written)."""
+    cfg = read_config(path, run_base=Run)
+    try:
+        return RunCollection(
+            cfg.root,
+            cfg.name,
+            cfg.datasets,
+            cfg.run_specs,
+            cfg.params,
+            version=cfg.version,
+            comment=cfg.comment,
+            options=cfg.options,
+            source=cfg.source,
+            run_class=cfg.run_class,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
 
-    loaded: dict[tuple[str, int], dict[str, Any]]
-    missing: list[tuple[Run, str]]
-    missing_datasets: list[tuple[Run, str, str]] = attrs.Factory(list)  #: (run, dataset, reason)
+
+def _load_run(config: str, run_spec: str, param_hash: str) -> Run:
+    """One run of a YAML file's collection (for workers, see :mod:`lfads_runs._run_loader`)."""
+    return load_config(config).run(run_spec, param_hash)
+
+
+set_run_loader(_load_run)
 
 
 def params_record(params: RunParams) -> dict[str, Any]:
     """The content of ``params.json``: full parameters and both hashes."""
-    import lfads_runs
-
     return {
         "param_hash": params.param_hash,
         "data_hash": params.data_hash,
         "class": f"{type(params).__module__}.{type(params).__qualname__}",
         "differences": jsonable(params.differences()),
         "params": jsonable(params.as_dict()),
-        "lfads_runs_version": lfads_runs.__version__,
+        "lfads_runs_version": __version__,
     }
 
 
@@ -1573,10 +1292,6 @@ def _is_scalar(q: Any) -> bool:
 def _is_empty(x: Any) -> bool:
     """An empty selection (for filters: keep nothing; for find_runs ``[]`` means all)."""
     return isinstance(x, list | tuple | np.ndarray) and len(x) == 0
-
-
-def _is_integer(x: Any) -> bool:
-    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
 
 
 def _flatten(items: Iterable[Any], scalar: Any) -> list[Any]:

@@ -1,6 +1,8 @@
-"""Run collections from YAML files.
+"""Run collection configurations from YAML files.
 
-Loading a configuration never touches the disk beyond reading the YAML file.
+:func:`read_config` checks a file into a plain :class:`CollectionConfig` record (the
+arguments of a :class:`~lfads_runs.RunCollection`); :func:`lfads_runs.load_config`
+builds the collection from it. Reading never touches the disk beyond the YAML file.
 Every mistake raises one :class:`~lfads_runs.ConfigError` naming the file, the
 key path and the line. The format::
 
@@ -33,15 +35,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ._yaml import Marks, YamlError, load_yaml
-from .collection import Run, RunCollection, RunSpec
 from .command_template import split_template
 from .datasets import Dataset, DatasetCollection
 from .exceptions import ConfigError
 from .layout import CURRENT_VERSION
 from .params import RunParams
+from .runspec import RunSpec
 
-__all__ = ["load_config", "CONFIG_KEYS", "SECTION_KEYS", "DATASET_KEYS"]
+__all__ = ["CollectionConfig", "read_config", "CONFIG_KEYS", "SECTION_KEYS", "DATASET_KEYS"]
 
 CONFIG_KEYS = {
     "name": "collection name: the folder <root>/<name>",
@@ -229,8 +233,28 @@ def _suggest(key: str, allowed) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load_config(path: str | Path) -> RunCollection:
-    """Read a YAML configuration into a :class:`RunCollection` (nothing is written)."""
+@attrs.frozen(kw_only=True)
+class CollectionConfig:
+    """A checked YAML configuration: the arguments of a :class:`~lfads_runs.RunCollection`."""
+
+    source: Path  #: the YAML file, absolute
+    root: Path
+    name: str
+    version: int
+    comment: str
+    datasets: DatasetCollection
+    run_specs: tuple[RunSpec, ...]
+    params: tuple[RunParams, ...]
+    options: dict[str, Any]
+    run_class: type | None  #: the YAML's ``run_class`` (None: it names none)
+
+
+def read_config(path: str | Path, *, run_base: type = object) -> CollectionConfig:
+    """Read and check a YAML configuration (nothing is written).
+
+    ``run_base``: the class a ``run_class:`` must subclass (``lfads_runs.load_config``
+    passes :class:`~lfads_runs.Run`; this module sits below the collection).
+    """
     file = Path(path).resolve()
     if not file.is_file():
         raise ConfigError(f"{file}: configuration file not found")
@@ -257,7 +281,11 @@ def load_config(path: str | Path) -> RunCollection:
     datasets = _datasets(ctx, data["datasets"], file.parent)
     run_specs = _run_specs(ctx, data["run_specs"], datasets)
     params_cls = _params_class(ctx, data.get("params_class"))
-    run_cls = _user_class(ctx, data.get("run_class"), "run_class", Run, file.parent)
+    run_cls = (
+        None
+        if data.get("run_class") is None
+        else _user_class(ctx, data["run_class"], "run_class", run_base, file.parent)
+    )
     params = _params(ctx, data, params_cls)
     options: dict[str, Any] = {}
     for section, keys in SECTION_KEYS.items():
@@ -277,21 +305,18 @@ def load_config(path: str | Path) -> RunCollection:
         options["dump_command"] = dc
     if data.get("tune") is not None:
         options["tune"] = _tune(ctx, data["tune"], params_cls, run_specs, len(params))
-    try:
-        return RunCollection(
-            root,
-            name,
-            datasets,
-            run_specs,
-            [p for _, p in params],
-            version=version,
-            comment=comment,
-            options=options,
-            source=file,
-            run_class=run_cls,
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"{file}: {exc}") from None
+    return CollectionConfig(
+        source=file,
+        root=root,
+        name=name,
+        version=version,
+        comment=comment,
+        datasets=datasets,
+        run_specs=tuple(run_specs),
+        params=tuple(p for _, p in params),
+        options=options,
+        run_class=run_cls,
+    )
 
 
 def _tune(

@@ -383,7 +383,7 @@ def run_demo(
     RunFailedError
         Training failed (the message holds the end of the run's log).
     """
-    from . import __version__
+    from ._version import __version__
     from .collection import RunCollection
     from .data.synthetic import lorenz, write_lorenz_datasets
 
@@ -461,7 +461,7 @@ def run_demo(
 
     fig_paths: dict[str, list[str]] = {}
     if figures:
-        from .run_figures import save_run_figures
+        from .actions.figures import save_run_figures
 
         with clock.stage("figures", f"writing figures to {out / 'figures'}"):
             written = save_run_figures(

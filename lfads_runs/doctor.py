@@ -76,7 +76,7 @@ def _torch(build_kernels: bool) -> dict[str, Any]:
 
 def environment_report(*, build_kernels: bool = False) -> dict[str, Any]:
     """The report as a JSON-ready dict (see ``lfads-runs doctor --json``)."""
-    from . import __version__
+    from ._version import __version__
 
     report: dict[str, Any] = {
         "lfads_runs": __version__,

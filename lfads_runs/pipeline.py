@@ -3,7 +3,7 @@
 Every executor (local subprocesses, Slurm jobs, Ray tasks, in-process) runs a
 run through :func:`execute`, so the rules are the same everywhere:
 
-- the run is **claimed** first (:func:`lfads_runs.runstate.acquire_claim`); a run
+- the run is **claimed** first (:func:`lfads_runs.claims.acquire_claim`); a run
   claimed by a live process is left alone, a stale claim is broken;
 - a run whose done marker exists is skipped unless ``rerun`` (checked again after
   claiming, so two queues never train a run twice);
@@ -40,17 +40,11 @@ import attrs
 
 from . import layout as L
 from ._atomic import atomic_write_text
+from ._procs import pid_alive
+from ._run_loader import load_run
+from .claims import ClaimHandle, acquire_claim, hostname, now_iso
 from .exceptions import ConfigError, DataError, RunFailedError
-from .runstate import (
-    ClaimHandle,
-    acquire_claim,
-    hostname,
-    log_tail,
-    now_iso,
-    pid_alive,
-    read_state,
-    write_state,
-)
+from .runstate import log_tail, read_state, write_state
 
 if TYPE_CHECKING:
     from .collection import Run
@@ -402,9 +396,7 @@ class _Pipeline:
             return
         run = self.run
         if run is None and self.task.config:
-            from .config import load_config
-
-            run = load_config(self.task.config).run(self.task.run_spec, self.task.param_hash)
+            run = load_run(self.task.config, self.task.run_spec, self.task.param_hash)
         if run is None:
             missing = [str(self.paths.input_file(ds)) for ds in self.task.datasets]
             raise DataError(

@@ -168,7 +168,7 @@ def test_summary_text_is_verbatim(tmp_path):
     assert "[1 param_Qr2PeG data_RE1kuL]" in text and "single_dataset003" in text
 
 
-def test_status_discovers_files(tmp_path):
+def test_inventory_discovers_files(tmp_path):
     rc = make(tmp_path)
     run = rc.find_runs("all", 1)
     out = run.path_lfads_output
@@ -182,7 +182,7 @@ def test_status_discovers_files(tmp_path):
     run.file_done.write_bytes(b"")
     stray = rc.path / "param_AAAAAA" / "all"
     stray.mkdir(parents=True)
-    status = rc.status()
+    status = rc.inventory()
     first = status.runs[0]
     assert (first.run_spec, first.param_index) == ("all", 1)
     assert first.folder and first.model_params and first.done
@@ -192,6 +192,8 @@ def test_status_discovers_files(tmp_path):
     assert not status.runs[1].folder
     assert [u.param_hash for u in status.unknown_param_folders] == ["param_AAAAAA"]
     assert status.unknown_param_folders[0].run_specs == ["all"]
+    with pytest.warns(DeprecationWarning, match=r"inventory\(\)"):
+        assert rc.status() == status  # the old name still answers, with a warning
 
 
 def test_links_as_symlinks_resolve(tmp_path):

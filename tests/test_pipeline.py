@@ -10,11 +10,11 @@ pytest.importorskip("torch")
 
 from _queue_helpers import attempts, corrupt_input, load, make_config, state  # noqa: E402
 
+from lfads_runs.claims import ClaimHandle, acquire_claim  # noqa: E402
 from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
 from lfads_runs.io.model_params import read_model_params  # noqa: E402
 from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
 from lfads_runs.pipeline import EXIT_CLAIMED, RunTask, execute  # noqa: E402
-from lfads_runs.runstate import ClaimHandle, acquire_claim  # noqa: E402
 
 
 @pytest.fixture

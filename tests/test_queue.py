@@ -24,6 +24,7 @@ from _queue_helpers import (  # noqa: E402
     wait_for,
 )
 
+from lfads_runs._procs import pid_alive  # noqa: E402
 from lfads_runs.exceptions import ConfigError  # noqa: E402
 from lfads_runs.executors import get_executor, train_runs  # noqa: E402
 from lfads_runs.executors.local import LocalExecutor, parallel_cpu_runs, parse_gpus  # noqa: E402
@@ -31,7 +32,6 @@ from lfads_runs.io.fitlog import read_fitlog_rows  # noqa: E402
 from lfads_runs.io.model_params import read_model_params  # noqa: E402
 from lfads_runs.io.posterior_files import read_posterior_file  # noqa: E402
 from lfads_runs.io.tensorbundle import read_bundle  # noqa: E402
-from lfads_runs.runstate import pid_alive  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -398,7 +398,7 @@ def test_posterior_means_back_onto_the_data_and_export(trained, tmp_path):
 
 @pytest.mark.slow
 def test_delete_output_and_inputs_with_dry_run_and_claims(trained, monkeypatch):
-    from lfads_runs.runstate import acquire_claim
+    from lfads_runs.claims import acquire_claim
 
     rc = trained
     run, single = rc.find_runs("all", 1), rc.find_runs("s1", 1)
@@ -416,7 +416,7 @@ def test_delete_output_and_inputs_with_dry_run_and_claims(trained, monkeypatch):
     finally:
         handle.release()
     # a deletion cut short (here: rmtree fails) leaves a run that no longer looks done
-    import lfads_runs.cleanup as cleanup
+    import lfads_runs.actions.cleanup as cleanup
 
     def crash(path):
         raise OSError("disk gone")

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from lfads_runs import layout as L
+from lfads_runs._procs import pid_alive
+from lfads_runs.claims import ClaimHandle, acquire_claim, break_stale_claim, hostname, read_claim
 from lfads_runs.executors.queuefile import queued_run_paths, read_queue_file, update_queue
+from lfads_runs.executors.state import derive_state
 from lfads_runs.runstate import (
     DONE,
     FAILED,
@@ -22,14 +25,7 @@ from lfads_runs.runstate import (
     QUEUED,
     RUNNING,
     STALE,
-    ClaimHandle,
-    acquire_claim,
-    break_stale_claim,
-    derive_state,
-    hostname,
     log_tail,
-    pid_alive,
-    read_claim,
     write_state,
 )
 

@@ -45,7 +45,7 @@ _H5_SUFFIXES = (".h5", ".hdf5")
 def export(config, run, param, run_specs, params, out: Path, nwb: bool, kind, no_params) -> int:
     """Export posterior means, trained weights, fit log and parameters of RUN PARAM
     (default: every run with results); prints the files written as JSON."""
-    from ..run_export import export_file_name
+    from ..actions.export import export_file_name
 
     rc = load_collection(config)
     runs = selected_runs(rc, run, param, run_specs, params)

@@ -13,7 +13,7 @@ from ._app import cli, config_argument, echo_json, load_collection
 def list_runs(config, as_json: bool) -> None:
     """List the runs of CONFIG and which inputs and outputs exist on disk."""
     rc = load_collection(config)
-    status = rc.status()
+    status = rc.inventory()
     if as_json:
         echo_json(status.as_dict())
         return

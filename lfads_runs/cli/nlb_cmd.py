@@ -71,7 +71,7 @@ def nlb_export(
 ) -> int:  # fmt: skip
     """Write the submission OUT (eval/train rates, held-in/held-out, forward) from the model
     in SAVE_DIR trained on DATA_DIR (made by nlb import from TENSORS)."""
-    from ..results.nlb_export import export_nlb_submission
+    from ..actions.nlb_export import export_nlb_submission
 
     path = export_nlb_submission(
         tensors, data_dir, save_dir, out, dataset_name=dataset_name, input_name=name,

@@ -107,7 +107,7 @@ def _dataset_option(f):
               help="Conditions drawn per panel.")  # fmt: skip
 def plot_factors(config, run, param, out_dir: Path, kind, datasets, max_conditions: int) -> None:
     """Factor traces per condition (factors_<dataset>.png), one file per dataset."""
-    from ..run_figures import save_factor_figures
+    from ..actions.figures import save_factor_figures
 
     r = _one_run(config, run, param)
     _report(
@@ -124,7 +124,7 @@ def plot_factors(config, run, param, out_dir: Path, kind, datasets, max_conditio
               help="Draw only the first N shared conditions.")  # fmt: skip
 def plot_pca(config, run, param, out_dir: Path, kind, max_conditions) -> None:
     """Condition-averaged factors of all datasets on shared top-2 PCs (stitching_pca.png)."""
-    from ..run_figures import save_pca_figure
+    from ..actions.figures import save_pca_figure
 
     r = _one_run(config, run, param)
     _report(save_pca_figure(r, out_dir, kind=kind, max_conditions=max_conditions))
@@ -136,7 +136,7 @@ def plot_pca(config, run, param, out_dir: Path, kind, max_conditions) -> None:
 @_dataset_option
 def plot_rates(config, run, param, out_dir: Path, kind, datasets) -> None:
     """Inferred vs true rates (rates_vs_truth_<dataset>.png; synthetic data only)."""
-    from ..run_figures import save_rate_figures
+    from ..actions.figures import save_rate_figures
 
     r = _one_run(config, run, param)
     _report(save_rate_figures(r, out_dir, kind=kind, datasets=datasets or None))
@@ -146,7 +146,7 @@ def plot_rates(config, run, param, out_dir: Path, kind, datasets) -> None:
 @_run_arguments
 def plot_fitlog(config, run, param, out_dir: Path) -> None:
     """Training curves from fitlog.csv (training_curves.png)."""
-    from ..run_figures import save_fitlog_figure
+    from ..actions.figures import save_fitlog_figure
 
     _report(save_fitlog_figure(_one_run(config, run, param), out_dir))
 
@@ -155,7 +155,7 @@ def plot_fitlog(config, run, param, out_dir: Path) -> None:
 @_run_arguments
 def plot_pbt(config, run, param, out_dir: Path) -> None:
     """The PBT search of RUN PARAM: metric and hyperparameters per generation (pbt.png)."""
-    from ..run_figures import save_pbt_figure
+    from ..actions.figures import save_pbt_figure
 
     _report(save_pbt_figure(_one_run(config, run, param), out_dir))
 
@@ -166,7 +166,7 @@ def plot_pbt(config, run, param, out_dir: Path) -> None:
               help="Global PCs drawn (rows).")  # fmt: skip
 def plot_alignment(config, run, param, out_dir: Path, n_factors: int) -> None:
     """Global PCs vs each dataset's alignment reconstruction (alignment_reconstruction.png)."""
-    from ..run_figures import save_alignment_figure
+    from ..actions.figures import save_alignment_figure
 
     r = _one_run(config, run, param)
     _report(save_alignment_figure(r, out_dir, factors=n_factors))

@@ -31,7 +31,7 @@ def status(config, run, param, run_specs, params, tail: int, as_json: bool) -> N
     States: not prepared, prepared, queued, running, done, failed, stale.
     """
     from .._tempfiles import temp_files
-    from ..runstate import collection_run_status
+    from ..executors.state import collection_run_status
 
     rc = load_collection(config)
     runs = selected_runs(rc, run, param, run_specs, params)

@@ -142,7 +142,7 @@ class ForkServer:
             if pid in self._exits:
                 return self._exits.pop(pid)
         if self._dead():
-            from ..runstate import pid_alive
+            from .._procs import pid_alive
 
             if not pid_alive(pid):  # its parent died before reporting it
                 with self._cond:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 import attrs
 
 from .. import progress as _progress
-from ..holders import live_claim
+from ..claims import break_stale_claim, hostname, live_claim, now_iso, read_claim
 from ..pipeline import (
     EXIT_CLAIMED,
     EXIT_DONE,
@@ -35,15 +35,7 @@ from ..pipeline import (
     RunOutcome,
     RunTask,
 )
-from ..runstate import (
-    break_stale_claim,
-    hostname,
-    log_tail,
-    now_iso,
-    read_claim,
-    read_state,
-    write_state,
-)
+from ..runstate import log_tail, read_state, write_state
 from .options import ExecutorOption, QueueOptions
 from .queuefile import update_queue
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from ..claims import hostname
 from ..pipeline import RunOutcome, RunTask, execute
-from ..runstate import hostname
 from .base import Executor, Job
 from .options import ExecutorOption
 

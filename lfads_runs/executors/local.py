@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._procs import CAN_FORK, kill_process, stop_process
+from ..claims import hostname
 from ..exceptions import ConfigError
 from ..pipeline import RunOutcome, RunTask
-from ..runstate import hostname
 from ._forkserver import ForkServer, openmp_env
 from .base import Executor, Job, outcome_from_exit
 from .gpus import detect_gpus, parse_gpus

@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import layout as L
 from .._atomic import LockTimeout, atomic_write_json, file_lock
-from ..runstate import hostname, now_iso, pid_alive
+from .._procs import pid_alive
+from ..claims import hostname, now_iso
 
 __all__ = ["KEEP_FINISHED", "read_queue_file", "update_queue", "queued_run_paths", "live"]
 

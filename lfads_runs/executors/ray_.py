@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._optional import has_module, require
+from ..claims import break_stale_claim, now_iso
 from ..pipeline import RunOutcome, RunTask, execute
-from ..runstate import break_stale_claim, log_tail, now_iso, read_state, write_state
+from ..runstate import log_tail, read_state, write_state
 from .base import Executor, Job
 from .options import ExecutorOption, QueueOptions
 

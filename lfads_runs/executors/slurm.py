@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._optional import has_module, require
+from .._procs import pid_alive
+from ..claims import break_stale_claim, hostname, now_iso, read_claim
 from ..exceptions import ConfigError
 from ..pipeline import RunOutcome, RunTask, execute
-from ..runstate import break_stale_claim, hostname, log_tail, now_iso, read_claim, read_state
+from ..runstate import log_tail, read_state
 from ..runstate import write_state as _write_state
 from .base import Executor, Job
 from .options import ExecutorOption, QueueOptions
@@ -317,3 +321,37 @@ class SlurmExecutor(Executor):
         if current.get("submit_token") == token and current.get("state") == "submitted":
             _write_state(paths.state_file, dict(pending, job_id=str(sjob.job_id)))
         return SlurmJob(task, sjob, self)
+
+
+def submitted_job_alive(state: Mapping[str, Any]) -> bool | None:
+    """Whether the cluster job of a ``submitted`` state still exists (None: cannot tell).
+
+    submitit's local cluster: the job id is a pid on the submitting host. Slurm:
+    asks ``squeue`` (a job no longer listed has ended).
+    """
+    job = state.get("job_id")
+    if not job:
+        return None
+    if state.get("cluster") == "local":
+        if state.get("submit_host") != hostname():
+            return None
+        try:
+            return pid_alive(int(job))
+        except ValueError:
+            return None
+    squeue = shutil.which("squeue")
+    if state.get("cluster") != "slurm" or squeue is None:
+        return None
+    try:
+        out = subprocess.run(
+            [squeue, "-h", "-j", str(job), "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        # squeue fails for ids that left its memory: the job is gone.
+        return False if "Invalid job id" in out.stderr else None
+    return bool(out.stdout.strip())

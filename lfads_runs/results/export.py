@@ -37,7 +37,7 @@ EXPORT_FORMAT_VERSION = 1
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

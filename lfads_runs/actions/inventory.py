@@ -1,4 +1,9 @@
-"""What exists on disk for each run of a collection. Reads files only, never writes."""
+"""The file inventory of a collection (``rc.inventory()``, ``lfads-runs list``): which files
+of each run exist on disk. Reads files only, never writes.
+
+Not to be confused with a run's lifecycle state (``Run.state()``, ``lfads-runs status``,
+:mod:`lfads_runs.executors.state`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import layout as L
+from .. import layout as L
 
 if TYPE_CHECKING:
-    from .collection import Run, RunCollection
+    from ..collection import Run, RunCollection
 
-__all__ = ["RunFiles", "UnknownParamFolder", "CollectionStatus", "run_files", "collection_status"]
+__all__ = [
+    "RunFiles",
+    "UnknownParamFolder",
+    "CollectionInventory",
+    "run_files",
+    "collection_inventory",
+]
 
 
 @attrs.frozen
@@ -52,7 +63,9 @@ class UnknownParamFolder:
 
 
 @attrs.frozen
-class CollectionStatus:
+class CollectionInventory:
+    """Which files of every run exist, and the ``param_*`` folders the configuration misses."""
+
     collection: str
     path: str
     runs: list[RunFiles]
@@ -96,7 +109,7 @@ def run_files(run: Run) -> RunFiles:
     )
 
 
-def collection_status(rc: RunCollection) -> CollectionStatus:
+def collection_inventory(rc: RunCollection) -> CollectionInventory:
     known = {p.param_hash for p in rc.params}
     unknown = []
     for folder in rc.layout.param_folders_on_disk():
@@ -111,7 +124,7 @@ def collection_status(rc: RunCollection) -> CollectionStatus:
                 params = None
         specs = sorted(p.name for p in folder.iterdir() if p.is_dir())
         unknown.append(UnknownParamFolder(str(folder), folder.name, params, specs))
-    return CollectionStatus(
+    return CollectionInventory(
         collection=rc.name,
         path=str(rc.path),
         runs=[run_files(r) for r in rc.all_runs],

@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from .data.binning import rebin_factor, rebin_sum, warn_implausible_counts
-from .exceptions import CheckpointError, ConfigError, DataError
-from .layout import POSTERIOR_KINDS
-from .results.posterior_means import PosteriorMeans, posterior_means_from_arrays
+from ..data.binning import rebin_factor, rebin_sum, warn_implausible_counts
+from ..exceptions import CheckpointError, ConfigError, DataError
+from ..layout import POSTERIOR_KINDS
+from ..results.posterior_means import PosteriorMeans, posterior_means_from_arrays
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .model_spec import ModelSpec
+    from ..collection import Run
+    from ..model_spec import ModelSpec
 
 __all__ = ["infer_run", "resolve_weights"]
 
@@ -64,7 +64,7 @@ def resolve_weights(run: Run, checkpoint: str | os.PathLike = "lve") -> Path:
     CheckpointError
         Nothing to load (the message lists where it looked).
     """
-    from .io.checkpoints import find_checkpoint, named_choice
+    from ..io.checkpoints import find_checkpoint, named_choice
 
     out = run.path_lfads_output
     params_file = run.file_model_params
@@ -209,8 +209,8 @@ def _as_array(x: Any, what: str, dtype: Any = None) -> np.ndarray:
 
 def _load_model(run: Run, source: Path, spec: ModelSpec, device: str) -> Any:
     """The engine model for ``source``, cached on the run while the file is unchanged."""
-    from . import engine
-    from .io.tensorbundle import data_path, index_path
+    from .. import engine
+    from ..io.tensorbundle import data_path, index_path
 
     index = index_path(source)
     files = [index, data_path(source)] if index.is_file() else [source]
@@ -290,7 +290,7 @@ def infer_run(
     CheckpointError
         No weights to load.
     """
-    from . import engine
+    from .. import engine
 
     if kind not in POSTERIOR_KINDS:
         raise ConfigError(f"kind must be one of {', '.join(POSTERIOR_KINDS)}, got {kind!r}")

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavailable
+from ..exceptions import LfadsRunsWarning, MissingOutputError, ModelParamsUnavailable
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .trained_params import ModelTrainedParameters
+    from ..collection import Run, RunCollection
+    from ..trained_params import ModelTrainedParameters
 
-__all__ = ["export_run_results", "export_run_folder", "export_file_name", "run_attributes"]
+__all__ = [
+    "export_collection_folders",
+    "export_file_name",
+    "export_run_folder",
+    "export_run_results",
+    "run_attributes",
+]
 
 
 def export_file_name(run: Run, suffix: str = ".h5") -> str:
@@ -81,7 +88,7 @@ def export_run_results(
     MissingOutputError
         The run has no posterior means (train it, or sample them first).
     """
-    from .results.export import export_run, export_run_nwb
+    from ..results.export import export_run, export_run_nwb
 
     path = Path(path)
     posterior = run.load_posterior_means(kind)
@@ -148,3 +155,36 @@ def export_run_folder(
     if trained is not None:
         written.append(trained.to_hdf5(out_dir / paths.export_model_params_file().name))
     return written
+
+
+def export_collection_folders(
+    rc: RunCollection,
+    folder: str | os.PathLike | None = None,
+    runs: Iterable[Run] | None = None,
+    *,
+    kind: str | None = None,
+    model_params: bool = True,
+    checkpoint: str = "lve",
+) -> dict[Run, list[Path]]:
+    """``RunCollection.export_results_to_h5``: :func:`export_run_folder` for ``runs``, or for
+    every run with all its posterior means (a run with some missing is skipped with a warning)."""
+    chosen = list(runs) if runs is not None else None
+    out: dict[Run, list[Path]] = {}
+    for run in chosen if chosen is not None else rc.all_runs:
+        if chosen is None:
+            pms, valid = run.load_posterior_means(kind, with_valid=True)
+            missing = [ds for ds, ok in valid.items() if not ok]
+            if missing and pms:  # some datasets only: say so rather than skip silently
+                warnings.warn(
+                    f"not exporting {run.name} {run.param_hash}: no posterior means for "
+                    f"{', '.join(missing)}",
+                    LfadsRunsWarning,
+                    stacklevel=3,
+                )
+            if missing:
+                continue
+        sub = None if folder is None else Path(folder) / export_file_name(run, "")
+        out[run] = export_run_folder(
+            run, sub, kind=kind, model_params=model_params, checkpoint=checkpoint
+        )
+    return out

@@ -17,12 +17,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .exceptions import RunBusyError
-from .holders import live_claim
-from .runstate import Claim, ClaimHandle, acquire_claim
+from ..claims import Claim, ClaimHandle, acquire_claim, live_claim
+from ..exceptions import RunBusyError
 
 if TYPE_CHECKING:
-    from .collection import Run
+    from ..collection import Run
 
 __all__ = ["output_files", "input_files", "delete_files"]
 

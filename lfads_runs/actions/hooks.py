@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data.dataset import DatasetData
-from .data.loaders import check_loader_result
-from .exceptions import DataError, LfadsRunsError
-from .io.lfads_input import KNOWN_KEYS
-from .io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
+from ..data.dataset import DatasetData
+from ..data.loaders import check_loader_result
+from ..exceptions import ConfigError, DataError, LfadsRunsError
+from ..io.lfads_input import KNOWN_KEYS
+from ..io.split_keys import FORWARD_KEY, HELDIN_KEY, HELDOUT_KEY
 
 if TYPE_CHECKING:
-    from .collection import Run
-    from .datasets import Dataset
+    from ..collection import Run
+    from ..datasets import Dataset
 
-__all__ = ["sequence_data", "extra_inputs", "call_hook"]
+__all__ = ["call_hook", "extra_inputs", "load_sequence_data", "sequence_data"]
 
 
 # Keys prepare writes itself: the LfadsInput fields and the co-smoothing split.
@@ -79,3 +79,15 @@ def extra_inputs(run: Run, dataset: Dataset, data: DatasetData) -> dict[str, np.
             )
         out[key] = arr
     return out
+
+
+def load_sequence_data(
+    run: Run, datasets: Any = None, mode: str = "export"
+) -> dict[str, DatasetData]:
+    """``Run.load_sequence_data``: the run's datasets through its hooks, nothing cached."""
+    if mode not in ("export", "alignment"):
+        raise ConfigError(f"mode must be 'export' or 'alignment', got {mode!r}")
+    return {
+        ds: sequence_data(run, run.collection.datasets[ds], mode)
+        for ds in run.select_dataset_names(datasets)
+    }
