@@ -81,7 +81,7 @@ class CollectionInventory:
 
 
 def run_files(run: Run) -> RunFiles:
-    from .io.checkpoints import list_checkpoints
+    from ..io.checkpoints import list_checkpoints
 
     p = run.paths
     out = p.path_lfads_output
