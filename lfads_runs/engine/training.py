@@ -58,7 +58,7 @@ from .data import (
 from .hps_file import RunFlags, write_hyperparameters_file
 from .masking import ElementMasks
 from .model import LfadsModel, PassConfig, poisson_log_norm
-from .optim import TFAdam, clip_by_global_norm
+from .optim import TFAdam, clip_by_global_norm, flat_gradients
 from .valid_metrics import ValidMetrics, smooth
 
 __all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
@@ -416,11 +416,9 @@ class _Trainer:
         params = self.opt.params
         grads = torch.autograd.grad(res.cost, params, allow_unused=True)
         # Other datasets' read-in/read-out get zero gradients, as in TensorFlow.
-        grads = [
-            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
-        ]
-        clip_by_global_norm(grads, self.hps.max_grad_norm)
-        self.opt.step(grads, self.lr)
+        flat = flat_gradients(grads, params)
+        clip_by_global_norm([flat], self.hps.max_grad_norm)
+        self.opt.step(flat, self.lr)
         self.step += 1
         return res
 
