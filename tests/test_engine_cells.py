@@ -238,3 +238,17 @@ def test_clip_by_global_norm():
     flat = flat_gradients([torch.full((2,), 3.0), None, torch.full((1,), 4.0)], [a, c, b])
     assert flat.shape == (6,) and float(clip_by_global_norm([flat], 2.0)) == pytest.approx(34**0.5)
     assert float(torch.linalg.vector_norm(flat)) == pytest.approx(2.0)
+
+
+def test_poisson_log_lik_node_matches_the_expression_and_its_gradient():
+    from lfads_runs.engine._loglik import poisson_log_lik
+
+    g = torch.Generator().manual_seed(1)
+    lin = (torch.randn(5, 3, 4, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    x = torch.poisson(torch.full((5, 3, 4), 2.0, dtype=torch.float64), generator=g)
+    got = poisson_log_lik(lin, x)
+    want = (x * lin - torch.exp(lin)).sum((0, 2))
+    torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda v: poisson_log_lik(v, x), (lin,))
+    with torch.no_grad():  # the plain expression without gradients
+        torch.testing.assert_close(poisson_log_lik(lin, x), want)

@@ -17,6 +17,7 @@ from ..model_spec import ModelSpec
 from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen_forward
 from ._ext import native
 from ._linear import batched_linear
+from ._loglik import poisson_log_lik
 from ._rng import NoiseSource, as_noise_source
 from ._scan import gru_layer
 from .params import Alignment, ParamStore
@@ -698,7 +699,7 @@ class LfadsModel(torch.nn.Module):
         if self.spec.hps.output_dist == "poisson":
             if log_norm is None:
                 log_norm = poisson_log_norm(x_t, time_major=True)
-            return (x_t * lin - torch.exp(lin)).sum((0, 2)) - log_norm
+            return poisson_log_lik(lin, x_t) - log_norm
         else:
             mu, lv = lin[..., :D], lin[..., D:]
             ll = -0.5 * (lv + _LOG_2PI + (x_t - mu) ** 2 / torch.exp(lv))

@@ -165,12 +165,17 @@ class _Trainer:
         }
 
     def _split_tensors(self, ds: EngineDataset, split: str):
-        """Data, external inputs and the Poisson per-trial log-normaliser, on the device."""
+        """Data and external inputs time-major [T, N, .], and the Poisson per-trial
+        log-normaliser, on the device.
+
+        Time-major because the model works time-major: a batch gathered along dim 1 and
+        handed over as its [B, T, .] transpose needs no copy inside the model.
+        """
         data = torch.as_tensor(ds.data(split), dtype=torch.float32, device=self.device)
+        log_norm = poisson_log_norm(data) if self.hps.output_dist == "poisson" else None
         ext = ds.ext(split)
         ext = None if ext is None else torch.as_tensor(ext, dtype=torch.float32, device=self.device)
-        log_norm = poisson_log_norm(data) if self.hps.output_dist == "poisson" else None
-        return data, ext, log_norm
+        return _time_major(data), _time_major(ext), log_norm
 
     # ------------------------------------------------------------- restore
     def restore(self) -> None:
@@ -390,9 +395,9 @@ class _Trainer:
             )
             ln = None  # jitter keeps each trial's counts, not their per-bin pattern
         else:
-            x = data[tidx]
-            ln = None if log_norm is None else log_norm[tidx]
-        e = None if ext is None else ext[tidx]
+            x = data.index_select(1, tidx).transpose(0, 1)
+            ln = None if log_norm is None else log_norm.index_select(0, tidx)
+        e = None if ext is None else ext.index_select(1, tidx).transpose(0, 1)
         return x, e, ln
 
     def _sizes(self, split: str) -> dict[str, int]:
@@ -615,6 +620,10 @@ class _Trainer:
             seed=self.seed,
             metrics=dict(self.last_metrics),
         )
+
+
+def _time_major(a: torch.Tensor | None) -> torch.Tensor | None:
+    return None if a is None else a.transpose(0, 1).contiguous()
 
 
 def read_checkpoint_arrays_step(prefix: Path) -> int:
