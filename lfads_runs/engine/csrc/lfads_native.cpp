@@ -409,7 +409,8 @@ std::vector<at::Tensor> congen_fwd(
   const int64_t Ts = train ? T : 1;
   at::Tensor gs = at::empty({T, B, G}, opt);
   at::Tensor fac = at::empty({T, B, F}, opt), mv = at::empty({T, B, 2 * U}, opt);
-  at::Tensor u = at::empty({T, B, U}, opt), cs = at::empty({T, B, C}, opt);
+  // Controller states: every step for the backward pass; without it the last two suffice.
+  at::Tensor u = at::empty({T, B, U}, opt), cs = at::empty({train ? T : 2, B, C}, opt);
   at::Tensor c_gates = at::empty({Ts, B, 2 * C}, opt), c_cands = at::empty({Ts, B, C}, opt);
   at::Tensor c_rh = at::empty({Ts, B, C}, opt);
   at::Tensor g_gates = at::empty({Ts, B, 2 * G}, opt), g_cands = at::empty({Ts, B, G}, opt);
@@ -455,8 +456,8 @@ std::vector<at::Tensor> congen_fwd(
         if (train) std::memcpy(step_rows(fbv, i, b0), fb.data(), sizeof(float) * nb * NF);
         gemm(nb, 3 * C, NF, fk, NF, fp(wfb), 3 * C, xc.data(), 3 * C, true);
       }
-      const float* c_prev = t == 0 ? c0b : step_rows(cs, t - 1, b0);
-      float* c_now = step_rows(cs, t, b0);
+      const float* c_prev = t == 0 ? c0b : step_rows(cs, train ? t - 1 : (t - 1) & 1, b0);
+      float* c_now = step_rows(cs, train ? t : t & 1, b0);
       step_fwd(nb, C, xc.data(), 3 * C, c_prev, fp(wruc), fp(wcc),
                train ? step_rows(c_gates, i, b0) : sc.data(),
                train ? step_rows(c_rh, i, b0) : sc.data() + 2 * nb * C,
