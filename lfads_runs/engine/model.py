@@ -715,7 +715,7 @@ class LfadsModel(torch.nn.Module):
         """
         T, B, D = lin.shape
         Bt = B // R
-        xl = torch.matmul(lin.view(T * Bt, R, D), x_t.reshape(T * Bt, D, 1)).view(T, B).sum(0)
+        xl = torch.matmul(lin.reshape(T * Bt, R, D), x_t.reshape(T * Bt, D, 1)).view(T, B).sum(0)
         if log_norm is None:
             log_norm = poisson_log_norm(x_t, time_major=True)
         e = torch.exp(lin)
@@ -723,7 +723,9 @@ class LfadsModel(torch.nn.Module):
         rates = None
         if want_rates:
             lo, hi = (float(torch.exp(torch.tensor(v))) for v in (-CLIP_VALUE, CLIP_VALUE))
-            rates = e.clamp_(lo, hi).view(T, Bt, R, D).mean(2)
+            # In place only without gradients (autograd keeps e for exp's backward).
+            e = e.clamp(lo, hi) if torch.is_grad_enabled() else e.clamp_(lo, hi)
+            rates = e.view(T, Bt, R, D).mean(2)
         return log_p_b, rates
 
     def _log_likelihood_elements(self, lin, x_t, D) -> torch.Tensor:
