@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from lfads_runs.engine._scan import gru_scan, gru_scan_reference  # noqa: E402
 from lfads_runs.engine.model import _gate_bias, _gengru_step  # noqa: E402
-from lfads_runs.engine.optim import TFAdam, clip_by_global_norm  # noqa: E402
+from lfads_runs.engine.optim import TFAdam, clip_by_global_norm, flat_gradients  # noqa: E402
 
 
 def _t64(a):
@@ -190,6 +190,42 @@ def test_tf_adam_matches_numpy_reference():
     assert np.abs(q.detach().numpy() - p).max() > 1e-4
 
 
+def test_tf_adam_several_variables_flat_and_unused():
+    """Moments of all variables in one flat tensor: each variable gets its own update, an
+    unused one (None gradient) counts as zero, and flat gradients give the same step."""
+    rng = np.random.default_rng(4)
+    shapes = [(3, 2), (1, 5), (4,)]
+    p0 = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    grads = [[rng.normal(size=s).astype(np.float32) for s in shapes] for _ in range(4)]
+    for gs in grads:
+        gs[1] = None if gs is grads[0] else gs[1]  # unused in the first step only
+    want = []
+    for k, v0 in enumerate(p0):  # the one-variable update, written out in float64
+        m = np.zeros(v0.shape)
+        v = np.zeros(v0.shape)
+        p = v0.astype(np.float64)
+        b1p, b2p = 0.9, 0.999
+        for gs in grads:
+            gr = np.zeros(v0.shape) if gs[k] is None else gs[k]
+            alpha = 0.01 * np.sqrt(1 - b2p) / (1 - b1p)
+            m += (gr - m) * 0.1
+            v += (gr * gr - v) * 0.001
+            p -= alpha * m / (np.sqrt(v) + 0.1)
+            b1p *= 0.9
+            b2p *= 0.999
+        want.append((p, m))
+    for flat in (False, True):
+        params = {f"v{k}": torch.nn.Parameter(torch.tensor(v)) for k, v in enumerate(p0)}
+        opt = TFAdam(params)
+        for gs in grads:
+            tg = [None if g is None else torch.tensor(g) for g in gs]
+            opt.step(flat_gradients(tg, opt.params) if flat else tg, 0.01)
+        for k, (p, m) in enumerate(want):
+            got = params[f"v{k}"].detach().numpy()
+            np.testing.assert_allclose(got, p, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(opt.slots()[f"v{k}"][0].numpy(), m, rtol=1e-5, atol=1e-7)
+
+
 def test_clip_by_global_norm():
     a, b = torch.full((2,), 3.0), torch.full((1,), 4.0)  # norm sqrt(9+9+16) = sqrt(34)
     n = clip_by_global_norm([a, b], 2.0)
@@ -198,3 +234,21 @@ def test_clip_by_global_norm():
     c = torch.ones(3)
     clip_by_global_norm([c], 200.0)
     assert torch.equal(c, torch.ones(3))  # below the threshold: untouched
+    # All gradients flat in one tensor: the same global norm and scaling.
+    flat = flat_gradients([torch.full((2,), 3.0), None, torch.full((1,), 4.0)], [a, c, b])
+    assert flat.shape == (6,) and float(clip_by_global_norm([flat], 2.0)) == pytest.approx(34**0.5)
+    assert float(torch.linalg.vector_norm(flat)) == pytest.approx(2.0)
+
+
+def test_poisson_log_lik_node_matches_the_expression_and_its_gradient():
+    from lfads_runs.engine._loglik import poisson_log_lik
+
+    g = torch.Generator().manual_seed(1)
+    lin = (torch.randn(5, 3, 4, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    x = torch.poisson(torch.full((5, 3, 4), 2.0, dtype=torch.float64), generator=g)
+    got = poisson_log_lik(lin, x)
+    want = (x * lin - torch.exp(lin)).sum((0, 2))
+    torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda v: poisson_log_lik(v, x), (lin,))
+    with torch.no_grad():  # the plain expression without gradients
+        torch.testing.assert_close(poisson_log_lik(lin, x), want)

@@ -5,7 +5,7 @@ the whole model. With the same random source both ways draw the same numbers in
 the same order (the encoders draw nothing when nothing is dropped out), so they
 agree to float32 round-off; with different sources they agree within Monte-Carlo
 error. Models: no controller (stitched, Poisson) and a controller with external
-inputs, on the native kernels and on the pure-torch path.
+inputs, and a Gaussian output, on the native kernels and on the pure-torch path.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ BASE = dict(batch_size=8, factors_dim=4, gen_dim=12, ic_dim=5, ic_enc_dim=10, co
 CONFIGS = {
     "no_controller": dict(BASE),
     "controller_ext": dict(BASE, co_dim=2, ci_enc_dim=8, con_dim=8, ext_input_dim=2),
+    # The generic read-out of the averaged outputs (the Poisson one shares exp(lin)).
+    "gaussian": dict(BASE, output_dist="gaussian"),
 }
 
 
@@ -43,15 +45,19 @@ def _model(folder: Path, config: str):
         duration_ms=200, bin_ms=10, seed=2, mean_rate_hz=25.0,
     )  # fmt: skip
     rng = np.random.default_rng(0)
+    gaussian = hps.output_dist == "gaussian"
     for ds in d.datasets:
-        n = ds.counts.shape[0]
-        ext = rng.normal(size=(n, ds.counts.shape[1], 2)).astype(np.float32)
+        x = ds.counts
+        if gaussian:  # float values for a Gaussian output
+            x = (x + rng.normal(size=x.shape)).astype(np.float32)
+        n = x.shape[0]
+        ext = rng.normal(size=(n, x.shape[1], 2)).astype(np.float32)
         has_ext = hps.ext_input_dim > 0
         write_lfads_input(
             folder / f"lfads_{ds.name}.h5",
             LfadsInput(
-                train_data=ds.counts[6:],
-                valid_data=ds.counts[:6],
+                train_data=x[6:],
+                valid_data=x[:6],
                 train_ext_input=ext[6:] if has_ext else None,
                 valid_ext_input=ext[:6] if has_ext else None,
             ),

@@ -28,17 +28,20 @@ def _mt(ops, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def congen_forward(
     ops, cfg, cp, w_fb, c0, w_ru_c, w_c_c, w_co, b_co, gp, w_u, g0, w_ru_g, w_c_g, w_fac,
-    w_out, b_out, keep_fb, eps, gen_keep, *, train: bool,
+    w_out, b_out, keep_fb, eps, gen_keep, *, train: bool, rep: int = 1,
 ):  # fmt: skip
     """The native forward loop, arguments in :class:`CongenScan`'s order.
 
     Returns (generator states, their dropped-out copy, factors, [mu | logvar], u),
-    followed with ``train`` by the intermediates the backward pass needs.
+    followed with ``train`` by the intermediates the backward pass needs. With ``rep``
+    > 1, ``cp`` and ``gp`` have one row per trial standing for ``rep`` consecutive rows
+    of the batch (posterior samples); without dropout and ``train`` the dropped-out
+    states are the states tensor itself.
     """
     fb_mode, sample, clip = cfg
     return ops.congen_fwd(
         cp, keep_fb, w_fb, c0, w_ru_c, w_c_c, w_co, b_co, eps, sample, gp, w_u, g0, w_ru_g,
-        w_c_g, gen_keep, w_fac, fb_mode, w_out, b_out, clip, train,
+        w_c_g, gen_keep, w_fac, fb_mode, w_out, b_out, clip, train, rep,
     )  # fmt: skip
 
 

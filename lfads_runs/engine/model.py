@@ -21,6 +21,7 @@ from ..model_spec import ModelSpec
 from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen_forward
 from ._ext import native
 from ._linear import batched_linear
+from ._loglik import poisson_log_lik
 from ._rng import NoiseSource, as_noise_source
 from ._scan import gru_layer
 from .params import Alignment, ParamStore
@@ -236,6 +237,7 @@ class LfadsModel(torch.nn.Module):
         recon_mask: torch.Tensor | None = None,
         want_elementwise: bool = False,
         repeats: int = 1,
+        average_repeats: bool = False,
     ) -> PassResult:
         """One pass over a batch.
 
@@ -274,6 +276,11 @@ class LfadsModel(torch.nn.Module):
             consecutive rows of the batch, which differ only in their samples: what
             depends on the data alone (read-in, encoders, the controller's encoder
             input) is computed once per trial. Needs ``keep_prob`` 1 (no dropout).
+        average_repeats
+            With ``repeats`` > 1: the outputs are averaged over each trial's rows (one
+            row per trial of ``data``); costs stay per row. The Poisson read-out then
+            never materialises the repeated data, and computes exp once for the
+            likelihood and the rates.
         """
         spec = self.spec
         h = spec.hps
@@ -315,11 +322,8 @@ class LfadsModel(torch.nn.Module):
             e = torch.cat((f_in, ext_do), -1) if spec.ext_to_encoders else f_in
             enc = self._encode(e)
         if R > 1:
-            # From here on one row per sample (the controller's encoder input is repeated
-            # after its projection, in _controller_generator).
-            x_t = x_t.repeat_interleave(R, 1)
-            ext_do = None if ext_do is None else ext_do.repeat_interleave(R, 1)
-            log_norm = None if log_norm is None else log_norm.repeat_interleave(R, 0)
+            # From here on one row per sample; the data, the external inputs (ext_do) and
+            # the controller's encoder input are repeated only where and when needed.
             enc = {
                 k: v.repeat_interleave(R, 0) if k.startswith("ic_") else v for k, v in enc.items()
             }
@@ -388,17 +392,33 @@ class LfadsModel(torch.nn.Module):
                 key = "prior_zs_ar_con" if config.u == "prior" else "controller_outputs"
                 out[key] = u_all.transpose(0, 1)
         else:
-            gs = self._generator_only(g_init, ext_do, T, B)
+            gs = self._generator_only(g_init, _rows(ext_do, R, 1), T, B)
             gs_do = self._dropout(gs, kp, gen)
             factors = None
 
         # Factors and read-out (spec §3.12, §3.13).
         if factors is None:
             factors = gs_do @ w_fac
-        lin = factors if ro is None else torch.matmul(factors, ro[0]) + ro[1]
+        if ro is None:
+            lin = factors
+        else:  # the bias added inside the product (no second pass over [T, B, D])
+            F = factors.shape[-1]
+            lin = torch.addmm(ro[1], factors.reshape(-1, F), ro[0]).view(T, B, -1)
         D = spec.dataset(dataset).n_neurons
         log_p_b = zero
-        if config.costs:
+        averaged = R > 1 and average_repeats
+        rates_mean = None
+        if (
+            averaged
+            and h.output_dist == "poisson"
+            and config.costs
+            and not want_elementwise
+            and recon_mask is None
+        ):
+            log_p_b, rates_mean = self._poisson_repeated(lin, x_t, R, log_norm, want_outputs)
+        elif config.costs:
+            x_t = _rows(x_t, R, 1)
+            log_norm = _rows(log_norm, R, 0)
             ll = None
             if want_elementwise or recon_mask is not None:
                 ll = self._log_likelihood_elements(lin, x_t, D)
@@ -415,7 +435,13 @@ class LfadsModel(torch.nn.Module):
             out["gen_ics"] = g_init
             out["gen_states"] = gs.transpose(0, 1)
             out["factors"] = factors.transpose(0, 1)
-            out["output_dist_params"] = self._dist_params(lin, D).transpose(0, 1)
+            if averaged:
+                out = {k: _mean_over_repeats(v, R) for k, v in out.items()}
+            if rates_mean is not None:
+                out["output_dist_params"] = rates_mean.transpose(0, 1)
+            else:
+                dist = self._dist_params(lin, D).transpose(0, 1)
+                out["output_dist_params"] = _mean_over_repeats(dist, R) if averaged else dist
 
         # Costs (spec §4).
         kl_b = h.kl_ic_weight * kl_g0_b + h.kl_co_weight * kl_co_b
@@ -482,7 +508,8 @@ class LfadsModel(torch.nn.Module):
     def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T, R=1):
         """The coupled controller -> generator loop (spec §3.9-§3.11).
 
-        The encoder states in ``enc`` have B / R rows (one per trial, see ``repeats``).
+        The encoder states in ``enc`` and ``ext_do`` have B / R rows (one per trial, see
+        ``repeats``).
         """
         spec = self.spec
         h = spec.hps
@@ -524,8 +551,6 @@ class LfadsModel(torch.nn.Module):
             c_proj = batched_linear(
                 a.reshape(1, T * Bt, n_enc), cw_x[:n_enc].unsqueeze(0), c_b.unsqueeze(0)
             ).view(T, Bt, 3 * C)
-            if R > 1:
-                c_proj = c_proj.repeat_interleave(R, 1)
         else:
             c_proj = None
         w_co = torch.cat(
@@ -535,7 +560,7 @@ class LfadsModel(torch.nn.Module):
             (P["LFADS/con/con_to_post_co/mean/b"], P["LFADS/con/con_to_post_co/logvar/b"]), 1
         )
         g_wx, g_b, g_wru, g_wc = self._gen_weights()
-        g_proj_ext = None
+        g_proj_ext = None  # one row per trial, like c_proj
         if spec.ext_to_gen:
             g_proj_ext = torch.matmul(ext_do, g_wx[U:]) + g_b
         g_wx_u = g_wx[:U]
@@ -547,10 +572,11 @@ class LfadsModel(torch.nn.Module):
             phi, logevars, logpvars = self.ar1_prior()
         ops = native() if self.fused_controller and self.device.type == "cpu" else None
         if ops is not None and config.u != "prior":
-            cp = c_proj if c_proj is not None else c_b.expand(T, B, 3 * C)
+            # The kernel reads the per-trial projections R times (rep), no repeated copy.
+            cp = c_proj if c_proj is not None else c_b.expand(T, Bt, 3 * C)
             keep_fb = keep[..., n_enc:].contiguous() if keep is not None and n_fb else None
             w_fb = cw_x[n_enc:] if n_fb else cw_x.new_zeros(0, 3 * C)
-            gp = g_proj_ext if g_proj_ext is not None else g_b.expand(T, B, 3 * G)
+            gp = g_proj_ext if g_proj_ext is not None else g_b.expand(T, Bt, 3 * G)
             fb_mode, w_out, b_out = self._feedback_readout(ro, w_fac)
             args = (
                 cp,
@@ -574,12 +600,15 @@ class LfadsModel(torch.nn.Module):
             )
             cfg = (fb_mode, config.u == "sample", float(clip))
             if torch.is_grad_enabled():
+                if R > 1:  # the autograd function takes full-size projections
+                    args = (_rows(cp, R, 1),) + args[1:7] + (_rows(gp, R, 1),) + args[8:]
                 gs_t, gd_t, fac, mv, u_all = CongenScan.apply(ops, cfg, *args)
             else:
-                gs_t, gd_t, fac, mv, u_all = congen_forward(ops, cfg, *args, train=False)
+                gs_t, gd_t, fac, mv, u_all = congen_forward(ops, cfg, *args, train=False, rep=R)
             co = {"mean": mv[..., :U], "logvar": mv[..., U:], "eps": eps}
             return gs_t, gd_t, u_all, co, fac
 
+        c_proj, g_proj_ext = _rows(c_proj, R, 1), _rows(g_proj_ext, R, 1)
         # Per-step slices via unbind: indexing a tensor that needs gradients step by step
         # would make autograd allocate a full-size zero gradient for every step.
         c_proj_t = c_proj.unbind(0) if c_proj is not None else None
@@ -674,11 +703,34 @@ class LfadsModel(torch.nn.Module):
         if self.spec.hps.output_dist == "poisson":
             if log_norm is None:
                 log_norm = poisson_log_norm(x_t, time_major=True)
-            return (x_t * lin - torch.exp(lin)).sum((0, 2)) - log_norm
+            return poisson_log_lik(lin, x_t) - log_norm
         else:
             mu, lv = lin[..., :D], lin[..., D:]
             ll = -0.5 * (lv + _LOG_2PI + (x_t - mu) ** 2 / torch.exp(lv))
         return ll.sum((0, 2))
+
+    def _poisson_repeated(self, lin, x_t, R, log_norm, want_rates):
+        """Poisson log p(x | z) per row [B] and, if asked, the rates averaged over each
+        trial's R rows [T, B / R, D], for data ``x_t`` [T, B / R, D] with one row per trial.
+
+        sum(x lin) is a batched product per (step, trial), so the data are never
+        repeated; exp(lin) is computed once for the likelihood and the rates (TF's
+        exp(clip(lin)) equals exp(lin) clipped to [exp(-c), exp(c)], exp being monotone).
+        """
+        T, B, D = lin.shape
+        Bt = B // R
+        xl = torch.matmul(lin.reshape(T * Bt, R, D), x_t.reshape(T * Bt, D, 1)).view(T, B).sum(0)
+        if log_norm is None:
+            log_norm = poisson_log_norm(x_t, time_major=True)
+        e = torch.exp(lin)
+        log_p_b = xl - e.sum(2).sum(0) - log_norm.repeat_interleave(R, 0)
+        rates = None
+        if want_rates:
+            lo, hi = (float(torch.exp(torch.tensor(v))) for v in (-CLIP_VALUE, CLIP_VALUE))
+            # In place only without gradients (autograd keeps e for exp's backward).
+            e = e.clamp(lo, hi) if torch.is_grad_enabled() else e.clamp_(lo, hi)
+            rates = e.view(T, Bt, R, D).mean(2)
+        return log_p_b, rates
 
     def _log_likelihood_elements(self, lin, x_t, D) -> torch.Tensor:
         """log p(x | z) per element [T, B, D], normaliser included."""
@@ -714,6 +766,23 @@ class LfadsModel(torch.nn.Module):
 def poisson_log_norm(x: torch.Tensor, *, time_major: bool = False) -> torch.Tensor:
     """Per-trial sum of lgamma(k + 1) over time and neurons (the Poisson normaliser)."""
     return torch.lgamma(x + 1.0).sum((0, 2) if time_major else (1, 2))
+
+
+def _rows(x: torch.Tensor | None, R: int, dim: int) -> torch.Tensor | None:
+    """``x`` with each row (along ``dim``) repeated R times in place (see ``repeats``)."""
+    return x if x is None or R == 1 else x.repeat_interleave(R, dim)
+
+
+def _mean_over_repeats(v: torch.Tensor, R: int) -> torch.Tensor:
+    """The mean over each trial's R consecutive rows of a batch-major output.
+
+    [B, T, X] outputs are transposed time-major tensors: averaged time-major, no copy.
+    """
+    if v.dim() == 3:
+        tm = v.transpose(0, 1)
+        T, B, X = tm.shape
+        return tm.reshape(T, B // R, R, X).mean(2).transpose(0, 1)
+    return v.reshape(v.shape[0] // R, R, *v.shape[1:]).mean(1)
 
 
 def _gengru_step(xp, h, w_ru, w_c, clip):

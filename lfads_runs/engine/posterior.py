@@ -144,6 +144,7 @@ def posterior_arrays(
     """
     if kind not in POSTERIOR_KINDS:
         raise ConfigError(f"kind must be one of {POSTERIOR_KINDS}, got {kind!r}")
+    tune_allocator()  # large per-pass tensors: reuse freed memory, no fresh page faults
     n = data.shape[0] if n_examples is None else min(n_examples, data.shape[0])
     data = data[:n]
     ext = None if ext is None else ext[:n]
@@ -214,10 +215,10 @@ def _sample_and_average(model, data, ext, dataset, S, step, gen, done):
                 want_outputs=True,
                 log_norm=log_norm,
                 repeats=S,
+                average_repeats=True,
             )
             for key, val in res.outputs.items():
-                v = val.reshape(g, S, *val.shape[1:]).mean(1)
-                parts.setdefault(key, []).append(_to_np(v))
+                parts.setdefault(key, []).append(_to_np(val))
             log_p = res.log_p_b.reshape(g, S)
             kl = res.kl_b.reshape(g, S) if res.kl_b.dim() else res.kl_b.expand(g, S)
             lb = log_p - kl

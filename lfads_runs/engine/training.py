@@ -60,7 +60,7 @@ from .data import (
 )
 from .masking import ElementMasks
 from .model import LfadsModel, PassConfig, poisson_log_norm
-from .optim import TFAdam, clip_by_global_norm
+from .optim import TFAdam, clip_by_global_norm, flat_gradients
 from .valid_metrics import ValidMetrics, smooth
 
 __all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
@@ -167,12 +167,17 @@ class _Trainer:
         }
 
     def _split_tensors(self, ds: EngineDataset, split: str):
-        """Data, external inputs and the Poisson per-trial log-normaliser, on the device."""
+        """Data and external inputs time-major [T, N, .], and the Poisson per-trial
+        log-normaliser, on the device.
+
+        Time-major because the model works time-major: a batch gathered along dim 1 and
+        handed over as its [B, T, .] transpose needs no copy inside the model.
+        """
         data = torch.as_tensor(ds.data(split), dtype=torch.float32, device=self.device)
+        log_norm = poisson_log_norm(data) if self.hps.output_dist == "poisson" else None
         ext = ds.ext(split)
         ext = None if ext is None else torch.as_tensor(ext, dtype=torch.float32, device=self.device)
-        log_norm = poisson_log_norm(data) if self.hps.output_dist == "poisson" else None
-        return data, ext, log_norm
+        return _time_major(data), _time_major(ext), log_norm
 
     # ------------------------------------------------------------- restore
     def restore(self) -> None:
@@ -370,9 +375,9 @@ class _Trainer:
             )
             ln = None  # jitter keeps each trial's counts, not their per-bin pattern
         else:
-            x = data[tidx]
-            ln = None if log_norm is None else log_norm[tidx]
-        e = None if ext is None else ext[tidx]
+            x = data.index_select(1, tidx).transpose(0, 1)
+            ln = None if log_norm is None else log_norm.index_select(0, tidx)
+        e = None if ext is None else ext.index_select(1, tidx).transpose(0, 1)
         return x, e, ln
 
     def _sizes(self, split: str) -> dict[str, int]:
@@ -396,11 +401,9 @@ class _Trainer:
         params = self.opt.params
         grads = torch.autograd.grad(res.cost, params, allow_unused=True)
         # Other datasets' read-in/read-out get zero gradients, as in TensorFlow.
-        grads = [
-            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
-        ]
-        clip_by_global_norm(grads, self.hps.max_grad_norm)
-        self.opt.step(grads, self.lr)
+        flat = flat_gradients(grads, params)
+        clip_by_global_norm([flat], self.hps.max_grad_norm)
+        self.opt.step(flat, self.lr)
         self.step += 1
         return res
 
@@ -597,6 +600,10 @@ class _Trainer:
             seed=self.seed,
             metrics=dict(self.last_metrics),
         )
+
+
+def _time_major(a: torch.Tensor | None) -> torch.Tensor | None:
+    return None if a is None else a.transpose(0, 1).contiguous()
 
 
 def read_checkpoint_arrays_step(prefix: Path) -> int:

@@ -389,12 +389,17 @@ std::vector<at::Tensor> congen_fwd(
     const at::Tensor& w_co, const at::Tensor& b_co, const at::Tensor& eps, bool sample,
     const at::Tensor& gp, const at::Tensor& w_u, const at::Tensor& g0_in, const at::Tensor& w_ru_g,
     const at::Tensor& w_c_g, const c10::optional<at::Tensor>& gen_keep, const at::Tensor& w_fac,
-    int64_t fb_mode, const at::Tensor& w_out, const at::Tensor& b_out, double clip_d, bool train) {
+    int64_t fb_mode, const at::Tensor& w_out, const at::Tensor& b_out, double clip_d, bool train,
+    int64_t rep) {
   check_f32(cp, "cp");
   check_f32(gp, "gp");
   check_f32(eps, "eps");
   TORCH_CHECK(unit_cols(cp) && unit_cols(gp), "projections need a unit last stride");
-  const int64_t T = cp.size(0), B = cp.size(1), C = c0_in.size(1), G = g0_in.size(1);
+  // rep > 1: cp and gp have one row per trial, which stands for rep consecutive rows
+  // (posterior samples) of the batch; row b reads their row b / rep.
+  const int64_t T = cp.size(0), B = eps.size(1), C = c0_in.size(1), G = g0_in.size(1);
+  TORCH_CHECK(rep >= 1 && cp.size(1) * rep == B && gp.size(1) * rep == B,
+              "congen_fwd: cp and gp need B / rep rows");
   const int64_t U = eps.size(2), F = w_fac.size(1);
   const int64_t NF = fb_mode == 0 ? 0 : w_fb.size(0);
   const int64_t LW = fb_mode >= 2 ? w_out.size(1) : 0;
@@ -402,9 +407,10 @@ std::vector<at::Tensor> congen_fwd(
   const bool clip_all = clip < 1.0f;
   auto opt = cp.options();
   const int64_t Ts = train ? T : 1;
-  at::Tensor gs = at::empty({T, B, G}, opt), gd = at::empty({T, B, G}, opt);
+  at::Tensor gs = at::empty({T, B, G}, opt);
   at::Tensor fac = at::empty({T, B, F}, opt), mv = at::empty({T, B, 2 * U}, opt);
-  at::Tensor u = at::empty({T, B, U}, opt), cs = at::empty({T, B, C}, opt);
+  // Controller states: every step for the backward pass; without it the last two suffice.
+  at::Tensor u = at::empty({T, B, U}, opt), cs = at::empty({train ? T : 2, B, C}, opt);
   at::Tensor c_gates = at::empty({Ts, B, 2 * C}, opt), c_cands = at::empty({Ts, B, C}, opt);
   at::Tensor c_rh = at::empty({Ts, B, C}, opt);
   at::Tensor g_gates = at::empty({Ts, B, 2 * G}, opt), g_cands = at::empty({Ts, B, G}, opt);
@@ -420,6 +426,9 @@ std::vector<at::Tensor> congen_fwd(
   at::Tensor kfb, gk;
   if (keep_fb.has_value() && keep_fb->defined() && NF) kfb = keep_fb->contiguous();
   if (gen_keep.has_value() && gen_keep->defined()) gk = gen_keep->contiguous();
+  // Without dropout and gradients the dropped-out states are the states themselves (no
+  // copy; an autograd function keeps two distinct outputs).
+  at::Tensor gd = gk.defined() || train ? at::empty({T, B, G}, opt) : gs;
   const int64_t cs0 = cp.stride(0), cs1 = cp.stride(1), gs0 = gp.stride(0), gs1 = gp.stride(1);
   for_row_blocks(B, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
@@ -438,7 +447,7 @@ std::vector<at::Tensor> congen_fwd(
       const bool do_clip = t == 0 || clip_all;
       // Controller input: encoder part (precomputed) + dropped feedback @ w_fb.
       for (int64_t b = 0; b < nb; ++b)
-        std::memcpy(xc.data() + b * 3 * C, fp(cp) + t * cs0 + (b0 + b) * cs1,
+        std::memcpy(xc.data() + b * 3 * C, fp(cp) + t * cs0 + (b0 + b) / rep * cs1,
                     sizeof(float) * 3 * C);
       if (NF) {
         float* fk = step_rows(fbk, i, b0);
@@ -447,8 +456,8 @@ std::vector<at::Tensor> congen_fwd(
         if (train) std::memcpy(step_rows(fbv, i, b0), fb.data(), sizeof(float) * nb * NF);
         gemm(nb, 3 * C, NF, fk, NF, fp(wfb), 3 * C, xc.data(), 3 * C, true);
       }
-      const float* c_prev = t == 0 ? c0b : step_rows(cs, t - 1, b0);
-      float* c_now = step_rows(cs, t, b0);
+      const float* c_prev = t == 0 ? c0b : step_rows(cs, train ? t - 1 : (t - 1) & 1, b0);
+      float* c_now = step_rows(cs, train ? t : t & 1, b0);
       step_fwd(nb, C, xc.data(), 3 * C, c_prev, fp(wruc), fp(wcc),
                train ? step_rows(c_gates, i, b0) : sc.data(),
                train ? step_rows(c_rh, i, b0) : sc.data() + 2 * nb * C,
@@ -464,7 +473,7 @@ std::vector<at::Tensor> congen_fwd(
         }
       // Generator input: precomputed part (biases, external inputs) + u @ w_u.
       for (int64_t b = 0; b < nb; ++b)
-        std::memcpy(xg.data() + b * 3 * G, fp(gp) + t * gs0 + (b0 + b) * gs1,
+        std::memcpy(xg.data() + b * 3 * G, fp(gp) + t * gs0 + (b0 + b) / rep * gs1,
                     sizeof(float) * 3 * G);
       gemm(nb, 3 * G, U, up, U, fp(wu), 3 * G, xg.data(), 3 * G, true);
       const float* g_prev = t == 0 ? g0b : step_rows(gs, t - 1, b0);
@@ -475,7 +484,10 @@ std::vector<at::Tensor> congen_fwd(
                train ? step_rows(g_cands, i, b0) : sg.data() + 3 * nb * G, g_now, clip, do_clip);
       float* gdt = step_rows(gd, t, b0);
       const float* kp = opt_rows(gk, t, b0);
-      for (int64_t j = 0; j < nb * G; ++j) gdt[j] = kp ? g_now[j] * kp[j] : g_now[j];
+      if (kp)
+        for (int64_t j = 0; j < nb * G; ++j) gdt[j] = g_now[j] * kp[j];
+      else if (gdt != g_now)
+        std::memcpy(gdt, g_now, sizeof(float) * nb * G);
       float* ft = step_rows(fac, t, b0);
       gemm(nb, F, G, gdt, G, fp(wfac), F, ft, F, false);
       if (NF && t + 1 < T) {
@@ -641,7 +653,7 @@ TORCH_LIBRARY(lfads_ext, m) {
       "congen_fwd(Tensor cp, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor w_ru_c, Tensor w_c_c, "
       "Tensor w_co, Tensor b_co, Tensor eps, bool sample, Tensor gp, Tensor w_u, Tensor g0, Tensor "
       "w_ru_g, Tensor w_c_g, Tensor? gen_keep, Tensor w_fac, int fb_mode, Tensor w_out, Tensor "
-      "b_out, float clip, bool train) -> Tensor[]",
+      "b_out, float clip, bool train, int rep=1) -> Tensor[]",
       &congen_fwd);
   m.def(
       "congen_bwd(Tensor? g_fac, Tensor? g_mv, Tensor? keep_fb, Tensor w_fb, Tensor c0, Tensor "
