@@ -138,6 +138,7 @@ class _Trainer:
         self.flags = flags
         self.load_name = load_name
         self.learning_rate_override: float | None = None
+        self.reseed: int | None = None
         self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
         self.spec = build_spec(hps, self.datasets)
         self.model = LfadsModel(self.spec, device=self.device)
@@ -510,6 +511,13 @@ class _Trainer:
         self.restore()
         if self.learning_rate_override is not None:
             self.lr = np.float32(self.learning_rate_override)
+        if self.reseed is not None and self.seed != self.reseed:
+            # A PBT exploit: the copied checkpoint carries the donor's random streams;
+            # without new ones the copy would see the donor's batches and masks.
+            self.seed = int(self.reseed)
+            self.noise = NoiseSource(self.seed)
+            self.nrng = np.random.default_rng(self.seed)
+            self.log(f"Random streams reseeded with {self.seed}.")
         write_hyperparameters_file(self.save_dir, self.step, self.spec, self.flags, "train")
         st = self.state
         if st.finished is not None:
@@ -637,6 +645,7 @@ def train(
     data_filename_stem: str = "lfads",
     checkpoint_pb_load_name: str = "checkpoint",
     learning_rate: float | None = None,
+    reseed: int | None = None,
 ) -> TrainResult:
     """Train LFADS on the input files of ``data_dir``, writing into ``save_dir``.
 
@@ -661,6 +670,10 @@ def train(
     learning_rate
         Continue at this learning rate instead of the resumed checkpoint's (a PBT
         member's explored value); None keeps the checkpoint's.
+    reseed
+        Continue a resumed checkpoint with the random streams of this seed unless
+        it already uses them (a PBT member that copied another member's
+        checkpoint); None keeps the checkpoint's streams.
 
     Returns
     -------
@@ -694,6 +707,7 @@ def train(
         load_name=checkpoint_pb_load_name,
     )
     trainer.learning_rate_override = learning_rate
+    trainer.reseed = reseed
     try:
         return trainer.run()
     except CheckpointError:
