@@ -33,7 +33,14 @@ from .spec import TuneSpec
 if TYPE_CHECKING:
     from ..collection import Run, RunCollection
 
-__all__ = ["TuneOutcome", "tune_collection", "tuned_runs"]
+__all__ = [
+    "TuneOutcome",
+    "first_generation_epochs",
+    "member_resources",
+    "member_trainable",
+    "tune_collection",
+    "tuned_runs",
+]
 
 _EXPERIMENT = "pbt"  #: Ray Tune's experiment folder inside tune/ray/
 
@@ -114,11 +121,24 @@ def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutc
                 ray.shutdown()
 
 
-def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
+def member_resources(spec: TuneSpec, ray: Any) -> dict[str, float]:
+    """What Ray reserves for each member: ``cpus_per_member`` CPUs and
+    ``gpus_per_member`` GPUs, by default an equal share of the cluster's GPUs
+    (``GPUs / population``, at most one each; none without GPUs)."""
     gpus = spec.gpus_per_member
-    if gpus is None:  # share the cluster's GPUs among the members, at most one each
+    if gpus is None:
         total = float(ray.cluster_resources().get("GPU", 0.0))
         gpus = min(1.0, total / spec.population) if total else 0.0
+    return {"cpu": float(spec.cpus_per_member), "gpu": float(gpus)}
+
+
+def member_trainable(tune: Any, setup: dict[str, Any], resources: dict[str, float]) -> Any:
+    """The Ray Tune trainable of a search's members, with its resource request."""
+    return tune.with_resources(tune.with_parameters(member_main, setup=setup), resources)
+
+
+def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
+    gpus = member_resources(spec, ray)["gpu"]
     setup = {
         "input_dir": str(run.path_lfads_input),
         "tune_dir": str(run.paths.tune_dir),
@@ -133,6 +153,26 @@ def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
         "threads": max(1, int(spec.cpus_per_member)),
     }
     return setup, gpus
+
+
+def first_generation_epochs(run: Run, spec: TuneSpec) -> int:
+    """Epochs of generation 0: through the KL and L2 ramps, then ``epochs_per_generation``.
+
+    As tune_tf2 does: during the ramps the costs of members are not comparable
+    yet (and the weights still change fast), so nothing is ranked before they end.
+    """
+    import h5py
+
+    hps = run.hparams()
+    ends = [hps.kl_start_step + hps.kl_increase_steps]
+    if hps.l2_is_on:
+        ends.append(hps.l2_start_step + hps.l2_increase_steps)
+    steps = 0  # Adam updates per epoch: every dataset's training trials in full batches
+    for f in run.input_files.values():
+        with h5py.File(f, "r") as h5:
+            steps += -(-int(h5["train_data"].shape[0]) // hps.batch_size)
+    ramp = -(-max(ends) // max(steps, 1))
+    return spec.epochs_per_generation + ramp
 
 
 def _check_metric(run: Run, spec: TuneSpec) -> None:
@@ -197,14 +237,12 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     run.prepare()
     _check_metric(run, spec)
     setup, gpus = _setup(run, spec, ray)
+    setup["first_generation_epochs"] = first_generation_epochs(run, spec)
     setup["resume"] = previous is not None
     # After a kill the members may stand one generation apart: the ones behind
     # catch up without reporting (member.py), so the first ranking is like for like.
     setup["catch_up_to"] = 1 + max((m.generation for m in read_members(tune_dir)), default=-1)
-    trainable = tune.with_resources(
-        tune.with_parameters(member_main, setup=setup),
-        {"cpu": spec.cpus_per_member, "gpu": gpus},
-    )
+    trainable = member_trainable(tune, setup, {"cpu": spec.cpus_per_member, "gpu": gpus})
     info = {"spec": record, "mode": spec.mode, "run_spec": run.name, "param_hash": run.param_hash}
     atomic_write_json(state_file, {**info, "state": "running", "started": time.time()})
     # Ray's own experiment restore is not used: a synchronous PBT restored by Ray can
