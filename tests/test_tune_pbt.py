@@ -343,7 +343,7 @@ def test_members_request_their_share_of_the_gpus(tmp_path, monkeypatch):
     rc = load(_config(tmp_path))
     run = rc.run("single_dataset001", 1)
     spec = rc.options["tune"]  # population 2
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     try:
         eight = attrs.evolve(spec, population=8)
         assert member_resources(eight, ray) == {"cpu": 1.0, "gpu": 0.25}
@@ -358,7 +358,7 @@ def test_members_request_their_share_of_the_gpus(tmp_path, monkeypatch):
         assert trainable._resources.required_resources == {"CPU": 1.0, "GPU": 0.25}
     finally:
         ray.shutdown()
-    ray.init(num_cpus=1, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, num_gpus=0, include_dashboard=False, log_to_driver=False)
     try:
         assert member_resources(spec, ray) == {"cpu": 1.0, "gpu": 0.0}
         assert _setup(run, spec, ray)[0]["device"] == "cpu"

@@ -103,8 +103,9 @@ def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutc
     started = False
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": False, **dict(init or {})}
-        if address:
-            kwargs["address"] = address
+        # "local": a new instance even where an old `ray start` left its address behind
+        # (ray.init() without one would join that cluster and refuse num_cpus).
+        kwargs["address"] = address or "local"
         try:
             ray.init(**kwargs)
         except Exception as exc:  # ConnectionError, ValueError, RuntimeError, by version
