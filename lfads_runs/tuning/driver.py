@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -106,6 +107,8 @@ def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutc
         # "local": a new instance even where an old `ray start` left its address behind
         # (ray.init() without one would join that cluster and refuse num_cpus).
         kwargs["address"] = address or "local"
+        if address:
+            check_reachable(address)
         try:
             ray.init(**kwargs)
         except Exception as exc:  # ConnectionError, ValueError, RuntimeError, by version
@@ -120,6 +123,25 @@ def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutc
         if started:
             with contextlib.suppress(Exception):
                 ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing answers at a ``host:port`` or ``ray://host:port``
+    address: Ray itself keeps retrying such an address for minutes."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port: Ray's own error names what is wrong
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise LfadsRunsError(
+            f"cannot start or reach Ray at {address!r}: nothing answers on {host}:{port} "
+            f"({exc.strerror or type(exc).__name__}); start the cluster (ray start --head) "
+            "or check the address"
+        ) from None
 
 
 def member_resources(spec: TuneSpec, ray: Any) -> dict[str, float]:
