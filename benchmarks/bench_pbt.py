@@ -15,9 +15,9 @@ Comparison rules (the same for the three methods):
 - ``default``: the parameter set as written (engine seed = the benchmark seed).
 - ``grid``: ``population`` models with exactly the initial hyperparameters and engine
   seeds of PBT's members, trained without exploit/explore (so the grid is PBT minus
-  its evolution). The winner is the model with the best final ranking metric
-  (``smth_valid_nll_heldin``, validation trials, held-in neurons only), the rule PBT
-  uses to pick its best member.
+  its evolution). The winner is the model with the best ranking value at the end
+  (``smth_valid_nll_heldin`` of the validation trials' held-in neurons, averaged over
+  the last 5 epochs), the rule PBT ranks its members by and picks its best with.
 - ``pbt``: ``rc.tune()`` with that population (Ray Tune, local); the best member
   (``run.tuned()``).
 - Every model is scored on its final checkpoint. ``default@lve`` and ``grid@lve``
@@ -188,7 +188,8 @@ def one_seed(folder: Path, seed: int, args) -> dict[str, dict[str, float]]:
         save = folder / f"grid_{i:02d}"
         hps = run.hparams(max_epochs=epochs, **{hp[k]: v for k, v in draw.items()})
         res = train(run.path_lfads_input, save, hps, seed=spec.seed + i, **quiet)
-        v = res.metrics.get(spec.metric, float("inf"))
+        v = spec.ranked_value(res.history)  # PBT's rule: the metric's last epochs, averaged
+        v = float("inf") if v is None else v
         print(f"# grid_{i:02d}: {spec.metric} {v:.5f}", file=sys.stderr)
         if best is None or v < best[0]:
             best = (v, save)

@@ -83,6 +83,8 @@ class TrainResult:
     seed: int
     #: Selection metrics of the last validation pass (lfads_runs.engine.valid_metrics).
     metrics: dict[str, float] = attrs.field(factory=dict)
+    #: The selection metrics of every epoch this call trained, in order.
+    history: list[dict[str, float]] = attrs.field(factory=list)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -160,6 +162,7 @@ class _Trainer:
         self.lve = CheckpointSet(self.save_dir, _names.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
         self.last_checkpoint: Path | None = None
         self.last_metrics: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []
         self._tensors = {
             name: {split: self._split_tensors(ds, split) for split in ("train", "valid")}
             for name, ds in self.datasets.items()
@@ -558,6 +561,7 @@ class _Trainer:
                 metrics=extra if self.fitlog_metrics else {},
             )
             self.last_metrics = extra
+            self.history.append(dict(extra))
             append_fitlog_line(self.fitlog, row)
             self._report(epoch, values)
             # Learning-rate rule on the training cost (spec §7.5).
@@ -624,6 +628,7 @@ class _Trainer:
             device=str(self.device),
             seed=self.seed,
             metrics=dict(self.last_metrics),
+            history=list(self.history),
         )
 
 

@@ -167,6 +167,7 @@ def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
         "tune_dir": str(run.paths.tune_dir),
         "hps": run.params.to_hparams(run.n_datasets).as_dict(),
         "metric": spec.metric,
+        "metric_window": spec.metric_window,
         "mode": spec.mode,
         "epochs_per_generation": spec.epochs_per_generation,
         "generations": spec.generations,

@@ -27,6 +27,7 @@ from typing import Any
 
 from .. import layout as L
 from .._atomic import atomic_write_json, atomic_write_text
+from .spec import ranked_value
 
 __all__ = ["member_main", "exploit_seed", "CHECKPOINT_META"]
 
@@ -121,7 +122,8 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
                     # after an exploit: the donor's weights, but this member's own noise
                     reseed=exploit_seed(int(setup["seed"]), member, gen) if source else None,
                 )
-                value = res.metrics.get(metric)
+                history = res.history or _fitlog_metrics(out)  # none: trained before a kill
+                value = ranked_value(history, metric, int(setup.get("metric_window", 1)))
                 if value is None:
                     raise LfadsRunsError(
                         f"the engine reports no metric {metric!r} for {setup['input_dir']} "
@@ -164,6 +166,14 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
             v = last["value"] if last["value"] is not None else worst
             _report(tune, out, name, member, int(last["generation"]), metric, v)
     _write_state(mdir, name, int(setup["generations"]) - 1, "finished")
+
+
+def _fitlog_metrics(out: Path) -> list[dict[str, float]]:
+    """Per-epoch metrics from the fit log (those that write them)."""
+    from ..io.fitlog import read_fitlog_rows
+
+    path = out / L.FITLOG
+    return [dict(r.metrics) for r in read_fitlog_rows(path)] if path.is_file() else []
 
 
 def exploit_seed(seed: int, member: int, generation: int) -> int:
