@@ -241,7 +241,10 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
                 f"{tune_dir}: a search exists (state {previous.get('state')!r}); "
                 "pass --resume to continue it, or delete the folder to start again"
             )
-        if previous.get("spec") != record:
+        recorded = dict(previous.get("spec") or {})
+        # searches begun before metric_window existed resume with the section's
+        recorded.setdefault("metric_window", record["metric_window"])
+        if recorded != record:
             raise ConfigError(
                 f"{tune_dir}: the 'tune:' section changed since this search began; "
                 "restore it, or delete the folder to start again"
@@ -287,7 +290,8 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     else:
         echo(
             f"{run.name} {run.param_hash}: PBT, {spec.population} members x "
-            f"{spec.generations} generations x {spec.epochs_per_generation} epochs in {tune_dir}"
+            f"{spec.generations} generations x {spec.epochs_per_generation} epochs "
+            f"(generation 0: {setup['first_generation_epochs']}, through the ramps) in {tune_dir}"
         )
     if experiment.exists():
         shutil.rmtree(experiment)
