@@ -32,6 +32,7 @@ def test_good_section_parses(tmp_path):
     assert isinstance(spec, TuneSpec)
     assert (spec.population, spec.epochs_per_generation, spec.generations) == (3, 2, 4)
     assert spec.metric == "smth_valid_nll_heldin" and spec.mode == "min"
+    assert spec.metric_window == 2  # min(5, epochs_per_generation)
     by = {r.name: r for r in spec.search}
     assert by["c_learning_rate_init"].hp_name == "learning_rate_init"
     assert by["cd_rate"].init == (0.3, 0.3)
@@ -83,6 +84,12 @@ def test_explore_multiplies_within_width_and_clips(tmp_path):
         ("  params: [7]\n  search: {c_keep_prob: {min: 0.5, max: 1}}\n", "out of range 1..1"),
         ("  address: ''\n  search: {c_keep_prob: {min: 0.5, max: 1}}\n", "tune.address"),
         (
+            "  epochs_per_generation: 4\n  metric_window: 5\n"
+            "  search: {c_keep_prob: {min: 0.5, max: 1}}\n",
+            "metric_window (line 14): must be at most epochs_per_generation (4), got 5",
+        ),
+        ("  metric_window: 0\n  search: {c_keep_prob: {min: 0.5, max: 1}}\n", "must be >= 1"),
+        (
             "  search:\n    cd_rate: {min: 0.1, max: 0.5}\n    c_cd_rate: {min: 0.1, max: 0.5}\n",
             "searched twice",
         ),
@@ -107,3 +114,16 @@ def test_log_draws_stay_in_init_range():
     # log-uniform: about half the draws below the geometric middle
     below = sum(d < math.sqrt(1e-4 * 1e-2) for d in draws) / len(draws)
     assert 0.4 < below < 0.6
+
+
+def test_ranked_value_averages_the_last_epochs(tmp_path):
+    spec = _load(tmp_path, GOOD.replace("generations: 4", "generations: 4\n  metric_window: 2"))
+    spec = spec.options["tune"]
+    m = "smth_valid_nll_heldin"
+    hist = [{m: 9.0}, {m: 1.0}, {m: 2.0, "other": 5.0}]
+    assert spec.ranked_value(hist) == 1.5
+    assert spec.ranked_value(hist[:1]) == 9.0  # fewer epochs than the window
+    assert spec.ranked_value([]) is None
+    assert spec.ranked_value([{m: 1.0}, {"other": 1.0}]) is None  # the metric is missing
+    assert math.isnan(spec.ranked_value([{m: 1.0}, {m: float("nan")}]))
+    assert spec.ranked_value([{m: 1.0}, {m: float("inf")}]) == math.inf

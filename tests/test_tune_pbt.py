@@ -20,6 +20,7 @@ from _queue_helpers import load, make_config  # noqa: E402
 
 from lfads_runs import LfadsRunsError, MissingDependencyError, MissingOutputError  # noqa: E402
 from lfads_runs import layout as L  # noqa: E402
+from lfads_runs.tuning.member import exploit_seed  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +33,21 @@ SECTION = """tune:
     c_learning_rate_init: {min: 1.0e-3, max: 2.0e-2, init: [5.0e-3, 1.0e-2], scale: log}
     c_keep_prob: {min: 0.5, max: 1.0}
 """
+
+
+#: KL and L2 ramps of 10 steps: with 7 steps per epoch (single_dataset001) generation
+#: 0 lasts 2 ramp epochs + epochs_per_generation = 4 epochs, the later ones 2 each.
+RAMP_STEPS = 10
+FIRST = 4
+
+
+def _config(tmp_path, section=SECTION, run_specs=("single_dataset001",)):
+    """make_config's tiny collection, with short KL/L2 ramps (tune waits for them)."""
+    cfg = make_config(tmp_path, n_params=1, run_specs=run_specs, extra=section)
+    text = cfg.read_text()
+    ramps = f"c_kl_increase_steps: {RAMP_STEPS}, c_l2_increase_steps: {RAMP_STEPS}, "
+    cfg.write_text(text.replace("c_max_epochs:", ramps + "c_max_epochs:"))
+    return cfg
 
 
 def _env():
@@ -51,7 +67,7 @@ def _cli(*args, timeout=400):
 
 
 def test_pbt_tiny_population_end_to_end(tmp_path):
-    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=SECTION)
+    cfg = _config(tmp_path)
     rc = load(cfg)
     run = rc.run("single_dataset001", 1)
     with pytest.raises(MissingOutputError, match="no tuned model"):
@@ -66,7 +82,8 @@ def test_pbt_tiny_population_end_to_end(tmp_path):
         lines = (run.paths.member_dir(m) / L.MEMBER_TRAJECTORY).read_text().splitlines()
         rows[m] = [json.loads(x) for x in lines]
         assert [r["generation"] for r in rows[m]] == [0, 1, 2]
-        assert [r["epochs"] for r in rows[m]] == [2, 4, 6]  # epochs continue across generations
+        # generation 0 runs through the ramps; epochs continue across generations
+        assert [r["epochs"] for r in rows[m]] == [FIRST, FIRST + 2, FIRST + 4]
         assert all(r["value"] is not None for r in rows[m])
         assert rows[m][0]["hparams"] == rc.options["tune"].initial_configs()[m]  # seeded draws
         assert (run.paths.member_dir(m) / L.LFADS_OUTPUT_DIR / L.FITLOG).is_file()
@@ -86,6 +103,9 @@ def test_pbt_tiny_population_end_to_end(tmp_path):
     assert r["hparams"] != donor_hp
     # 7 steps per epoch, 2 epochs per generation: the step continues the donor's
     assert r["step"] == rows[donor][g - 1]["step"] + 14
+    # ... but not the donor's random streams (batches, dropout and CD masks)
+    log = (run.paths.member_dir(m) / L.LOG_FILE).read_text()
+    assert f"Random streams reseeded with {exploit_seed(0, m, g)}." in log
 
     best = json.loads((tune_dir / L.TUNE_BEST_FILE).read_text())
     tuned = rc.find_runs("single_dataset001", 1, tuned=True)
@@ -97,7 +117,7 @@ def test_pbt_tiny_population_end_to_end(tmp_path):
     ).resolve()  # the run's own input files, linked
     rates = tuned.load_posterior_means()["dataset001"].rates
     assert rates.shape == (80, 50, 12) and np.isfinite(rates).all()
-    assert tuned.load_fit_log().epochs[-1] == 5
+    assert tuned.load_fit_log().epochs[-1] == FIRST + 3
     assert tuned.export(tmp_path / "tuned.h5").is_file()
     assert not (run.path_lfads_output / L.FITLOG).exists()  # the base run stays untrained
     for kind, flags, png in (
@@ -135,11 +155,17 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def test_no_running_cluster_is_one_error(tmp_path):
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+def test_unreachable_address_is_one_error(tmp_path, address):
+    """Nothing listens on port 1: one error within seconds (Ray alone retries for
+    minutes). ('auto' is not tested: it joins any Ray running on this machine.)"""
     cfg = make_config(tmp_path, n_params=1, run_specs=("all",), extra=SECTION)
-    res = _cli("tune", cfg, "--address", "auto", timeout=200)
+    t0 = time.monotonic()
+    res = _cli("tune", cfg, "--address", address, timeout=200)
+    assert time.monotonic() - t0 < 60
     assert res.returncode != 0
-    assert res.stderr.count("error:") == 1 and "cannot start or reach Ray at 'auto'" in res.stderr
+    assert res.stderr.count("error:") == 1
+    assert f"cannot start or reach Ray at '{address}': nothing answers on 127.0.0.1:1" in res.stderr
     run = load(cfg).run("all", 1)
     # nothing started: only the search's lock file exists
     assert [p.name for p in run.paths.tune_dir.iterdir()] == [L.TUNE_LOCK_FILE]
@@ -162,7 +188,7 @@ def _rows(run, m):
 def test_resume_after_sigkill_of_the_driver(tmp_path):
     """kill -9 of the driver (and the local Ray it started), then --resume, finishes the search."""
     section = SECTION.replace("generations: 3", "generations: 5")
-    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=section)
+    cfg = _config(tmp_path, section)
     run = load(cfg).run("single_dataset001", 1)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lfads_runs", "tune", str(cfg), "--num-cpus", "2"],
@@ -194,11 +220,11 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
     for m in (0, 1):
         rows = _rows(run, m)
         assert [r["generation"] for r in rows] == [0, 1, 2, 3, 4]
-        assert [r["epochs"] for r in rows] == [2, 4, 6, 8, 10]
+        assert [r["epochs"] for r in rows] == [FIRST + 2 * g for g in range(5)]
         assert rows[0] == before[m][0]  # completed generations are kept, not retrained
     st = json.loads((run.paths.tune_dir / L.TUNE_STATE_FILE).read_text())
     assert st["state"] == "done"
-    assert run.tuned().load_fit_log().epochs[-1] == 9
+    assert run.tuned().load_fit_log().epochs[-1] == FIRST + 7
 
 
 def test_resume_lets_a_member_behind_catch_up(tmp_path):
@@ -208,7 +234,7 @@ def test_resume_lets_a_member_behind_catch_up(tmp_path):
 
     from lfads_runs.tuning.member import CHECKPOINT_META
 
-    cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=SECTION)
+    cfg = _config(tmp_path)
     run = load(cfg).run("single_dataset001", 1)
     assert _cli("tune", cfg, "--num-cpus", "2").returncode == 0
     tune_dir = run.paths.tune_dir
@@ -230,7 +256,8 @@ def test_resume_lets_a_member_behind_catch_up(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     again = _rows(run, 1)
     assert [r["generation"] for r in again] == [0, 1, 2]
-    assert again[:2] == rows[:2] and again[2]["epochs"] == 6 and again[2]["step"] == 42
+    assert again[:2] == rows[:2] and again[2]["epochs"] == FIRST + 4
+    assert again[2]["step"] == 7 * (FIRST + 4)
     assert again[2]["hparams"] == rows[1]["hparams"]  # the member's own, not explored
     assert _rows(run, 0) == _rows(run, 0)[:3] and len(_rows(run, 0)) == 3
     assert json.loads((tune_dir / L.TUNE_STATE_FILE).read_text())["state"] == "done"
@@ -258,3 +285,88 @@ def test_resume_with_a_changed_section_is_one_error(tmp_path):
     assert "the 'tune:' section changed since this search began" in res.stderr
     assert json.loads(state.read_text())["state"] == "interrupted"  # left as it was
     assert not run.path_lfads_input.exists()
+
+
+def _member_state(run, m):
+    try:
+        return json.loads((run.paths.member_dir(m) / L.MEMBER_STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_sigkill_of_a_worker_mid_generation(tmp_path):
+    """kill -9 of one member's Ray worker (not the driver) during a generation: Ray
+    restarts that member from its last reported checkpoint and the search completes."""
+    section = SECTION.replace("generations: 3", "generations: 4")
+    cfg = _config(tmp_path, section)
+    run = load(cfg).run("single_dataset001", 1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lfads_runs", "tune", str(cfg), "--num-cpus", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    killed = None
+    try:
+        deadline = time.monotonic() + 300
+        while killed is None:
+            assert proc.poll() is None, "the search ended before a worker could be killed"
+            assert time.monotonic() < deadline
+            st = _member_state(run, 1)
+            if st.get("state") == "training" and st.get("generation", 0) >= 1:
+                os.kill(int(st["pid"]), signal.SIGKILL)  # the worker that trains member_001
+                killed = st
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert _member_state(run, 1)["pid"] != killed["pid"]  # a new worker finished it
+    for m in (0, 1):
+        rows = _rows(run, m)
+        assert [r["generation"] for r in rows] == [0, 1, 2, 3]
+        assert [r["epochs"] for r in rows] == [FIRST + 2 * g for g in range(4)]
+    st = json.loads((run.paths.tune_dir / L.TUNE_STATE_FILE).read_text())
+    assert st["state"] == "done"
+    assert run.tuned().load_fit_log().epochs[-1] == FIRST + 5
+
+
+def test_members_request_their_share_of_the_gpus(tmp_path, monkeypatch):
+    """The resources Ray reserves per member, on a local Ray told it has 2 GPUs
+    (there are none here, so nothing trains: only the request is checked)."""
+    import attrs
+    import ray
+    from ray import tune
+
+    from lfads_runs.tuning.driver import _setup, member_resources, member_trainable
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    rc = load(_config(tmp_path))
+    run = rc.run("single_dataset001", 1)
+    spec = rc.options["tune"]  # population 2
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        eight = attrs.evolve(spec, population=8)
+        assert member_resources(eight, ray) == {"cpu": 1.0, "gpu": 0.25}
+        assert member_resources(spec, ray) == {"cpu": 1.0, "gpu": 1.0}  # one each at most
+        three = attrs.evolve(spec, population=3)
+        assert member_resources(three, ray)["gpu"] == pytest.approx(2 / 3)
+        fixed = attrs.evolve(spec, gpus_per_member=0.5, cpus_per_member=2.0)
+        assert member_resources(fixed, ray) == {"cpu": 2.0, "gpu": 0.5}
+        setup, gpus = _setup(run, eight, ray)
+        assert gpus == 0.25 and setup["device"] == "cuda"
+        trainable = member_trainable(tune, setup, member_resources(eight, ray))
+        assert trainable._resources.required_resources == {"CPU": 1.0, "GPU": 0.25}
+    finally:
+        ray.shutdown()
+    ray.init(address="local", num_cpus=1, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    try:
+        assert member_resources(spec, ray) == {"cpu": 1.0, "gpu": 0.0}
+        assert _setup(run, spec, ray)[0]["device"] == "cpu"
+    finally:
+        ray.shutdown()

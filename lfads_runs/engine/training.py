@@ -85,6 +85,8 @@ class TrainResult:
     seed: int
     #: Selection metrics of the last validation pass (lfads_runs.engine.valid_metrics).
     metrics: dict[str, float] = attrs.field(factory=dict)
+    #: The selection metrics of every epoch this call trained, in order.
+    history: list[dict[str, float]] = attrs.field(factory=list)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -140,6 +142,7 @@ class _Trainer:
         self.flags = flags
         self.load_name = load_name
         self.learning_rate_override: float | None = None
+        self.reseed: int | None = None
         self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
         self.spec = build_spec(hps, self.datasets)
         self.model = LfadsModel(self.spec, device=self.device)
@@ -161,6 +164,7 @@ class _Trainer:
         self.lve = CheckpointSet(self.save_dir, L.CHECKPOINT_LVE_POINTER, hps.max_ckpt_to_keep)
         self.last_checkpoint: Path | None = None
         self.last_metrics: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []
         self._tensors = {
             name: {split: self._split_tensors(ds, split) for split in ("train", "valid")}
             for name, ds in self.datasets.items()
@@ -493,6 +497,13 @@ class _Trainer:
         self.restore()
         if self.learning_rate_override is not None:
             self.lr = np.float32(self.learning_rate_override)
+        if self.reseed is not None and self.seed != self.reseed:
+            # A PBT exploit: the copied checkpoint carries the donor's random streams;
+            # without new ones the copy would see the donor's batches and masks.
+            self.seed = int(self.reseed)
+            self.noise = NoiseSource(self.seed)
+            self.nrng = np.random.default_rng(self.seed)
+            self.log(f"Random streams reseeded with {self.seed}.")
         write_hyperparameters_file(self.save_dir, self.step, self.spec, self.flags, "train")
         st = self.state
         if st.finished is not None:
@@ -533,6 +544,7 @@ class _Trainer:
                 metrics=extra if self.fitlog_metrics else {},
             )
             self.last_metrics = extra
+            self.history.append(dict(extra))
             append_fitlog_line(self.fitlog, row)
             self._report(epoch, values)
             # Learning-rate rule on the training cost (spec §7.5).
@@ -599,6 +611,7 @@ class _Trainer:
             device=str(self.device),
             seed=self.seed,
             metrics=dict(self.last_metrics),
+            history=list(self.history),
         )
 
 
@@ -624,6 +637,7 @@ def train(
     data_filename_stem: str = "lfads",
     checkpoint_pb_load_name: str = "checkpoint",
     learning_rate: float | None = None,
+    reseed: int | None = None,
 ) -> TrainResult:
     """Train LFADS on the input files of ``data_dir``, writing into ``save_dir``.
 
@@ -648,6 +662,10 @@ def train(
     learning_rate
         Continue at this learning rate instead of the resumed checkpoint's (a PBT
         member's explored value); None keeps the checkpoint's.
+    reseed
+        Continue a resumed checkpoint with the random streams of this seed unless
+        it already uses them (a PBT member that copied another member's
+        checkpoint); None keeps the checkpoint's streams.
 
     Returns
     -------
@@ -681,6 +699,7 @@ def train(
         load_name=checkpoint_pb_load_name,
     )
     trainer.learning_rate_override = learning_rate
+    trainer.reseed = reseed
     try:
         return trainer.run()
     except CheckpointError:

@@ -39,8 +39,10 @@ from .data import EngineDataset
 
 __all__ = ["ValidMetrics", "SMOOTHING", "smooth"]
 
-#: Weight of the previous value in the smoothed metrics.
-SMOOTHING = 0.7
+#: Weight of the previous value in the smoothed metrics: lfads_tf2 computes
+#: ``0.3 * previous + 0.7 * new`` (coefficient 0.7 on the new epoch), so the
+#: ranking follows the latest epochs instead of lagging several epochs behind.
+SMOOTHING = 0.3
 _REGIONS = ("heldin", "heldout", "fp", "sv")
 _BPS_NAMES = {"heldin": "valid_bps_heldin", "heldout": "valid_cobps", "fp": "valid_fpbps"}
 

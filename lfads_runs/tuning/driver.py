@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -34,7 +35,14 @@ from .spec import TuneSpec
 if TYPE_CHECKING:
     from ..collection import Run, RunCollection
 
-__all__ = ["TuneOutcome", "tune_collection", "tuned_runs"]
+__all__ = [
+    "TuneOutcome",
+    "first_generation_epochs",
+    "member_resources",
+    "member_trainable",
+    "tune_collection",
+    "tuned_runs",
+]
 
 _EXPERIMENT = "pbt"  #: Ray Tune's experiment folder inside tune/ray/
 
@@ -97,8 +105,11 @@ def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutc
     started = False
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": False, **dict(init or {})}
+        # "local": a new instance even where an old `ray start` left its address behind
+        # (ray.init() without one would join that cluster and refuse num_cpus).
+        kwargs["address"] = address or "local"
         if address:
-            kwargs["address"] = address
+            check_reachable(address)
         try:
             ray.init(**kwargs)
         except Exception as exc:  # ConnectionError, ValueError, RuntimeError, by version
@@ -115,16 +126,49 @@ def _tune_all(ray, selected, spec, address, resume, init, echo) -> list[TuneOutc
                 ray.shutdown()
 
 
-def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing answers at a ``host:port`` or ``ray://host:port``
+    address: Ray itself keeps retrying such an address for minutes."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port: Ray's own error names what is wrong
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise LfadsRunsError(
+            f"cannot start or reach Ray at {address!r}: nothing answers on {host}:{port} "
+            f"({exc.strerror or type(exc).__name__}); start the cluster (ray start --head) "
+            "or check the address"
+        ) from None
+
+
+def member_resources(spec: TuneSpec, ray: Any) -> dict[str, float]:
+    """What Ray reserves for each member: ``cpus_per_member`` CPUs and
+    ``gpus_per_member`` GPUs, by default an equal share of the cluster's GPUs
+    (``GPUs / population``, at most one each; none without GPUs)."""
     gpus = spec.gpus_per_member
-    if gpus is None:  # share the cluster's GPUs among the members, at most one each
+    if gpus is None:
         total = float(ray.cluster_resources().get("GPU", 0.0))
         gpus = min(1.0, total / spec.population) if total else 0.0
+    return {"cpu": float(spec.cpus_per_member), "gpu": float(gpus)}
+
+
+def member_trainable(tune: Any, setup: dict[str, Any], resources: dict[str, float]) -> Any:
+    """The Ray Tune trainable of a search's members, with its resource request."""
+    return tune.with_resources(tune.with_parameters(member_main, setup=setup), resources)
+
+
+def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
+    gpus = member_resources(spec, ray)["gpu"]
     setup = {
         "input_dir": str(run.path_lfads_input),
         "tune_dir": str(run.paths.tune_dir),
         "hps": run.params.to_hparams(run.n_datasets).as_dict(),
         "metric": spec.metric,
+        "metric_window": spec.metric_window,
         "mode": spec.mode,
         "epochs_per_generation": spec.epochs_per_generation,
         "generations": spec.generations,
@@ -134,6 +178,26 @@ def _setup(run: Run, spec: TuneSpec, ray: Any) -> tuple[dict[str, Any], float]:
         "threads": max(1, int(spec.cpus_per_member)),
     }
     return setup, gpus
+
+
+def first_generation_epochs(run: Run, spec: TuneSpec) -> int:
+    """Epochs of generation 0: through the KL and L2 ramps, then ``epochs_per_generation``.
+
+    As tune_tf2 does: during the ramps the costs of members are not comparable
+    yet (and the weights still change fast), so nothing is ranked before they end.
+    """
+    import h5py
+
+    hps = run.hparams()
+    ends = [hps.kl_start_step + hps.kl_increase_steps]
+    if hps.l2_is_on:
+        ends.append(hps.l2_start_step + hps.l2_increase_steps)
+    steps = 0  # Adam updates per epoch: every dataset's training trials in full batches
+    for f in run.input_files.values():
+        with h5py.File(f, "r") as h5:
+            steps += -(-int(h5["train_data"].shape[0]) // hps.batch_size)
+    ramp = -(-max(ends) // max(steps, 1))
+    return spec.epochs_per_generation + ramp
 
 
 def _check_metric(run: Run, spec: TuneSpec) -> None:
@@ -175,7 +239,10 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
                 f"{tune_dir}: a search exists (state {previous.get('state')!r}); "
                 "pass --resume to continue it, or delete the folder to start again"
             )
-        if previous.get("spec") != record:
+        recorded = dict(previous.get("spec") or {})
+        # searches begun before metric_window existed resume with the section's
+        recorded.setdefault("metric_window", record["metric_window"])
+        if recorded != record:
             raise ConfigError(
                 f"{tune_dir}: the 'tune:' section changed since this search began; "
                 "restore it, or delete the folder to start again"
@@ -195,14 +262,12 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     run.prepare()
     _check_metric(run, spec)
     setup, gpus = _setup(run, spec, ray)
+    setup["first_generation_epochs"] = first_generation_epochs(run, spec)
     setup["resume"] = previous is not None
     # After a kill the members may stand one generation apart: the ones behind
     # catch up without reporting (member.py), so the first ranking is like for like.
     setup["catch_up_to"] = 1 + max((m.generation for m in read_members(tune_dir)), default=-1)
-    trainable = tune.with_resources(
-        tune.with_parameters(member_main, setup=setup),
-        {"cpu": spec.cpus_per_member, "gpu": gpus},
-    )
+    trainable = member_trainable(tune, setup, {"cpu": spec.cpus_per_member, "gpu": gpus})
     info = {"spec": record, "mode": spec.mode, "run_spec": run.name, "param_hash": run.param_hash}
     atomic_write_json(state_file, {**info, "state": "running", "started": time.time()})
     # Ray's own experiment restore is not used: a synchronous PBT restored by Ray can
@@ -223,7 +288,8 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     else:
         echo(
             f"{run.name} {run.param_hash}: PBT, {spec.population} members x "
-            f"{spec.generations} generations x {spec.epochs_per_generation} epochs in {tune_dir}"
+            f"{spec.generations} generations x {spec.epochs_per_generation} epochs "
+            f"(generation 0: {setup['first_generation_epochs']}, through the ramps) in {tune_dir}"
         )
     if experiment.exists():
         shutil.rmtree(experiment)

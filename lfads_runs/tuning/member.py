@@ -5,7 +5,10 @@ checkpoints, as everywhere) for ``epochs_per_generation`` epochs, reports the
 ranking metric and hands Ray the output folder as its checkpoint. When PBT
 exploits, Ray restarts the member with a better member's checkpoint: its
 weights, Adam slots, step, learning rate and histories replace the member's own
-folder, so ramps (KL/L2 by global step) and the fit log continue the donor's.
+folder, so ramps (KL/L2 by global step) and the fit log continue the donor's;
+the random streams (batches, dropout and CD masks) are reseeded so the copy does
+not replay the donor's. Generation 0 lasts through the ramps plus
+``epochs_per_generation`` epochs (``setup["first_generation_epochs"]``).
 Needs the ``ray`` and ``torch`` extras; runs inside a Ray worker.
 """
 
@@ -24,8 +27,9 @@ from typing import Any
 
 from .. import layout as L
 from .._atomic import atomic_write_json, atomic_write_text
+from .spec import ranked_value
 
-__all__ = ["member_main", "CHECKPOINT_META"]
+__all__ = ["member_main", "exploit_seed", "CHECKPOINT_META"]
 
 #: ours, inside each Ray checkpoint: which member wrote it, after which generation
 CHECKPOINT_META = "lfads_runs.pbt.json"
@@ -80,6 +84,7 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
         torch.set_num_threads(int(threads))
     searched = {name_: hp for name_, hp in setup["search"].items()}
     lr_name = next((n for n, hp in searched.items() if hp == "learning_rate_init"), None)
+    first = int(setup.get("first_generation_epochs", epg))
     reported = False
     for gen in range(start, int(setup["generations"])):
         values = {hp: float(config[n]) for n, hp in searched.items()}
@@ -87,7 +92,7 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
             {
                 **base,
                 **values,
-                "max_epochs": (gen + 1) * epg,
+                "max_epochs": first + gen * epg,
                 # PBT decides when a member stops, not the learning-rate floor.
                 "learning_rate_stop": 0.0,
             }
@@ -114,8 +119,11 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
                     progress=False,
                     log=log,
                     learning_rate=values["learning_rate_init"] if lr_name else None,
+                    # after an exploit: the donor's weights, but this member's own noise
+                    reseed=exploit_seed(int(setup["seed"]), member, gen) if source else None,
                 )
-                value = res.metrics.get(metric)
+                history = res.history or _fitlog_metrics(out)  # none: trained before a kill
+                value = ranked_value(history, metric, int(setup.get("metric_window", 1)))
                 if value is None:
                     raise LfadsRunsError(
                         f"the engine reports no metric {metric!r} for {setup['input_dir']} "
@@ -158,6 +166,25 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
             v = last["value"] if last["value"] is not None else worst
             _report(tune, out, name, member, int(last["generation"]), metric, v)
     _write_state(mdir, name, int(setup["generations"]) - 1, "finished")
+
+
+def _fitlog_metrics(out: Path) -> list[dict[str, float]]:
+    """Per-epoch metrics from the fit log (those that write them)."""
+    from ..io.fitlog import read_fitlog_rows
+
+    path = out / L.FITLOG
+    return [dict(r.metrics) for r in read_fitlog_rows(path)] if path.is_file() else []
+
+
+def exploit_seed(seed: int, member: int, generation: int) -> int:
+    """The engine seed of a member's generation that began with an exploit.
+
+    Deterministic, so a member killed during that generation resumes with the
+    same streams (the engine then sees its checkpoint already uses them).
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, member, generation]).generate_state(1)[0])
 
 
 def _report(tune: Any, out: Path, name: str, member: int, gen: int, metric: str, value: float):

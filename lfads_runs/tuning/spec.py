@@ -7,7 +7,7 @@ loads, so a bad search never starts Ray. Facts: shared/spec/autolfads.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -16,7 +16,15 @@ import numpy as np
 from ..exceptions import ConfigError
 from ..params import RunParams, param_fields
 
-__all__ = ["METRICS", "SEARCHABLE", "SearchRange", "TuneSpec", "parse_tune_section", "TUNE_KEYS"]
+__all__ = [
+    "METRICS",
+    "SEARCHABLE",
+    "SearchRange",
+    "TuneSpec",
+    "parse_tune_section",
+    "ranked_value",
+    "TUNE_KEYS",
+]
 
 #: engine hyperparameters a PBT member may change between generations: none of
 #: them changes a weight's shape, so a checkpoint stays loadable after explore.
@@ -62,6 +70,8 @@ TUNE_KEYS = {
     "epochs_per_generation": "epochs each member trains between two exploit/explore steps (default 25)",
     "generations": "generations of each search (default 20)",
     "metric": "ranking metric (default smth_valid_nll_heldin): " + ", ".join(METRICS),
+    "metric_window": "last epochs of a generation whose metric is averaged for the ranking "
+    "(default min(5, epochs_per_generation))",
     "search": "{param: {min, max, init, scale}}: the searched hyperparameters",
     "explore_width": "explore multiplies by a factor in [1-w, 1+w] (default 0.2)",
     "quantile": "fraction of members that exploit (bottom) and are copied (top); default 0.25",
@@ -113,6 +123,7 @@ class TuneSpec:
     epochs_per_generation: int = 25
     generations: int = 20
     metric: str = "smth_valid_nll_heldin"
+    metric_window: int = 5
     explore_width: float = 0.2
     quantile: float = 0.25
     run_specs: tuple[str, ...] | None = None
@@ -126,9 +137,9 @@ class TuneSpec:
     def mode(self) -> str:
         return METRICS[self.metric]
 
-    @property
-    def total_epochs(self) -> int:
-        return self.generations * self.epochs_per_generation
+    def ranked_value(self, history: Sequence[Mapping[str, float]]) -> float | None:
+        """See :func:`ranked_value`."""
+        return ranked_value(history, self.metric, self.metric_window)
 
     def initial_configs(self) -> list[dict[str, float]]:
         """Each member's first hyperparameters (seeded, so a restart draws the same)."""
@@ -151,6 +162,20 @@ class TuneSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=True)
+
+
+def ranked_value(history: Sequence[Mapping[str, float]], metric: str, window: int) -> float | None:
+    """The value a member is ranked by: the mean of ``metric`` over the last
+    ``window`` epochs of ``history`` (per-epoch metrics, oldest first).
+
+    One validation pass of few trials is noisy; an average over a few epochs
+    ranks members by their level rather than by one epoch's luck. None when the
+    metric is missing; NaN or inf when a value of the window is.
+    """
+    values = [h.get(metric) for h in history[-window:]]
+    if not values or any(v is None for v in values):
+        return None
+    return float(sum(values) / len(values))
 
 
 def _number(value: Any, where: str, err: Callable[[str, str], ConfigError]) -> float:
@@ -196,6 +221,12 @@ def parse_tune_section(
             f"unknown metric {metric!r}; choose one of {', '.join([*METRICS, *METRIC_ALIASES])}",
         )
     metric = METRIC_ALIASES.get(metric, metric)
+    window = integer("metric_window", min(5, epg), 1)
+    if window > epg:
+        raise err(
+            "metric_window",
+            f"must be at most epochs_per_generation ({epg}), got {window}",
+        )
     width = _number(value.get("explore_width", 0.2), "explore_width", err)
     if not 0 < width < 1:
         raise err("explore_width", f"must be in (0, 1), got {width}")
@@ -239,6 +270,7 @@ def parse_tune_section(
         epochs_per_generation=epg,
         generations=generations,
         metric=metric,
+        metric_window=window,
         explore_width=width,
         quantile=quantile,
         run_specs=run_specs,
