@@ -186,7 +186,7 @@ def first_generation_epochs(run: Run, spec: TuneSpec) -> int:
     As tune_tf2 does: during the ramps the costs of members are not comparable
     yet (and the weights still change fast), so nothing is ranked before they end.
     """
-    import h5py
+    from ..io.lfads_input import read_input_summary
 
     hps = run.hparams()
     ends = [hps.kl_start_step + hps.kl_increase_steps]
@@ -194,8 +194,7 @@ def first_generation_epochs(run: Run, spec: TuneSpec) -> int:
         ends.append(hps.l2_start_step + hps.l2_increase_steps)
     steps = 0  # Adam updates per epoch: every dataset's training trials in full batches
     for f in run.input_files.values():
-        with h5py.File(f, "r") as h5:
-            steps += -(-int(h5["train_data"].shape[0]) // hps.batch_size)
+        steps += -(-read_input_summary(f).n_train // hps.batch_size)
     ramp = -(-max(ends) // max(steps, 1))
     return spec.epochs_per_generation + ramp
 
