@@ -566,22 +566,7 @@ class Run:
         :class:`~lfads_runs.executors.QueueOptions` (see ``rc.train``)."""
         from .executors import QueueOptions, train_runs
 
-        options = QueueOptions(
-            executor=executor,
-            gpus=gpus,
-            runs_per_gpu=runs_per_gpu,
-            max_parallel=max_parallel,
-            threads=threads,
-            rerun=rerun,
-            engine=engine,
-            device=device,
-            seed=seed,
-            dry_run=dry_run,
-            quiet=quiet,
-            progress=progress,
-            executor_options=executor_options,
-            script_options=script_options,
-        )
+        options = QueueOptions.from_arguments(locals())
         return train_runs([self], options)
 
     def sample_posterior(
@@ -613,22 +598,7 @@ class Run:
         """
         from .executors import QueueOptions, sample_posteriors
 
-        options = QueueOptions(
-            executor=executor,
-            gpus=gpus,
-            runs_per_gpu=runs_per_gpu,
-            max_parallel=max_parallel,
-            threads=threads,
-            rerun=rerun,
-            engine=engine,
-            device=device,
-            seed=seed,
-            dry_run=dry_run,
-            quiet=quiet,
-            progress=progress,
-            executor_options=executor_options,
-            script_options=script_options,
-        )
+        options = QueueOptions.from_arguments(locals())
         return sample_posteriors(
             [self], options, kind=kind, n_samples=n_samples, checkpoint=checkpoint
         )
@@ -1205,22 +1175,7 @@ class RunCollection:
         """
         from .executors import QueueOptions, train_runs
 
-        options = QueueOptions(
-            executor=executor,
-            gpus=gpus,
-            runs_per_gpu=runs_per_gpu,
-            max_parallel=max_parallel,
-            threads=threads,
-            rerun=rerun,
-            engine=engine,
-            device=device,
-            seed=seed,
-            dry_run=dry_run,
-            quiet=quiet,
-            progress=progress,
-            executor_options=executor_options,
-            script_options=script_options,
-        )
+        options = QueueOptions.from_arguments(locals())
         return train_runs(self.all_runs if runs is None else runs, options)
 
     def write_scripts(

@@ -270,6 +270,13 @@ class QueueOptions:
     )
 
     @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> QueueOptions:
+        """The record from a method's arguments (its ``locals()``): the public ``train`` and
+        ``sample_posterior`` methods spell the options out so users see them, and pass
+        them on here in one place."""
+        return cls(**{f.name: arguments[f.name] for f in attrs.fields(cls)})
+
+    @classmethod
     def build(cls, options: QueueOptions | None = None, /, **overrides: Any) -> QueueOptions:
         """``options`` (default: all unset) with keyword ``overrides``; an unknown keyword
         is one ConfigError listing the valid ones."""
