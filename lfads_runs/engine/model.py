@@ -17,6 +17,7 @@ import attrs
 import torch
 
 from ..hparams import CLIP_VALUE
+from ..layout import POSTERIOR_KINDS
 from ..model_spec import ModelSpec
 from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen_forward
 from ._ext import native
@@ -31,7 +32,7 @@ __all__ = ["LfadsModel", "PassConfig", "PassResult", "KINDS"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 #: What each evaluation kind samples (spec §3.14).
-KINDS = ("train", "posterior_sample_and_average", "posterior_push_mean", "prior_sample")
+KINDS = ("train", *POSTERIOR_KINDS, "prior_sample")
 
 
 @attrs.frozen
