@@ -44,10 +44,7 @@ __all__ = [
 
 
 def load_input_info(run: Run, reload: bool = False) -> dict[str, InputInfo]:
-    """``inputInfo_<ds>.mat`` of every dataset: split, data hash, time base, raw counts.
-
-    Returns ``{dataset: InputInfo}`` (:class:`lfads_runs.io.input_info.InputInfo`).
-    """
+    """:meth:`Run.load_input_info <lfads_runs.collection.Run.load_input_info>`, documented there."""
     return {ds: _input_info_of(run, ds, reload) for ds in run.dataset_names}
 
 
@@ -77,18 +74,7 @@ def load_posterior_means(
     datasets: Any = None,
     with_valid: bool = False,
 ) -> dict[str, PosteriorMeans] | tuple[dict[str, PosteriorMeans], dict[str, bool]]:
-    """Posterior means of the run's datasets, trials in original order.
-
-    Returns ``{dataset: PosteriorMeans}``; ``rates`` are expected counts per
-    bin and ``rates_hz`` spikes per second. ``kind`` defaults to the params'
-    ``posterior_mean_kind``. ``datasets``: a subset by name or 1-based index
-    (MATLAB ``'datasetIdx'``; default all). Raises MissingOutputError naming
-    the files looked for, or DataError for unreadable ones.
-
-    ``with_valid=True`` (MATLAB ``[pm, valid] = run.loadPosteriorMeans()``)
-    never raises for a dataset: it returns ``(pms, valid)`` where ``valid`` maps
-    every requested dataset to True/False and ``pms`` holds the valid ones only.
-    """
+    """:meth:`Run.load_posterior_means <lfads_runs.collection.Run.load_posterior_means>`, documented there."""
     kind = kind or run.params.posterior_mean_kind
     pms, errors = posterior_means_each(run, kind, reload, datasets)
     if datasets is None and not errors:  # one object while no file changes
@@ -160,12 +146,7 @@ def _input_info_of(run: Run, ds: str, reload: bool = False) -> InputInfo:
 
 
 def model_spec(run: Run) -> ModelSpec:
-    """The run's :class:`~lfads_runs.ModelSpec`: variables and shapes of its LFADS model.
-
-    Derived from the parameters and the prepared input files (neuron counts,
-    alignment matrices); for runs made elsewhere without inputs, from the
-    ``hyperparameters-<step>.txt`` file LFADS wrote.
-    """
+    """:meth:`Run.model_spec <lfads_runs.collection.Run.model_spec>`, documented there."""
     from ..dump import spec_from_inputs, spec_from_output_dir
 
     def load() -> Any:
@@ -189,16 +170,7 @@ def model_spec(run: Run) -> ModelSpec:
 def load_model_trained_params(
     run: Run, dump: str = "auto", checkpoint: str = "lve", reload: bool = False
 ) -> ModelTrainedParameters:
-    """The trained weights as a validated :class:`~lfads_runs.ModelTrainedParameters`.
-
-    Reads ``lfadsOutput/model_params``; when it is missing (or ``dump="force"``)
-    it is first written from the best source present: a checkpoint of our
-    engine or of TensorFlow LFADS (``checkpoint="lve"``, ``"latest"`` or a
-    prefix path), else the collection's ``dump_command``. ``dump="never"``
-    only reads. Raises :class:`~lfads_runs.ModelParamsUnavailable` when there
-    is nothing to read or dump from, :class:`~lfads_runs.ModelParamsError`
-    when the file does not match the run's model.
-    """
+    """:meth:`Run.load_model_trained_params <lfads_runs.collection.Run.load_model_trained_params>`, documented there."""
     from ..dump import load_trained_params
     from ..io.checkpoints import has_checkpoint
 
@@ -232,7 +204,7 @@ def load_model_trained_params(
 
 
 def load_fit_log(run: Run) -> FitLog:
-    """The training log ``lfadsOutput/fitlog.csv`` as a :class:`~lfads_runs.results.fitlog.FitLog`."""
+    """:meth:`Run.load_fit_log <lfads_runs.collection.Run.load_fit_log>`, documented there."""
     from ..results.fitlog import read_fit_log
 
     return read_fit_log(run.file_fitlog)
@@ -241,16 +213,7 @@ def load_fit_log(run: Run) -> FitLog:
 def add_posterior_means_to_data(
     run: Run, dataset: str | int | None = None, kind: str | None = None
 ) -> dict[str, Any]:
-    """The dataset's trials (as this run exported them) with its posterior means
-    attached, in original trial order (MATLAB ``addPosteriorMeansToSeq``).
-
-    Returns a mapping: the data fields (``counts``, ``time_ms``, ``bin_ms``,
-    ``condition_id``, ``true_rates``, ``external_inputs``, at the data's own bin
-    width) plus ``lfads_time_ms``, ``lfads_bin_ms`` and ``lfads_<field>`` for
-    ``rates``/``means``/``variances``, ``factors``, ``generator_states``,
-    ``generator_ics`` and ``controller_outputs`` (at ``spike_bin_ms``). A
-    single-dataset run needs no ``dataset``.
-    """
+    """:meth:`Run.add_posterior_means_to_data <lfads_runs.collection.Run.add_posterior_means_to_data>`, documented there."""
     if dataset is None:
         if run.n_datasets != 1:
             raise ConfigError(
