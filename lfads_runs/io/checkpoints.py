@@ -144,9 +144,9 @@ def _from_series(
     """The checkpoint the series' pointer file names, else the newest of the series on disk."""
     pointer = _POINTERS[named]
     state = read_checkpoint_state(output_dir, pointer)
-    on_disk = list_checkpoints(output_dir, lve=named == "lve")
     if state is not None and checkpoint_exists(state.model_checkpoint_path):
         return state.model_checkpoint_path
+    on_disk = list_checkpoints(output_dir, lve=named == "lve")  # only when the pointer fails
     if state is None:
         if on_disk:
             return on_disk[-1]
