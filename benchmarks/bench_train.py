@@ -114,8 +114,12 @@ def hyperparameters(controller: bool):
     return Hyperparameters(**kw)
 
 
-def time_steps(data_dir: Path, hps, device: str, steps: int, repeats: int) -> list[float]:
-    """Seconds per training step (the trainer's own step), one median per repeat."""
+def time_steps(
+    data_dir: Path, hps, device: str, steps: int, repeats: int, used: list[int] | None = None
+) -> list[float]:
+    """Seconds per training step (the trainer's own step), one median per repeat;
+    ``used`` receives the thread count the trainer ended on (its governor may have
+    lowered it beside busy processes)."""
     import torch
 
     from lfads_runs.engine.data import epoch_batches
@@ -155,6 +159,8 @@ def time_steps(data_dir: Path, hps, device: str, steps: int, repeats: int) -> li
                 one(i)
                 ts.append(time.perf_counter() - t0)
             out_times.append(statistics.median(ts))
+        if used is not None:
+            used.append(tr.governor.threads)
     return out_times
 
 
@@ -195,12 +201,14 @@ def contention(data_dir: Path, config: str, dev: str, args) -> None:
             time.sleep(0.5 * (busy > 0))  # let them get going
             for threads in sorted({1, args.threads}):
                 torch.set_num_threads(threads)
+                used: list[int] = []
                 per_step = statistics.median(
-                    time_steps(data_dir, hps, dev, args.steps, args.repeats)
+                    time_steps(data_dir, hps, dev, args.steps, args.repeats, used)
                 )
                 where = f"{busy} busy process{'es' * (busy > 1)}" if busy else "quiet"
+                ran = f" (ran on {used[-1]})" if used and used[-1] != threads else ""
                 print(
-                    f"stitch_{config} {dev}, {threads} thread{'s' * (threads > 1)}, {where}: "
+                    f"stitch_{config} {dev}, {threads} thread{'s' * (threads > 1)}{ran}, {where}: "
                     f"{1.0 / per_step:.1f} steps/s ({per_step * 1e3:.1f} ms/step)",
                     flush=True,
                 )

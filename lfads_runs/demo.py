@@ -331,10 +331,8 @@ def _stage_seconds(log_file: Path) -> dict[str, float]:
 def default_threads() -> int:
     """Torch threads for the demo's training: every core this process may use.
 
-    Earlier two threads became ~3.7x slower than one as soon as another busy process
-    shared a 2-core machine (OpenMP threads spinning while they waited, and each
-    kernel's rows split once among the threads); with passive waiting and the kernels'
-    rows taken block by block, all cores are no slower than one beside a busy process.
+    While another busy process shares the cores the engine's thread governor
+    (:mod:`lfads_runs.engine.threads`) uses fewer, so all cores are never slower than one.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, cores or 1)

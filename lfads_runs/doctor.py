@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any
 
 from ._optional import extras_present, has_module
+from .exceptions import ConfigError
 
 __all__ = ["environment_report", "format_report", "PACKAGES"]
 
@@ -64,9 +65,16 @@ def _torch(build_kernels: bool) -> dict[str, Any]:
             {"index": i, "name": torch.cuda.get_device_name(i)}
             for i in range(torch.cuda.device_count())
         ]
+    from .engine.threads import adaptive_threads_enabled, other_running_threads
+
     mps = getattr(torch.backends, "mps", None)
+    try:
+        adaptive: bool | str = adaptive_threads_enabled() and other_running_threads() is not None
+    except ConfigError as exc:
+        adaptive = str(exc)
     return {
         "threads": torch.get_num_threads(),
+        "adaptive_threads": adaptive,
         "cuda": torch.version.cuda,
         "gpus": gpus,
         "mps": bool(mps is not None and mps.is_available()),
@@ -95,6 +103,7 @@ def environment_report(*, build_kernels: bool = False) -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "usable_cores": _usable_cores(),
             "torch": None,
+            "adaptive": None,  #: True, False or why LFADS_RUNS_ADAPT_THREADS is unusable
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         },
         "cuda": None,  #: the CUDA version torch was built for (None: a CPU build)
@@ -113,6 +122,7 @@ def environment_report(*, build_kernels: bool = False) -> dict[str, Any]:
             )
             return report
         report["threads"]["torch"] = t["threads"]
+        report["threads"]["adaptive"] = t["adaptive_threads"]
         report.update(
             cuda=t["cuda"], gpus=t["gpus"], mps=t["mps"], native_kernels=t["native_kernels"]
         )
@@ -150,6 +160,11 @@ def format_report(r: dict[str, Any]) -> str:
     threads = f"{th['usable_cores']} usable of {th['cpu_count']} cores"
     if th["torch"] is not None:
         threads += f", torch uses {th['torch']}"
+    adaptive = th.get("adaptive")
+    if isinstance(adaptive, str):
+        threads += f" ({adaptive})"
+    elif adaptive is not None:
+        threads += " (fewer while other processes are busy)" if adaptive else " (fixed)"
     if th["OMP_NUM_THREADS"] is not None:
         threads += f", OMP_NUM_THREADS={th['OMP_NUM_THREADS']}"
     rows.append(("threads", threads))

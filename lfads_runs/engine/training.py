@@ -61,6 +61,7 @@ from .data import (
 from .masking import ElementMasks
 from .model import LfadsModel, PassConfig, poisson_log_norm
 from .optim import TFAdam, clip_by_global_norm, flat_gradients
+from .threads import ThreadGovernor
 from .valid_metrics import ValidMetrics, smooth
 
 __all__ = ["train", "TrainResult", "resolve_device", "new_seed"]
@@ -153,6 +154,7 @@ class _Trainer:
         self.fitlog_metrics = hps.autolfads_on or self.metrics.has_heldout
         self.seed = new_seed() if seed is None else int(seed)
         self.noise = NoiseSource(self.seed)
+        self.governor = ThreadGovernor.for_device(self.device, log=self.log)
         tune_allocator()
         self.nrng = np.random.default_rng(self.seed)
         self.step = 0
@@ -389,6 +391,7 @@ class _Trainer:
 
     def train_step(self, name: str, idx: np.ndarray, cfg: PassConfig):
         """One Adam update on one batch (spec §4); returns the pass result."""
+        self.governor.tick()
         x, e, ln = self._batch(name, "train", idx)
         scale, mask = self.masks.for_batch(name, "train", idx, x, self.noise)
         res = self.model(
@@ -452,6 +455,7 @@ class _Trainer:
         self.metrics.start()
         with torch.no_grad():
             for name, idx in batches:
+                self.governor.tick()
                 x, e, ln = self._batch(name, "valid", idx)
                 scale, _ = self.masks.for_batch(name, "valid", idx, x, None)
                 res = self.model(
@@ -702,5 +706,5 @@ def train(
     trainer.reseed = reseed
     try:
         return trainer.run()
-    except CheckpointError:
-        raise
+    finally:
+        trainer.governor.restore()
