@@ -155,13 +155,20 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
-def test_unreachable_address_is_one_error(tmp_path, address):
+@pytest.mark.parametrize(
+    "flag, address",
+    [
+        ("--address", "127.0.0.1:1"),
+        ("--address", "ray://127.0.0.1:1"),
+        ("--ray-address", "127.0.0.1:1"),
+    ],
+)
+def test_unreachable_address_is_one_error(tmp_path, flag, address):
     """Nothing listens on port 1: one error within seconds (Ray alone retries for
     minutes). ('auto' is not tested: it joins any Ray running on this machine.)"""
     cfg = make_config(tmp_path, n_params=1, run_specs=("all",), extra=SECTION)
     t0 = time.monotonic()
-    res = _cli("tune", cfg, "--address", address, timeout=200)
+    res = _cli("tune", cfg, flag, address, timeout=200)
     assert time.monotonic() - t0 < 60
     assert res.returncode != 0
     assert res.stderr.count("error:") == 1

@@ -12,6 +12,8 @@ from ._app import cli, config_argument, load_collection, run_selection, selected
 @run_selection
 @click.option(
     "--address",
+    "--ray-address",  # the queue's spelling (train --executor ray --ray-address ...)
+    "address",
     default=None,
     help="Ray cluster: 'auto' or 'ray://host:10001' (default: the section's, else a local Ray).",
 )
