@@ -148,6 +148,29 @@ def test_same_draws_give_the_former_averages(tmp_path, config, path, monkeypatch
     assert all((r is not None) == (path == "native") for r in fused)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_averages_do_not_depend_on_row_blocks(tmp_path, threads):
+    """The native averaging pass splits rows into per-thread blocks and cache-sized chunks
+    that cut across trials (100 samples: chunks of 96 rows, blocks of whole 6-row tiles);
+    every split gives the averages of the repeated copies."""
+    if not _ext.native_available():
+        pytest.skip("native kernels not available")
+    model, datasets = _model(tmp_path, "no_controller")
+    name, ds = next(iter(datasets.items()))
+    data = ds.data("valid")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = posterior_arrays(
+            model, data, name, KIND, batch_size=100, step=0, generator=NoiseSource(5)
+        )
+        want, _ = _repeated_copies(model, data, None, name, 100, NoiseSource(5))
+    finally:
+        torch.set_num_threads(before)
+    for key, w in want.items():
+        np.testing.assert_allclose(got[key], w, rtol=2e-5, atol=2e-5, err_msg=key)
+
+
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_other_draws_agree_within_monte_carlo_error(tmp_path, config):
     model, datasets = _model(tmp_path, config)

@@ -284,7 +284,9 @@ class LfadsModel(torch.nn.Module):
             With ``repeats`` > 1: the outputs are averaged over each trial's rows (one
             row per trial of ``data``); costs stay per row. The Poisson read-out then
             never materialises the repeated data, and computes exp once for the
-            likelihood and the rates.
+            likelihood and the rates. Without a controller or gradients, on the native
+            kernels, the generator, read-out and averages are one kernel that writes no
+            per-row states, factors or rates.
         """
         spec = self.spec
         h = spec.hps
