@@ -358,6 +358,10 @@ std::vector<at::Tensor> gru_layer_bwd(const c10::List<c10::optional<at::Tensor>>
 }
 
 // ------------------------------------------------------------------ posterior averages
+// Rows per chunk of gen_poisson_avg: 48, 96 and 192 timed alike (1 thread, loaded machine),
+// all faster than whole row blocks, whose buffers outgrow the L2 cache.
+constexpr int64_t kAvgChunk = 96;
+
 // Sample-and-average without a controller (no gradients, no dropout): the generator
 // (gru_layer_fwd's step, one recurrence), its factors f = h W_fac and the Poisson read-out
 // lin = f W_out + b_out (W_out [0, 0]: identity), with each trial's rep consecutive rows
@@ -366,9 +370,6 @@ std::vector<at::Tensor> gru_layer_bwd(const c10::List<c10::optional<at::Tensor>>
 // [T, Bt, N] have one row per trial; h0 [Bt * rep, H]. Returns avg [T, Bt, H + F + N]
 // (the means over each trial's rows of h, f and the rates exp(lin) clamped to [lo, hi])
 // and ll [Bt * rep], sum over steps and neurons of counts * lin - exp(lin) per row.
-// Rows per chunk of gen_poisson_avg: 48, 96 and 192 timed alike, all faster than whole blocks.
-constexpr int64_t kAvgChunk = 96;
-
 std::vector<at::Tensor> gen_poisson_avg(const at::Tensor& x_in, const at::Tensor& w_ru_in,
                                         const at::Tensor& w_c_in, const at::Tensor& b_in,
                                         const at::Tensor& h0_in, const at::Tensor& w_fac_in,
