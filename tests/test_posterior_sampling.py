@@ -5,7 +5,9 @@ the whole model. With the same random source both ways draw the same numbers in
 the same order (the encoders draw nothing when nothing is dropped out), so they
 agree to float32 round-off; with different sources they agree within Monte-Carlo
 error. Models: no controller (stitched, Poisson) and a controller with external
-inputs, and a Gaussian output, on the native kernels and on the pure-torch path.
+inputs, no controller with external inputs to the generator and the identity
+read-out, and a Gaussian output, on the native kernels (without a controller the
+generator, read-out and averages are one kernel) and on the pure-torch path.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ BASE = dict(batch_size=8, factors_dim=4, gen_dim=12, ic_dim=5, ic_enc_dim=10, co
 CONFIGS = {
     "no_controller": dict(BASE),
     "controller_ext": dict(BASE, co_dim=2, ci_enc_dim=8, con_dim=8, ext_input_dim=2),
+    # The native averaging pass with external inputs to the generator and the identity
+    # read-out (one dataset, as many factors as neurons).
+    "no_controller_ext_identity": dict(
+        BASE, factors_dim=9, ext_input_dim=2, inject_ext_input_to_gen=True
+    ),
     # The generic read-out of the averaged outputs (the Poisson one shares exp(lin)).
     "gaussian": dict(BASE, output_dist="gaussian"),
 }
@@ -116,9 +123,14 @@ def path(request):
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_same_draws_give_the_former_averages(tmp_path, config, path):
+def test_same_draws_give_the_former_averages(tmp_path, config, path, monkeypatch):
     model, datasets = _model(tmp_path, config)
     S = 24
+    fused = []  # results of the native averaging pass (None: not available)
+    run = model._generator_poisson_averaged
+    monkeypatch.setattr(
+        model, "_generator_poisson_averaged", lambda *a: fused.append(run(*a)) or fused[-1]
+    )
     for name, ds in datasets.items():
         data, ext = ds.data("valid"), ds.ext("valid")
         got = posterior_arrays(
@@ -130,6 +142,33 @@ def test_same_draws_give_the_former_averages(tmp_path, config, path):
             assert got[key].dtype == np.float64 and got[key].shape == w.shape, key
             np.testing.assert_allclose(got[key], w, rtol=2e-5, atol=2e-5, err_msg=key)
         assert np.isfinite(got["costs"]).all() and np.isfinite(got["nll_bound_iwaes"]).all()
+    # Without a controller the native path is the one kernel; the torch path has none.
+    poisson_no_controller = config.startswith("no_controller")
+    assert len(fused) == (len(datasets) if poisson_no_controller else 0)
+    assert all((r is not None) == (path == "native") for r in fused)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_averages_do_not_depend_on_row_blocks(tmp_path, threads):
+    """The native averaging pass splits rows into per-thread blocks and cache-sized chunks
+    that cut across trials (100 samples: chunks of 96 rows, blocks of whole 6-row tiles);
+    every split gives the averages of the repeated copies."""
+    if not _ext.native_available():
+        pytest.skip("native kernels not available")
+    model, datasets = _model(tmp_path, "no_controller")
+    name, ds = next(iter(datasets.items()))
+    data = ds.data("valid")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = posterior_arrays(
+            model, data, name, KIND, batch_size=100, step=0, generator=NoiseSource(5)
+        )
+        want, _ = _repeated_copies(model, data, None, name, 100, NoiseSource(5))
+    finally:
+        torch.set_num_threads(before)
+    for key, w in want.items():
+        np.testing.assert_allclose(got[key], w, rtol=2e-5, atol=2e-5, err_msg=key)
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))

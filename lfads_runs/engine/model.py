@@ -20,7 +20,7 @@ from ..hparams import CLIP_VALUE
 from ..layout import POSTERIOR_KINDS
 from ..model_spec import ModelSpec
 from ._congen import FB_FACTORS, FB_MEANS, FB_NONE, FB_RATES, CongenScan, congen_forward
-from ._ext import native
+from ._ext import native, native_for
 from ._linear import batched_linear
 from ._loglik import poisson_log_lik
 from ._rng import NoiseSource, as_noise_source
@@ -30,6 +30,9 @@ from .params import Alignment, ParamStore
 __all__ = ["LfadsModel", "PassConfig", "PassResult", "KINDS"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+#: exp(-CLIP_VALUE), exp(CLIP_VALUE) in float32: TF's exp(clip(lin)) is exp(lin) clamped to these.
+_RATE_BOUNDS = tuple(float(torch.exp(torch.tensor(v))) for v in (-CLIP_VALUE, CLIP_VALUE))
 
 #: What each evaluation kind samples (spec §3.14).
 KINDS = ("train", *POSTERIOR_KINDS, "prior_sample")
@@ -281,7 +284,9 @@ class LfadsModel(torch.nn.Module):
             With ``repeats`` > 1: the outputs are averaged over each trial's rows (one
             row per trial of ``data``); costs stay per row. The Poisson read-out then
             never materialises the repeated data, and computes exp once for the
-            likelihood and the rates.
+            likelihood and the rates. Without a controller or gradients, on the native
+            kernels, the generator, read-out and averages are one kernel that writes no
+            per-row states, factors or rates.
         """
         spec = self.spec
         h = spec.hps
@@ -381,7 +386,21 @@ class LfadsModel(torch.nn.Module):
         # Controller and generator (spec §3.9-§3.11).
         kl_co_b = zero
         corr = zero
-        if spec.has_controller:
+        averaged = R > 1 and average_repeats
+        # Poisson log-likelihood and rates averaged over each trial's rows, data not repeated.
+        poisson_avg = (
+            averaged
+            and h.output_dist == "poisson"
+            and config.costs
+            and not want_elementwise
+            and recon_mask is None
+        )
+        fused = None
+        if not spec.has_controller and poisson_avg and not torch.is_grad_enabled():
+            fused = self._generator_poisson_averaged(g_init, ext_do, x_t, w_fac, ro, R)
+        if fused is not None:
+            gs = gs_do = factors = None
+        elif spec.has_controller:
             gs, gs_do, u_all, co, factors = self._controller_generator(
                 enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T, R
             )
@@ -398,24 +417,23 @@ class LfadsModel(torch.nn.Module):
             factors = None
 
         # Factors and read-out (spec §3.12, §3.13).
-        if factors is None:
-            factors = gs_do @ w_fac
-        if ro is None:
-            lin = factors
-        else:  # the bias added inside the product (no second pass over [T, B, D])
-            F = factors.shape[-1]
-            lin = torch.addmm(ro[1], factors.reshape(-1, F), ro[0]).view(T, B, -1)
         D = spec.dataset(dataset).n_neurons
         log_p_b = zero
-        averaged = R > 1 and average_repeats
         rates_mean = None
-        if (
-            averaged
-            and h.output_dist == "poisson"
-            and config.costs
-            and not want_elementwise
-            and recon_mask is None
-        ):
+        if fused is None:
+            if factors is None:
+                factors = gs_do @ w_fac
+            if ro is None:
+                lin = factors
+            else:  # the bias added inside the product (no second pass over [T, B, D])
+                F = factors.shape[-1]
+                lin = torch.addmm(ro[1], factors.reshape(-1, F), ro[0]).view(T, B, -1)
+        if fused is not None:
+            gs_mean, factors_mean, rates_mean, xl_e = fused
+            if log_norm is None:
+                log_norm = poisson_log_norm(x_t, time_major=True)
+            log_p_b = xl_e - log_norm.repeat_interleave(R, 0)
+        elif poisson_avg:
             log_p_b, rates_mean = self._poisson_repeated(lin, x_t, R, log_norm, want_outputs)
         elif config.costs:
             x_t = _rows(x_t, R, 1)
@@ -434,10 +452,14 @@ class LfadsModel(torch.nn.Module):
 
         if want_outputs:
             out["gen_ics"] = g_init
-            out["gen_states"] = gs.transpose(0, 1)
-            out["factors"] = factors.transpose(0, 1)
+            if fused is None:
+                out["gen_states"] = gs.transpose(0, 1)
+                out["factors"] = factors.transpose(0, 1)
             if averaged:
                 out = {k: _mean_over_repeats(v, R) for k, v in out.items()}
+            if fused is not None:
+                out["gen_states"] = gs_mean.transpose(0, 1)
+                out["factors"] = factors_mean.transpose(0, 1)
             if rates_mean is not None:
                 out["output_dist_params"] = rates_mean.transpose(0, 1)
             else:
@@ -505,6 +527,36 @@ class LfadsModel(torch.nn.Module):
             spec.hps.cell_clip_value,
         )
         return seqs[0]
+
+    def _generator_poisson_averaged(self, g_init, ext_do, x_t, w_fac, ro, R):
+        """Generator, factors and Poisson read-out without a controller in one native pass
+        that averages each trial's R rows as it goes (``repeats`` with ``average_repeats``,
+        no gradients); None without the kernels.
+
+        Returns the means over each trial's rows of the states [T, B / R, G], factors and
+        rates, and sum(x lin - exp(lin)) per row [B] (log p(x | z) before the normaliser).
+        ``ext_do`` and ``x_t`` have one row per trial.
+        """
+        ops = native_for(g_init)
+        if ops is None:
+            return None
+        spec = self.spec
+        G = spec.hps.gen_dim
+        T, Bt = x_t.shape[0], x_t.shape[1]
+        w_x, b, w_ru, w_c = self._gen_weights()
+        if spec.ext_to_gen:
+            x = ext_do
+            w_ru, w_c = torch.cat((w_x[:, : 2 * G], w_ru)), torch.cat((w_x[:, 2 * G :], w_c))
+        else:
+            x = g_init.new_zeros(T, Bt, 0)
+        w_out, b_out = ro if ro is not None else (w_fac.new_zeros(0, 0), w_fac.new_zeros(0))
+        lo, hi = _RATE_BOUNDS
+        avg, xl_e = ops.gen_poisson_avg(
+            x, w_ru, w_c, b, g_init, w_fac, w_out, b_out, x_t,
+            float(spec.hps.cell_clip_value), lo, hi, R,
+        )  # fmt: skip
+        F = w_fac.shape[1]
+        return avg[..., :G], avg[..., G : G + F], avg[..., G + F :], xl_e
 
     def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T, R=1):
         """The coupled controller -> generator loop (spec §3.9-§3.11).
@@ -727,7 +779,7 @@ class LfadsModel(torch.nn.Module):
         log_p_b = xl - e.sum(2).sum(0) - log_norm.repeat_interleave(R, 0)
         rates = None
         if want_rates:
-            lo, hi = (float(torch.exp(torch.tensor(v))) for v in (-CLIP_VALUE, CLIP_VALUE))
+            lo, hi = _RATE_BOUNDS
             # In place only without gradients (autograd keeps e for exp's backward).
             e = e.clamp(lo, hi) if torch.is_grad_enabled() else e.clamp_(lo, hi)
             rates = e.view(T, Bt, R, D).mean(2)
