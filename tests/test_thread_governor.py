@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lfads_runs.engine import threads as T
@@ -207,3 +208,37 @@ def test_training_beside_busy_processes_logs_the_change_and_restores(tmp_path, m
         for p in busy:
             p.kill()
             p.wait()
+
+
+def test_posterior_sampling_follows_the_governor_and_restores(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from test_engine_training import HPS, write_inputs
+
+    from lfads_runs.engine._rng import NoiseSource
+    from lfads_runs.engine.data import build_spec, load_datasets
+    from lfads_runs.engine.model import LfadsModel
+    from lfads_runs.engine.posterior import posterior_arrays
+    from lfads_runs.hparams import Hyperparameters
+
+    hps = Hyperparameters(**HPS)
+    datasets = load_datasets(write_inputs(tmp_path / "in"), hps, stem="lfads", for_training=False)
+    model = LfadsModel(build_spec(hps, datasets))
+    model.initialize(torch.Generator().manual_seed(0))
+    name, ds = next(iter(datasets.items()))
+
+    monkeypatch.setenv(T.ENV_VAR, "1")
+    monkeypatch.setattr(T, "other_running_threads", lambda: 99)  # a crowded machine
+    seen: list[int] = []
+    real_set = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real_set(n)))
+    before = torch.get_num_threads()
+    real_set(2)
+    try:
+        out = posterior_arrays(
+            model, ds.data("valid"), name, "posterior_sample_and_average",
+            batch_size=16, step=0, generator=NoiseSource(0),
+        )  # fmt: skip
+        assert np.isfinite(out["output_dist_params"]).all()
+        assert seen == [1, 2]  # one thread while crowded, then the run's count again
+    finally:
+        real_set(before)

@@ -37,6 +37,7 @@ from ._rng import NoiseSource
 from .ckpt import read_checkpoint_arrays, split_checkpoint_arrays, weights_from_model_params
 from .data import build_spec, load_datasets
 from .model import LfadsModel, PassConfig, poisson_log_norm
+from .threads import ThreadGovernor
 from .training import new_seed, resolve_device
 
 __all__ = [
@@ -148,10 +149,19 @@ def posterior_arrays(
     n = data.shape[0] if n_examples is None else min(n_examples, data.shape[0])
     data = data[:n]
     ext = None if ext is None else ext[:n]
-    done = on_trials or (lambda k: None)
-    if kind == "posterior_push_mean":
-        return _push_mean(model, data, ext, dataset, batch_size, step, generator, done)
-    return _sample_and_average(model, data, ext, dataset, batch_size, step, generator, done)
+    governor = ThreadGovernor.for_device(model.device)
+
+    def done(k: int) -> None:  # after each pass
+        governor.tick()
+        if on_trials is not None:
+            on_trials(k)
+
+    try:
+        if kind == "posterior_push_mean":
+            return _push_mean(model, data, ext, dataset, batch_size, step, generator, done)
+        return _sample_and_average(model, data, ext, dataset, batch_size, step, generator, done)
+    finally:
+        governor.restore()
 
 
 def _tensor(model: LfadsModel, a: np.ndarray) -> torch.Tensor:
