@@ -22,10 +22,12 @@ spinning on one core, as another user's job would), and prints::
     stitch_no_controller cpu, 1 thread, quiet: 40.1 steps/s (24.9 ms/step)
     stitch_no_controller cpu, 2 threads, quiet: 60.3 steps/s (16.6 ms/step)
     stitch_no_controller cpu, 1 thread, 1 busy process: 39.0 steps/s (25.6 ms/step)
-    stitch_no_controller cpu, 2 threads, 1 busy process: 41.2 steps/s (24.3 ms/step)
+    stitch_no_controller cpu, 2 threads (ran on 1), 1 busy process: 38.8 steps/s (25.8 ms/step)
 
-With N threads never slower than 1 beside a busy process, using every core by
-default is safe.
+"(ran on K)": the engine's thread governor (lfads_runs/engine/threads.py) ended on K
+threads because the busy processes kept cores busy. With N threads never slower
+than 1 beside a busy process, using every core by default is safe.
+``LFADS_RUNS_ADAPT_THREADS=0`` times a fixed thread count instead.
 
 Usage: ``python benchmarks/bench_train.py [--threads N] [--steps N] [--repeats N]
 [--epochs N] [--devices cpu,cuda] [--configs no_controller,controller]
