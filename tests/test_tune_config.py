@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 import pytest
 from _queue_helpers import load, make_config
@@ -127,3 +128,16 @@ def test_ranked_value_averages_the_last_epochs(tmp_path):
     assert spec.ranked_value([{m: 1.0}, {"other": 1.0}]) is None  # the metric is missing
     assert math.isnan(spec.ranked_value([{m: 1.0}, {m: float("nan")}]))
     assert spec.ranked_value([{m: 1.0}, {m: float("inf")}]) == math.inf
+
+
+def test_explore_is_seeded_by_the_search_seed_and_generation(tmp_path):
+    spec = _load(tmp_path, GOOD).options["tune"]
+    cfg = {"member": 1, "c_learning_rate_init": 1e-3, "c_keep_prob": 0.7, "cd_rate": 0.3}
+
+    def draws(explore):
+        return [explore(cfg) for _ in range(5)]
+
+    assert draws(spec.explorer(3)) == draws(spec.explorer(3))  # the same search explores alike
+    assert draws(spec.explorer(3)) != draws(spec.explorer(4))  # a resume continues afresh
+    other = attrs.evolve(spec, seed=spec.seed + 1)
+    assert draws(other.explorer(3)) != draws(spec.explorer(3))

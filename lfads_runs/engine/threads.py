@@ -142,16 +142,11 @@ class ThreadGovernor:
         if self.enabled:
             self._first_look()
 
-    def _first_look(self, spacing: float = 0.005) -> None:
-        """Decide before the first step from a short burst of samples: a step on
-        too many threads can take seconds on a crowded machine."""
-        samples = []
-        for i in range(self.MIN_SAMPLES):
-            if i:
-                time.sleep(spacing)
-            value = self._sample()
-            if value is not None:
-                samples.append(value)
+    def _first_look(self) -> None:
+        """Decide before the first step from a few samples taken at once: a step on too
+        many threads can take seconds on a crowded machine. (A busy process is
+        runnable in every sample; a brief one is caught by the per-step samples.)"""
+        samples = [v for v in (self._sample() for _ in range(self.MIN_SAMPLES)) if v is not None]
         if samples:
             self._decide(sum(samples) / len(samples))
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
 
 from .. import layout as L
 from .._atomic import LockTimeout, atomic_write_json, file_lock
@@ -292,9 +294,11 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
         )
     if experiment.exists():
         shutil.rmtree(experiment)
-    tuner = _new_tuner(tune, PopulationBasedTraining, trainable, spec, tune_dir, inits)
+    start = setup["catch_up_to"]
+    tuner = _new_tuner(tune, PopulationBasedTraining, trainable, spec, tune_dir, inits, start)
     try:
-        grid = tuner.fit()
+        with _seeded_python_random(spec.seed, start):
+            grid = tuner.fit()
     except KeyboardInterrupt:
         atomic_write_json(state_file, {**info, "state": "interrupted", "ended": time.time()})
         raise
@@ -327,6 +331,18 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     return TuneOutcome(run, best.name, float(last["value"]), dict(last["hparams"]), best_dir)
 
 
+@contextlib.contextmanager
+def _seeded_python_random(seed: int, start: int) -> Iterator[None]:
+    """Python's ``random`` seeded from the search's seed while Ray runs it: Ray's PBT
+    draws the member a worse one copies from there. The caller's state comes back after."""
+    state = random.getstate()
+    random.seed(int(np.random.SeedSequence([int(seed), int(start), 1]).generate_state(1)[0]))
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _new_tuner(
     tune: Any,
     pbt_cls: Any,
@@ -334,6 +350,7 @@ def _new_tuner(
     spec: TuneSpec,
     tune_dir: Path,
     inits: list[dict[str, float]],
+    start: int = 0,
 ) -> Any:
     space: dict[str, Any] = {"member": tune.grid_search(list(range(spec.population)))}
     for r in spec.search:
@@ -346,7 +363,7 @@ def _new_tuner(
         mode=spec.mode,
         perturbation_interval=1,  # one report per generation
         quantile_fraction=spec.quantile,
-        custom_explore_fn=spec.explorer(),
+        custom_explore_fn=spec.explorer(start),
         synch=True,
     )
     return tune.Tuner(

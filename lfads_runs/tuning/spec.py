@@ -146,11 +146,16 @@ class TuneSpec:
         rng = np.random.default_rng(self.seed)
         return [{r.name: r.draw(rng) for r in self.search} for _ in range(self.population)]
 
-    def explorer(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """The explore step: each searched value times a factor in [1-w, 1+w], clipped."""
+    def explorer(self, start: int = 0) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The explore step: each searched value times a factor in [1-w, 1+w], clipped.
+
+        Its factors come from a stream of ``seed`` and ``start`` (the search's
+        completed generations), so a search, and a resumed one, explores the same way
+        every time it is run with the same seed.
+        """
         ranges = {r.name: r for r in self.search}
         w = self.explore_width
-        rng = np.random.default_rng()
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(start)]))
 
         def explore(config: dict[str, Any]) -> dict[str, Any]:
             out = dict(config)
