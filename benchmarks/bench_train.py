@@ -17,12 +17,12 @@ and 2.05 s per epoch without controller, 8.8 steps/s (114 ms/step) and 4.20 s wi
 
 ``--contention`` measures steps/s with 1 thread and with all threads, first on
 its own and then beside busy processes (``--busy``, default 1: one process
-spinning on one core, as another user's job would), and prints::
+spinning on one core, as another user's job would), and prints (2-core machine)::
 
-    stitch_no_controller cpu, 1 thread, quiet: 40.1 steps/s (24.9 ms/step)
-    stitch_no_controller cpu, 2 threads, quiet: 60.3 steps/s (16.6 ms/step)
-    stitch_no_controller cpu, 1 thread, 1 busy process: 39.0 steps/s (25.6 ms/step)
-    stitch_no_controller cpu, 2 threads (ran on 1), 1 busy process: 38.8 steps/s (25.8 ms/step)
+    stitch_no_controller cpu, 1 thread, quiet: 20.3 steps/s (49.2 ms/step)
+    stitch_no_controller cpu, 2 threads, quiet: 34.9 steps/s (28.6 ms/step)
+    stitch_no_controller cpu, 1 thread, 1 busy process: 20.5 steps/s (48.8 ms/step)
+    stitch_no_controller cpu, 2 threads (ran on 1), 1 busy process: 19.8 steps/s (50.5 ms/step)
 
 "(ran on K)": the engine's thread governor (lfads_runs/engine/threads.py) ended on K
 threads because the busy processes kept cores busy. With N threads never slower

@@ -65,7 +65,9 @@ def test_sources_are_package_data_and_formatted():
     for p in CSRC.iterdir():
         rel = p.relative_to(ROOT / "lfads_runs").as_posix()
         assert any(fnmatch(rel, g) for g in globs), f"{rel} is not package data"
-    tool = shutil.which("clang-format")
+    # the dev extra's clang-format sits beside this Python (a venv not on PATH)
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    tool = shutil.which("clang-format", path=here)
     if tool is None:
         pytest.skip("clang-format not installed")
     files = [str(p) for p in CSRC.iterdir() if p.suffix in (".cpp", ".h")]

@@ -402,9 +402,8 @@ std::vector<at::Tensor> gen_poisson_avg(const at::Tensor& x_in, const at::Tensor
               hi = static_cast<float>(hi_d);
   const bool clip_all = clip < 1.0f;
   const int64_t X = H + F + N;
-  const float *xp = fp(x), *cp = fp(cn), *h0p = fp(h0), *wru = fp(w_ru), *wc = fp(w_c),
-              *bp = fp(b), *wf = fp(w_fac), *wo = ident ? nullptr : fp(w_out),
-              *bo = ident ? nullptr : fp(b_out);
+  const float *xp = fp(x), *cp = fp(cn), *h0p = fp(h0), *wru = fp(w_ru), *wc = fp(w_c), *bp = fp(b),
+              *wf = fp(w_fac), *wo = ident ? nullptr : fp(w_out), *bo = ident ? nullptr : fp(b_out);
   const int64_t sxt = x.stride(0), sxb = x.stride(1), sct = cn.stride(0), scb = cn.stride(1);
   at::Tensor ll = at::empty({B}, h0.options());
   float* llp = fp(ll);
