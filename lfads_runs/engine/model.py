@@ -507,16 +507,19 @@ class LfadsModel(torch.nn.Module):
         )
         return w_x, b, P[f"{base}/Gates/h_2_ru/W"], P[f"{base}/Candidate/rh_2_c/W"]
 
+    def _generator_inputs(self, g_init, ext_do, T, B):
+        """A controller-less generator's input [T, B, E] and weights (bias, W_ru, W_c): its
+        only inputs are the external ones, whose weights join the recurrent ones."""
+        G = self.spec.hps.gen_dim
+        w_x, b, w_ru, w_c = self._gen_weights()
+        if not self.spec.ext_to_gen:
+            return g_init.new_zeros(T, B, 0), b, w_ru, w_c
+        w_ru, w_c = torch.cat((w_x[:, : 2 * G], w_ru)), torch.cat((w_x[:, 2 * G :], w_c))
+        return ext_do, b, w_ru, w_c
+
     def _generator_only(self, g_init, ext_do, T, B):
         """Generator without controller: its inputs (external only) are known up front."""
-        spec = self.spec
-        G = spec.hps.gen_dim
-        w_x, b, w_ru, w_c = self._gen_weights()
-        if spec.ext_to_gen:
-            x = ext_do
-            w_ru, w_c = torch.cat((w_x[:, : 2 * G], w_ru)), torch.cat((w_x[:, 2 * G :], w_c))
-        else:
-            x = g_init.new_zeros(T, B, 0)
+        x, b, w_ru, w_c = self._generator_inputs(g_init, ext_do, T, B)
         seqs, _ = gru_layer(
             x,
             [False],
@@ -524,7 +527,7 @@ class LfadsModel(torch.nn.Module):
             w_c.unsqueeze(0),
             b.unsqueeze(0),
             g_init.unsqueeze(0),
-            spec.hps.cell_clip_value,
+            self.spec.hps.cell_clip_value,
         )
         return seqs[0]
 
@@ -540,22 +543,15 @@ class LfadsModel(torch.nn.Module):
         ops = native_for(g_init)
         if ops is None:
             return None
-        spec = self.spec
-        G = spec.hps.gen_dim
-        T, Bt = x_t.shape[0], x_t.shape[1]
-        w_x, b, w_ru, w_c = self._gen_weights()
-        if spec.ext_to_gen:
-            x = ext_do
-            w_ru, w_c = torch.cat((w_x[:, : 2 * G], w_ru)), torch.cat((w_x[:, 2 * G :], w_c))
-        else:
-            x = g_init.new_zeros(T, Bt, 0)
+        hps = self.spec.hps
+        x, b, w_ru, w_c = self._generator_inputs(g_init, ext_do, x_t.shape[0], x_t.shape[1])
         w_out, b_out = ro if ro is not None else (w_fac.new_zeros(0, 0), w_fac.new_zeros(0))
         lo, hi = _RATE_BOUNDS
         avg, xl_e = ops.gen_poisson_avg(
             x, w_ru, w_c, b, g_init, w_fac, w_out, b_out, x_t,
-            float(spec.hps.cell_clip_value), lo, hi, R,
+            float(hps.cell_clip_value), lo, hi, R,
         )  # fmt: skip
-        F = w_fac.shape[1]
+        G, F = hps.gen_dim, w_fac.shape[1]
         return avg[..., :G], avg[..., G : G + F], avg[..., G + F :], xl_e
 
     def _controller_generator(self, enc, g_init, ext_do, w_fac, ro, kp, config, gen, B, T, R=1):
