@@ -297,7 +297,7 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
     start = setup["catch_up_to"]
     tuner = _new_tuner(tune, PopulationBasedTraining, trainable, spec, tune_dir, inits, start)
     try:
-        with _seeded_python_random(spec.seed, start):
+        with _seeded_pbt_random(spec.seed, start):
             grid = tuner.fit()
     except KeyboardInterrupt:
         atomic_write_json(state_file, {**info, "state": "interrupted", "ended": time.time()})
@@ -332,15 +332,25 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
 
 
 @contextlib.contextmanager
-def _seeded_python_random(seed: int, start: int) -> Iterator[None]:
-    """Python's ``random`` seeded from the search's seed while Ray runs it: Ray's PBT
-    draws the member a worse one copies from there. The caller's state comes back after."""
-    state = random.getstate()
-    random.seed(int(np.random.SeedSequence([int(seed), int(start), 1]).generate_state(1)[0]))
+def _seeded_pbt_random(seed: int, start: int) -> Iterator[None]:
+    """Ray's PBT draws the member a worse one copies with the ``random`` module its
+    module imported; while the search runs, that name is a generator of its own, seeded
+    from the search's seed. (Seeding the shared ``random`` is not enough: other Ray code
+    draws from it as often as the machine's load makes it poll.) Without that module
+    attribute, Ray's own choice stands."""
+    from ray.tune.schedulers import pbt as ray_pbt
+
+    shared = getattr(ray_pbt, "random", None)
+    if shared is not random:
+        yield
+        return
+    ray_pbt.random = random.Random(  # type: ignore[assignment]
+        int(np.random.SeedSequence([int(seed), int(start), 1]).generate_state(1)[0])
+    )
     try:
         yield
     finally:
-        random.setstate(state)
+        ray_pbt.random = shared
 
 
 def _new_tuner(
