@@ -1,4 +1,5 @@
-"""Other processes on any OS: is one alive, stop or kill one (with its process group on POSIX).
+"""Processes on any OS: the cores this one may use; is another alive, stop or kill one
+(with its process group on POSIX).
 
 POSIX has ``kill(pid, 0)``, process groups and SIGKILL; Windows has none of
 them (there ``os.kill`` with any signal but the console events *terminates*
@@ -12,13 +13,21 @@ import os
 import signal
 import sys
 
-__all__ = ["pid_alive", "stop_process", "kill_process", "CAN_FORK"]
+__all__ = ["pid_alive", "stop_process", "kill_process", "usable_cores", "CAN_FORK"]
 
 #: Whether ``os.fork`` exists (not on Windows): the queue's fork server needs it.
 CAN_FORK = hasattr(os, "fork")
 
 #: SIGKILL where it exists; Windows' os.kill terminates the process for any signal.
 _KILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+
+
+def usable_cores() -> int | None:
+    """The cores this process may run on (Linux: its affinity), else the machine's
+    count; None where the OS cannot tell."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
 
 
 def pid_alive(pid: int) -> bool:

@@ -39,6 +39,7 @@ import numpy as np
 from ._atomic import atomic_write_json, atomic_write_text
 from ._jsonable import jsonable
 from ._optional import require
+from ._procs import usable_cores
 from .exceptions import ConfigError, DataError, RunFailedError
 from .io.h5arrays import read_arrays
 
@@ -334,8 +335,7 @@ def default_threads() -> int:
     While another busy process shares the cores the engine's thread governor
     (:mod:`lfads_runs.engine.threads`) uses fewer, so all cores are never slower than one.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cores or 1)
+    return max(1, usable_cores() or 1)
 
 
 # ------------------------------------------------------------------------------ the demo

@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any
 
 from ._optional import extras_present, has_module
+from ._procs import usable_cores
 from .exceptions import ConfigError
 
 __all__ = ["environment_report", "format_report", "PACKAGES"]
@@ -29,12 +30,6 @@ def _dist_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _usable_cores() -> int | None:
-    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
 
 
 def _native_kernels(build: bool) -> dict[str, Any]:
@@ -101,7 +96,7 @@ def environment_report(*, build_kernels: bool = False) -> dict[str, Any]:
         "packages": {name: _dist_version(name) for name in PACKAGES},
         "threads": {
             "cpu_count": os.cpu_count(),
-            "usable_cores": _usable_cores(),
+            "usable_cores": usable_cores(),
             "torch": None,
             "adaptive": None,  #: True, False or why LFADS_RUNS_ADAPT_THREADS is unusable
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),

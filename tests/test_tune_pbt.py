@@ -185,6 +185,18 @@ def test_no_tune_section(tmp_path):
         rc.tune()
 
 
+def _tune_process(cfg, **popen) -> subprocess.Popen:
+    """``lfads-runs tune CFG`` running in the background, in its own process group
+    (the driver and the local Ray it starts go together)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lfads_runs", "tune", str(cfg), "--num-cpus", "2"],
+        stdout=subprocess.DEVNULL,
+        env=_env(),
+        start_new_session=True,
+        **popen,
+    )
+
+
 def _rows(run, m):
     path = run.paths.member_dir(m) / L.MEMBER_TRAJECTORY
     if not path.is_file():
@@ -197,13 +209,7 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
     section = SECTION.replace("generations: 3", "generations: 5")
     cfg = _config(tmp_path, section)
     run = load(cfg).run("single_dataset001", 1)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lfads_runs", "tune", str(cfg), "--num-cpus", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-        start_new_session=True,  # its own process group: the driver and its Ray go together
-    )
+    proc = _tune_process(cfg, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
         while min(len(_rows(run, 0)), len(_rows(run, 1))) < 2:
@@ -307,14 +313,7 @@ def test_sigkill_of_a_worker_mid_generation(tmp_path):
     section = SECTION.replace("generations: 3", "generations: 4")
     cfg = _config(tmp_path, section)
     run = load(cfg).run("single_dataset001", 1)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lfads_runs", "tune", str(cfg), "--num-cpus", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        start_new_session=True,
-    )
+    proc = _tune_process(cfg, stderr=subprocess.PIPE, text=True)
     killed = None
     try:
         deadline = time.monotonic() + 300
@@ -391,17 +390,7 @@ def test_the_same_seed_runs_the_same_search(tmp_path):
         res = _cli("tune", cfg, "--num-cpus", "2")
         assert res.returncode == 0, res.stderr[-3000:]
         run = load(cfg).run("single_dataset001", 1)
-        trajectories.append(
-            [
-                [
-                    {k: r[k] for k in ("generation", "hparams", "exploited", "value", "step")}
-                    for r in map(
-                        json.loads,
-                        (run.paths.member_dir(m) / L.MEMBER_TRAJECTORY).read_text().splitlines(),
-                    )
-                ]
-                for m in range(4)
-            ]
-        )
+        keys = ("generation", "hparams", "exploited", "value", "step")
+        trajectories.append([[{k: r[k] for k in keys} for r in _rows(run, m)] for m in range(4)])
     assert any(r["exploited"] for member in trajectories[0] for r in member)
     assert trajectories[0] == trajectories[1]

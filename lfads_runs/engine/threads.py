@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._coerce import to_bool
+from .._procs import usable_cores
 from ..exceptions import ConfigError
 
 __all__ = ["ENV_VAR", "ThreadGovernor", "adaptive_threads_enabled", "other_running_threads"]
@@ -78,12 +79,6 @@ def other_running_threads(proc: Path = _PROC) -> int | None:
         return None
 
 
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 class ThreadGovernor:
     """Sets torch's intra-op thread count to the cores other processes leave free.
 
@@ -128,7 +123,7 @@ class ThreadGovernor:
         self._set = set_threads
         self._get = get_threads
         self.max_threads = max(1, int(max_threads or get_threads()))
-        self.cores = cores or _usable_cores()
+        self.cores = cores or max(1, usable_cores() or 1)
         self.interval = float(interval)
         self._log = log
         self._sample = sample or other_running_threads
