@@ -145,6 +145,7 @@ def write_collection(folder: Path, seed: int, args, data) -> Path:
           metric: {METRIC}
           metric_window: {args.epochs_per_generation}
           quantile: 0.25
+          burn_in_generations: {args.burn_in}
           explore_width: 0.3
           cpus_per_member: 1
           seed: {seed}
@@ -274,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--generations", type=int, default=10)
     ap.add_argument("--epochs-per-generation", type=int, default=25)
+    ap.add_argument(
+        "--burn-in", type=int, default=4, help="generations before the first exploit"
+    )
     ap.add_argument("--conditions", type=int, default=8)
     ap.add_argument("--trials", type=int, default=3, help="trials per condition in the input")
     ap.add_argument("--test-trials", type=int, default=5, help="unseen test trials per condition")
@@ -283,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.tiny:
         args.seeds, args.population, args.generations, args.epochs_per_generation = "0", 2, 2, 2
+        args.burn_in = 0
     if args.test_trials < 1:
         ap.error("--test-trials must be at least 1")
     import torch
@@ -315,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"seeds {seeds}; population {args.population}; {args.generations} generations x "
         f"{args.epochs_per_generation} epochs after the ramps ({EPOCHS[0]} epochs per model); "
+        f"first exploit after generation {args.burn_in}; "
         f"selection {METRIC} (last {args.epochs_per_generation} epochs); "
         f"{args.test_trials} test trials "
         f"per condition; {time.monotonic() - t0:.0f} s; outputs in {out}"

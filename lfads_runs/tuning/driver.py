@@ -243,6 +243,7 @@ def _tune_one(run: Run, spec: TuneSpec, ray: Any, *, resume: bool, echo) -> Tune
         recorded = dict(previous.get("spec") or {})
         # searches begun before metric_window existed resume with the section's
         recorded.setdefault("metric_window", record["metric_window"])
+        recorded.setdefault("burn_in_generations", 0)
         if recorded != record:
             raise ConfigError(
                 f"{tune_dir}: the 'tune:' section changed since this search began; "
@@ -372,6 +373,10 @@ def _new_tuner(
         metric=spec.metric,
         mode=spec.mode,
         perturbation_interval=1,  # one report per generation
+        # Ray counts reports of this experiment: a resume's first is generation `start`.
+        # Generation g (0-based) is report g - start + 1, and exploits follow it from
+        # g = burn_in_generations on.
+        burn_in_period=max(0, spec.burn_in_generations - start + 1),
         quantile_fraction=spec.quantile,
         custom_explore_fn=spec.explorer(start),
         synch=True,

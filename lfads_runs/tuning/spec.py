@@ -75,6 +75,8 @@ TUNE_KEYS = {
     "search": "{param: {min, max, init, scale}}: the searched hyperparameters",
     "explore_width": "explore multiplies by a factor in [1-w, 1+w] (default 0.2)",
     "quantile": "fraction of members that exploit (bottom) and are copied (top); default 0.25",
+    "burn_in_generations": "generations after which nothing is exploited yet (default 0: "
+    "exploit from the end of generation 0)",
     "run_specs": "run spec names to tune (default: all)",
     "params": "1-based parameter set indices to tune (default: all)",
     "address": "Ray cluster ('auto' or 'ray://host:10001'); default: a local Ray instance",
@@ -126,6 +128,7 @@ class TuneSpec:
     metric_window: int = 5
     explore_width: float = 0.2
     quantile: float = 0.25
+    burn_in_generations: int = 0
     run_specs: tuple[str, ...] | None = None
     params: tuple[int, ...] | None = None
     address: str | None = None
@@ -238,6 +241,13 @@ def parse_tune_section(
     quantile = _number(value.get("quantile", 0.25), "quantile", err)
     if not 0 < quantile <= 0.5:
         raise err("quantile", f"must be in (0, 0.5], got {quantile}")
+    burn_in = integer("burn_in_generations", 0, 0)
+    if burn_in and burn_in >= generations - 1:
+        raise err(
+            "burn_in_generations",
+            f"must be less than generations - 1 ({generations - 1}), got {burn_in}: "
+            "with it nothing would ever be exploited",
+        )
     cpus = _number(value.get("cpus_per_member", 1), "cpus_per_member", err)
     if cpus <= 0:
         raise err("cpus_per_member", f"must be > 0, got {cpus}")
@@ -278,6 +288,7 @@ def parse_tune_section(
         metric_window=window,
         explore_width=width,
         quantile=quantile,
+        burn_in_generations=burn_in,
         run_specs=run_specs,
         params=params,
         address=address,
