@@ -34,6 +34,11 @@ def test_good_section_parses(tmp_path):
     assert (spec.population, spec.epochs_per_generation, spec.generations) == (3, 2, 4)
     assert spec.metric == "smth_valid_nll_heldin" and spec.mode == "min"
     assert spec.metric_window == 2  # min(5, epochs_per_generation)
+    assert spec.burn_in_generations == 0  # exploit from the end of generation 0
+    burn = _load(
+        tmp_path, GOOD.replace("generations: 4", "generations: 4\n  burn_in_generations: 2")
+    )
+    assert burn.options["tune"].burn_in_generations == 2
     by = {r.name: r for r in spec.search}
     assert by["c_learning_rate_init"].hp_name == "learning_rate_init"
     assert by["cd_rate"].init == (0.3, 0.3)
@@ -90,6 +95,16 @@ def test_explore_multiplies_within_width_and_clips(tmp_path):
             "metric_window (line 14): must be at most epochs_per_generation (4), got 5",
         ),
         ("  metric_window: 0\n  search: {c_keep_prob: {min: 0.5, max: 1}}\n", "must be >= 1"),
+        (
+            "  burn_in_generations: -1\n  search: {c_keep_prob: {min: 0.5, max: 1}}\n",
+            "tune.burn_in_generations (line 13): must be >= 0, got -1",
+        ),
+        (
+            "  generations: 4\n  burn_in_generations: 3\n"
+            "  search: {c_keep_prob: {min: 0.5, max: 1}}\n",
+            "must be less than generations - 1 (3), got 3: with it nothing would ever be exploited",
+        ),
+        ("  burn_in_generations: 1.5\n  search: {c_keep_prob: {min: 0.5, max: 1}}\n", "integer"),
         (
             "  search:\n    cd_rate: {min: 0.1, max: 0.5}\n    c_cd_rate: {min: 0.1, max: 0.5}\n",
             "searched twice",

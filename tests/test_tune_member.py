@@ -112,3 +112,61 @@ def test_first_generation_runs_through_the_ramps(tmp_path, ramps, want):
         lambda path, msg: AssertionError(msg),
     )
     assert first_generation_epochs(run, spec) == want
+
+
+def _checkpoint_rate(save: Path) -> float:
+    from lfads_runs.engine.ckpt import read_checkpoint_arrays
+    from lfads_runs.io.checkpoint_state import read_checkpoint_state
+
+    prefix = read_checkpoint_state(save, "checkpoint").model_checkpoint_path
+    return float(read_checkpoint_arrays(prefix)["LFADS/learning_rate"])
+
+
+def test_an_explored_initial_rate_scales_the_lineage_rate(inputs, tmp_path):
+    """PBT explores ``learning_rate_init``; the member continues at its checkpoint's
+    (decayed) rate times the change, so LFADS's decay carries across generations. The
+    factor is taken against the rate the checkpoint was trained with, also when a
+    call at the new rate already wrote its hyperparameters file (a kill at its start)."""
+    hps = Hyperparameters(**HPS, learning_rate_decay_factor=0.5, learning_rate_n_to_compare=1)
+    lines: list[str] = []
+    quiet = {"log": lines.append, "progress": False}
+    first = tmp_path / "first"
+    train(inputs, first, hps.evolve(max_epochs=3, learning_rate_init=0.01), seed=1, **quiet)
+    trained = _checkpoint_rate(first)
+    assert trained < 0.01  # LFADS's decay acted (factor 0.5 here)
+    same, halved = tmp_path / "same", tmp_path / "halved"
+    shutil.copytree(first, same)
+    shutil.copytree(first, halved)
+
+    lines.clear()
+    train(
+        inputs,
+        same,
+        hps.evolve(max_epochs=4, learning_rate_init=0.01),
+        rescale_learning_rate=True,
+        **quiet,
+    )
+    assert not any("scaled" in m for m in lines)  # an unchanged rate: the decay carries on
+
+    # a call at the new rate that stopped before any epoch: its file has the checkpoint's step
+    train(inputs, halved, hps.evolve(max_epochs=3, learning_rate_init=0.005), **quiet)
+    lines.clear()
+    train(
+        inputs,
+        halved,
+        hps.evolve(max_epochs=4, learning_rate_init=0.005),
+        rescale_learning_rate=True,
+        **quiet,
+    )
+    scaled = [m for m in lines if "Learning rate scaled" in m]
+    assert scaled == [
+        f"Learning rate scaled by 0.5 (learning_rate_init 0.01 -> 0.005): {np.float32(trained * np.float32(0.5)):g}."
+    ]
+    assert _checkpoint_rate(halved) <= trained * 0.5 + 1e-9
+
+    # without rescaling the checkpoint's rate is kept whatever learning_rate_init says
+    kept = tmp_path / "kept"
+    shutil.copytree(first, kept)
+    lines.clear()
+    train(inputs, kept, hps.evolve(max_epochs=4, learning_rate_init=0.005), **quiet)
+    assert not any("scaled" in m for m in lines)

@@ -276,6 +276,48 @@ def test_resume_lets_a_member_behind_catch_up(tmp_path):
     assert json.loads((tune_dir / L.TUNE_STATE_FILE).read_text())["state"] == "done"
 
 
+def test_burn_in_delays_the_first_exploit_also_after_a_resume(tmp_path):
+    """burn_in_generations: 2 keeps both members on their own lineage through generation
+    2; with quantile 0.5 one of them copies the other right after it. A search resumed
+    after generation 1 still exploits after generation 2 (Ray counts its reports afresh)."""
+    import shutil
+
+    from lfads_runs.tuning.member import CHECKPOINT_META
+
+    section = SECTION.replace("generations: 3", "generations: 4\n  burn_in_generations: 2")
+    cfg = _config(tmp_path, section)
+    run = load(cfg).run("single_dataset001", 1)
+    res = _cli("tune", cfg, "--num-cpus", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    def exploited_generations():
+        return sorted(r["generation"] for m in (0, 1) for r in _rows(run, m) if r["exploited"])
+
+    assert exploited_generations() == [3]
+    # Back to the end of generation 1: each member's own checkpoint of it (no exploit
+    # before it, so Ray kept them), its trajectory up to there, a search still running.
+    tune_dir = run.paths.tune_dir
+    metas = [
+        (p, json.loads(p.read_text())) for p in (tune_dir / L.TUNE_RAY_DIR).rglob(CHECKPOINT_META)
+    ]
+    for m in (0, 1):
+        src = next(p for p, meta in metas if meta == {"member": L.member_name(m), "generation": 1})
+        out = run.paths.member_dir(m) / L.LFADS_OUTPUT_DIR
+        shutil.rmtree(out)
+        shutil.copytree(src.parent / L.LFADS_OUTPUT_DIR, out)
+        traj = run.paths.member_dir(m) / L.MEMBER_TRAJECTORY
+        traj.write_text("".join(json.dumps(r) + "\n" for r in _rows(run, m)[:2]))
+        (run.paths.member_dir(m) / L.MEMBER_STATE).unlink()
+    state = json.loads((tune_dir / L.TUNE_STATE_FILE).read_text())
+    (tune_dir / L.TUNE_STATE_FILE).write_text(json.dumps({**state, "state": "running"}))
+
+    res = _cli("tune", cfg, "--num-cpus", "2", "--resume")
+    assert res.returncode == 0, res.stderr[-3000:]
+    for m in (0, 1):
+        assert [r["generation"] for r in _rows(run, m)] == [0, 1, 2, 3]
+    assert exploited_generations() == [3]
+
+
 def test_metric_the_run_cannot_compute_is_one_error(tmp_path):
     section = SECTION.replace("quantile: 0.5", "quantile: 0.5\n  metric: co_bps")
     cfg = make_config(tmp_path, n_params=1, run_specs=("single_dataset001",), extra=section)

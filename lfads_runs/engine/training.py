@@ -143,6 +143,7 @@ class _Trainer:
         self.flags = flags
         self.load_name = load_name
         self.learning_rate_override: float | None = None
+        self.rescale_learning_rate = False
         self.reseed: int | None = None
         self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
         self.spec = build_spec(hps, self.datasets)
@@ -324,6 +325,28 @@ class _Trainer:
         self.state = ResumeState(epoch=0, phase="end_of_epoch", seed=self.seed)
         self.log(f"Restored {prefix.name} (step {self.step}); histories start afresh.")
 
+    def _rescale_learning_rate(self, prefix: Path) -> None:
+        """Scale the resumed rate by how much ``learning_rate_init`` changed since the
+        checkpoint was trained: the rate of the newest hyperparameters file older than
+        it (a file of the checkpoint's own step belongs to a later call)."""
+        from ..io.hyperparameters_file import hyperparameters_files, read_hyperparameters
+
+        ckpt_step = L.checkpoint_step(prefix)
+        older = [
+            p for p in hyperparameters_files(self.save_dir)
+            if (L.hyperparameters_file_step(p.name) or 0) < ckpt_step
+        ]  # fmt: skip
+        if not older:
+            return
+        before = float(read_hyperparameters(older[-1]).learning_rate_init)
+        now = float(self.hps.learning_rate_init)
+        if before > 0 and now != before:
+            self.lr = np.float32(self.lr * np.float32(now / before))
+            self.log(
+                f"Learning rate scaled by {now / before:.4g} (learning_rate_init "
+                f"{before:g} -> {now:g}): {float(self.lr):g}."
+            )
+
     # ----------------------------------------------------------------- save
     def _save(self, lve: bool, phase: str, epoch: int, values: dict[str, float]) -> Path:
         name = L.checkpoint_prefix(self.step, lve=lve, name=self.hps.checkpoint_name)
@@ -501,6 +524,8 @@ class _Trainer:
         self.restore()
         if self.learning_rate_override is not None:
             self.lr = np.float32(self.learning_rate_override)
+        elif self.rescale_learning_rate and self.resumed_from is not None:
+            self._rescale_learning_rate(self.resumed_from)
         if self.reseed is not None and self.seed != self.reseed:
             # A PBT exploit: the copied checkpoint carries the donor's random streams;
             # without new ones the copy would see the donor's batches and masks.
@@ -642,6 +667,7 @@ def train(
     checkpoint_pb_load_name: str = "checkpoint",
     learning_rate: float | None = None,
     reseed: int | None = None,
+    rescale_learning_rate: bool = False,
 ) -> TrainResult:
     """Train LFADS on the input files of ``data_dir``, writing into ``save_dir``.
 
@@ -666,6 +692,11 @@ def train(
     learning_rate
         Continue at this learning rate instead of the resumed checkpoint's (a PBT
         member's explored value); None keeps the checkpoint's.
+    rescale_learning_rate
+        On a resume, multiply the checkpoint's rate by ``hps.learning_rate_init``
+        over the ``learning_rate_init`` the checkpoint was trained with (from the
+        newest hyperparameters file older than it). A PBT member whose searched
+        initial rate was explored keeps LFADS's decay so far.
     reseed
         Continue a resumed checkpoint with the random streams of this seed unless
         it already uses them (a PBT member that copied another member's
@@ -703,6 +734,7 @@ def train(
         load_name=checkpoint_pb_load_name,
     )
     trainer.learning_rate_override = learning_rate
+    trainer.rescale_learning_rate = rescale_learning_rate
     trainer.reseed = reseed
     try:
         return trainer.run()

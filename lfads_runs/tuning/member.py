@@ -118,7 +118,8 @@ def member_main(config: dict[str, Any], setup: dict[str, Any]) -> None:
                     seed=int(setup["seed"]) + member,
                     progress=False,
                     log=log,
-                    learning_rate=values["learning_rate_init"] if lr_name else None,
+                    # an explored initial rate scales the lineage's decayed one
+                    rescale_learning_rate=lr_name is not None,
                     # after an exploit: the donor's weights, but this member's own noise
                     reseed=exploit_seed(int(setup["seed"]), member, gen) if source else None,
                 )
