@@ -29,6 +29,7 @@ def _args(**kw) -> argparse.Namespace:
         "population": 4,
         "generations": 2,
         "epochs_per_generation": 3,
+        "burn_in": 0,
     }
     return argparse.Namespace(**{**base, **kw})
 
@@ -51,8 +52,19 @@ def test_input_files_hold_no_test_trial(bench, tmp_path):
     cfg = bench.write_collection(tmp_path, 1, args, data)
     text = cfg.read_text()
     assert "metric: valid_cobps" in text and "metric_window: 3" in text
+    assert "burn_in_generations: 0" in text
     for ds, ts in zip(data.datasets, test.datasets, strict=True):
         with h5py.File(tmp_path / "data" / f"{ds.name}.h5", "r") as f:
             written = f["counts"][()]
         np.testing.assert_array_equal(written, ds.counts)
         assert written.shape[0] + ts.counts.shape[0] == 4 * 5
+
+
+def test_the_written_collection_loads_with_its_burn_in(bench, tmp_path):
+    from lfads_runs import RunCollection
+
+    args = _args(generations=10, burn_in=4)
+    data, _ = bench.make_data(0, args)
+    spec = RunCollection.from_yaml(bench.write_collection(tmp_path, 0, args, data)).options["tune"]
+    assert (spec.burn_in_generations, spec.generations, spec.population) == (4, 10, 4)
+    assert spec.metric == bench.METRIC and spec.metric_window == 3
