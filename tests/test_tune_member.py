@@ -170,3 +170,30 @@ def test_an_explored_initial_rate_scales_the_lineage_rate(inputs, tmp_path):
     lines.clear()
     train(inputs, kept, hps.evolve(max_epochs=4, learning_rate_init=0.005), **quiet)
     assert not any("scaled" in m for m in lines)
+
+
+def test_a_member_never_copied_trains_as_one_run(inputs, tmp_path):
+    """Generations of a member that keeps its own hyperparameters add up to one run of
+    them, bit for bit, learning-rate decay included (so PBT's population starts as the
+    grid of its initial members)."""
+    from lfads_runs.engine.ckpt import read_checkpoint_arrays
+    from lfads_runs.io.checkpoint_state import read_checkpoint_state
+
+    hps = Hyperparameters(**HPS, learning_rate_decay_factor=0.5, learning_rate_n_to_compare=1)
+    quiet = {"log": lambda m: None, "progress": False}
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train(inputs, whole, hps.evolve(max_epochs=6), seed=3, **quiet)
+    for epochs in (2, 4, 6):  # the member's generations
+        gen = hps.evolve(max_epochs=epochs, learning_rate_stop=0.0)
+        train(inputs, parts, gen, seed=3, rescale_learning_rate=True, **quiet)
+    assert _costs(parts) == _costs(whole)
+
+    def final(save):
+        return read_checkpoint_arrays(
+            read_checkpoint_state(save, "checkpoint").model_checkpoint_path
+        )
+
+    a, b = final(whole), final(parts)
+    assert a.keys() == b.keys() and float(a["LFADS/learning_rate"]) < 0.01
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
