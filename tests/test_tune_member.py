@@ -134,42 +134,28 @@ def test_an_explored_initial_rate_scales_the_lineage_rate(inputs, tmp_path):
     train(inputs, first, hps.evolve(max_epochs=3, learning_rate_init=0.01), seed=1, **quiet)
     trained = _checkpoint_rate(first)
     assert trained < 0.01  # LFADS's decay acted (factor 0.5 here)
-    same, halved = tmp_path / "same", tmp_path / "halved"
-    shutil.copytree(first, same)
-    shutil.copytree(first, halved)
 
-    lines.clear()
-    train(
-        inputs,
-        same,
-        hps.evolve(max_epochs=4, learning_rate_init=0.01),
-        rescale_learning_rate=True,
-        **quiet,
-    )
-    assert not any("scaled" in m for m in lines)  # an unchanged rate: the decay carries on
+    def scaled_lines(name: str, rate: float, rescale: bool = True) -> list[str]:
+        """Continue a copy of ``first`` for one epoch at ``rate``; its "scaled" log lines."""
+        save = tmp_path / name
+        if not save.exists():
+            shutil.copytree(first, save)
+        lines.clear()
+        gen = hps.evolve(max_epochs=4, learning_rate_init=rate)
+        train(inputs, save, gen, rescale_learning_rate=rescale, **quiet)
+        return [m for m in lines if "scaled" in m]
 
+    assert scaled_lines("same", 0.01) == []  # an unchanged rate: the decay carries on
     # a call at the new rate that stopped before any epoch: its file has the checkpoint's step
-    train(inputs, halved, hps.evolve(max_epochs=3, learning_rate_init=0.005), **quiet)
-    lines.clear()
-    train(
-        inputs,
-        halved,
-        hps.evolve(max_epochs=4, learning_rate_init=0.005),
-        rescale_learning_rate=True,
-        **quiet,
-    )
-    scaled = [m for m in lines if "Learning rate scaled" in m]
-    assert scaled == [
-        f"Learning rate scaled by 0.5 (learning_rate_init 0.01 -> 0.005): {np.float32(trained * np.float32(0.5)):g}."
+    shutil.copytree(first, tmp_path / "halved")
+    train(inputs, tmp_path / "halved", hps.evolve(max_epochs=3, learning_rate_init=0.005), **quiet)
+    half = np.float32(trained * np.float32(0.5))
+    assert scaled_lines("halved", 0.005) == [
+        f"Learning rate scaled by 0.5 (learning_rate_init 0.01 -> 0.005): {half:g}."
     ]
-    assert _checkpoint_rate(halved) <= trained * 0.5 + 1e-9
-
+    assert _checkpoint_rate(tmp_path / "halved") <= half + 1e-9
     # without rescaling the checkpoint's rate is kept whatever learning_rate_init says
-    kept = tmp_path / "kept"
-    shutil.copytree(first, kept)
-    lines.clear()
-    train(inputs, kept, hps.evolve(max_epochs=4, learning_rate_init=0.005), **quiet)
-    assert not any("scaled" in m for m in lines)
+    assert scaled_lines("kept", 0.005, rescale=False) == []
 
 
 def test_a_member_never_copied_trains_as_one_run(inputs, tmp_path):
