@@ -46,13 +46,12 @@ that PBT beats both.
 
 PBT explores with ``explore_width: 0.3`` (AutoLFADS's weight for the learning rate,
 dropout and CD rate) and copies the top quarter into the bottom quarter. Its first
-exploit follows generation ``--burn-in`` (default 4, epoch 165 of 290): before that the
-weakly regularised members lead because they fit faster, and exploits from generation 0
-on removed the regularised members before their lead showed (docs/tuning.md). With the
-default 10 generations x 25 epochs after a 40-epoch ramp (290 epochs per model) the
-default model overfits (its validation co-bps peaks near epoch 175). A member that is
-never copied trains exactly as its grid model does (the learning rate's decay carries
-across generations). The grid and the default run train ``--threads`` models at a
+exploit follows generation ``--burn-in`` (default 4, epoch 165 of 290), so that
+regularised members can take the lead before any exploit; ``--burn-in 0`` measured the
+same (docs/tuning.md). With the default 10 generations x 25 epochs after a 40-epoch ramp
+(290 epochs per model) the default model overfits (its validation co-bps, averaged over
+25 epochs, peaks near epoch 170). A member that is never copied trains exactly as its
+grid model does (the learning rate's decay carries across generations). The grid and the default run train ``--threads`` models at a
 time, as PBT's local Ray does.
 
 Usage: ``python benchmarks/bench_pbt.py [--seeds 0,1] [--population 16] [--burn-in 4]
