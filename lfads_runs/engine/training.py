@@ -142,7 +142,6 @@ class _Trainer:
         self.progress = progress
         self.flags = flags
         self.load_name = load_name
-        self.learning_rate_override: float | None = None
         self.rescale_learning_rate = False
         self.reseed: int | None = None
         self.datasets: dict[str, EngineDataset] = load_datasets(data_dir, hps, stem=stem)
@@ -522,9 +521,7 @@ class _Trainer:
         self._t0 = time.monotonic()
         hps = self.hps
         self.restore()
-        if self.learning_rate_override is not None:
-            self.lr = np.float32(self.learning_rate_override)
-        elif self.rescale_learning_rate and self.resumed_from is not None:
+        if self.rescale_learning_rate and self.resumed_from is not None:
             self._rescale_learning_rate(self.resumed_from)
         if self.reseed is not None and self.seed != self.reseed:
             # A PBT exploit: the copied checkpoint carries the donor's random streams;
@@ -665,7 +662,6 @@ def train(
     log: Callable[[str], Any] | TextIO | None = None,
     data_filename_stem: str = "lfads",
     checkpoint_pb_load_name: str = "checkpoint",
-    learning_rate: float | None = None,
     reseed: int | None = None,
     rescale_learning_rate: bool = False,
 ) -> TrainResult:
@@ -689,18 +685,15 @@ def train(
         A progress bar (tqdm) of each epoch's batches on stderr: None = only on a terminal.
     log
         Where the per-epoch lines go: a callable, a text stream, or None for stderr.
-    learning_rate
-        Continue at this learning rate instead of the resumed checkpoint's (a PBT
-        member's explored value); None keeps the checkpoint's.
+    reseed
+        Continue a resumed checkpoint with the random streams of this seed unless
+        it already uses them (a PBT member that copied another member's
+        checkpoint); None keeps the checkpoint's streams.
     rescale_learning_rate
         On a resume, multiply the checkpoint's rate by ``hps.learning_rate_init``
         over the ``learning_rate_init`` the checkpoint was trained with (from the
         newest hyperparameters file older than it). A PBT member whose searched
         initial rate was explored keeps LFADS's decay so far.
-    reseed
-        Continue a resumed checkpoint with the random streams of this seed unless
-        it already uses them (a PBT member that copied another member's
-        checkpoint); None keeps the checkpoint's streams.
 
     Returns
     -------
@@ -733,7 +726,6 @@ def train(
         stem=data_filename_stem,
         load_name=checkpoint_pb_load_name,
     )
-    trainer.learning_rate_override = learning_rate
     trainer.rescale_learning_rate = rescale_learning_rate
     trainer.reseed = reseed
     try:

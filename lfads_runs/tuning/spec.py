@@ -75,8 +75,8 @@ TUNE_KEYS = {
     "search": "{param: {min, max, init, scale}}: the searched hyperparameters",
     "explore_width": "explore multiplies by a factor in [1-w, 1+w] (default 0.2)",
     "quantile": "fraction of members that exploit (bottom) and are copied (top); default 0.25",
-    "burn_in_generations": "generations after which nothing is exploited yet (default 0: "
-    "exploit from the end of generation 0)",
+    "burn_in_generations": "generations that end without exploit before the first one "
+    "(default 0: the first exploit follows generation 0)",
     "run_specs": "run spec names to tune (default: all)",
     "params": "1-based parameter set indices to tune (default: all)",
     "address": "Ray cluster ('auto' or 'ray://host:10001'); default: a local Ray instance",
