@@ -51,8 +51,8 @@ regularised members can take the lead before any exploit; ``--burn-in 0`` measur
 same (docs/tuning.md). With the default 10 generations x 25 epochs after a 40-epoch ramp
 (290 epochs per model) the default model overfits (its validation co-bps, averaged over
 25 epochs, peaks near epoch 170). A member that is never copied trains exactly as its
-grid model does (the learning rate's decay carries across generations). The grid and the default run train ``--threads`` models at a
-time, as PBT's local Ray does.
+grid model does (the learning rate's decay carries across generations). The grid and the
+default run train ``--threads`` models at a time, as PBT's local Ray does.
 
 Usage: ``python benchmarks/bench_pbt.py [--seeds 0,1] [--population 16] [--burn-in 4]
 [--generations 10] [--epochs-per-generation 25] [--test-trials 5] [--threads 2]

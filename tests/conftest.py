@@ -30,7 +30,7 @@ SHARED_TF_FIXTURES = (ROOT.parent / "shared" / "fixtures" / "tf_lfads").resolve(
 SHARED_TF_CASES = ("shared_stitch2", "shared_ctrl1", "shared_gauss1", "shared_extin1")
 
 # Tests compare runs bit for bit; a thread count that follows the machine's load would
-# make that depend on what else runs (tests/test_threads.py turns it on where it tests it).
+# make that depend on what else runs (tests/test_thread_governor.py turns it on where it tests it).
 os.environ["LFADS_RUNS_ADAPT_THREADS"] = "0"
 
 collect_ignore = [] if SHARED_TF_FIXTURES.is_dir() else ["test_shared_reference.py"]

@@ -328,16 +328,12 @@ class _Trainer:
         """Scale the resumed rate by how much ``learning_rate_init`` changed since the
         checkpoint was trained: the rate of the newest hyperparameters file older than
         it (a file of the checkpoint's own step belongs to a later call)."""
-        from ..io.hyperparameters_file import hyperparameters_files, read_hyperparameters
+        from ..io.hyperparameters_file import newest_hyperparameters_file, read_hyperparameters
 
-        ckpt_step = L.checkpoint_step(prefix)
-        older = [
-            p for p in hyperparameters_files(self.save_dir)
-            if (L.hyperparameters_file_step(p.name) or 0) < ckpt_step
-        ]  # fmt: skip
-        if not older:
+        older = newest_hyperparameters_file(self.save_dir, before_step=L.checkpoint_step(prefix))
+        if older is None:
             return
-        before = float(read_hyperparameters(older[-1]).learning_rate_init)
+        before = float(read_hyperparameters(older).learning_rate_init)
         now = float(self.hps.learning_rate_init)
         if before > 0 and now != before:
             self.lr = np.float32(self.lr * np.float32(now / before))

@@ -117,19 +117,28 @@ def write_hyperparameters_file(
     return path
 
 
-def hyperparameters_files(output_dir: str | os.PathLike) -> list[Path]:
-    """The ``hyperparameters-<step>.txt`` files of ``output_dir``, by step (oldest first)."""
+def _files_by_step(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     found = []
     for p in Path(output_dir).glob(L.HYPERPARAMETERS_GLOB):
         step = L.hyperparameters_file_step(p.name)
         if step is not None and p.is_file():
             found.append((step, p))
-    return [p for _, p in sorted(found)]
+    return sorted(found)
 
 
-def newest_hyperparameters_file(output_dir: str | os.PathLike) -> Path | None:
-    """The file of the highest step in ``output_dir`` (None when there is none)."""
-    files = hyperparameters_files(output_dir)
+def hyperparameters_files(output_dir: str | os.PathLike) -> list[Path]:
+    """The ``hyperparameters-<step>.txt`` files of ``output_dir``, by step (oldest first)."""
+    return [p for _, p in _files_by_step(output_dir)]
+
+
+def newest_hyperparameters_file(
+    output_dir: str | os.PathLike, before_step: int | None = None
+) -> Path | None:
+    """The file of the highest step in ``output_dir``, or of the highest step below
+    ``before_step`` (None when there is none)."""
+    files = [
+        p for step, p in _files_by_step(output_dir) if before_step is None or step < before_step
+    ]
     return files[-1] if files else None
 
 
